@@ -1,0 +1,41 @@
+/*
+ * activation.h: the activations, inlined into the kernels that fuse them (conv, subsample, full).
+ *
+ * tanh is a rational approximation fitted by tools/fit_tanh.py: tanh(x) ~= x P(x^2) / Q(x^2) on
+ * [-LF_TANH_CLAMP, LF_TANH_CLAMP], where float32 tanh has already rounded to +-1. It is odd by
+ * construction, exact at 0 and accurate to a few 1e-7 relative everywhere (tests/test_kernels.py checks it
+ * against numpy over the whole float range); libm's scalar tanhf would cost more than the convolutions.
+ */
+#ifndef LENET_FAST_ACTIVATION_H
+#define LENET_FAST_ACTIVATION_H
+
+#include "kernels.h"
+#include "tanh_coefficients.h"
+
+#define LF_SQUASH_A 1.7159f
+#define LF_SQUASH_S (2.0f / 3.0f)
+
+static inline lf_vf lf_tanh(lf_vf x)
+{
+    x = lf_min(lf_max(x, lf_set1(-LF_TANH_CLAMP)), lf_set1(LF_TANH_CLAMP));
+    const lf_vf z = x * x;
+    lf_vf p = lf_set1(LF_TANH_P[LF_TANH_NP - 1]), q = lf_set1(LF_TANH_Q[LF_TANH_NQ - 1]);
+    for (int i = LF_TANH_NP - 2; i >= 0; i--)
+        p = p * z + lf_set1(LF_TANH_P[i]);
+    for (int i = LF_TANH_NQ - 2; i >= 0; i--)
+        q = q * z + lf_set1(LF_TANH_Q[i]);
+    return x * p / q;
+}
+
+static inline lf_vf lf_activate(lf_vf v, lf_act act)
+{
+    switch (act) {
+    case LF_ACT_SQUASH: return lf_set1(LF_SQUASH_A) * lf_tanh(lf_set1(LF_SQUASH_S) * v);
+    case LF_ACT_TANH: return lf_tanh(v);
+    case LF_ACT_RELU: return lf_max(v, lf_set1(0.0f));
+    case LF_ACT_NONE: break;
+    }
+    return v;
+}
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * full.c: the two (In, Out) layers: the full layer, out = act(x W + b), and the Euclidean RBF output,
+ * out_o = sum_k (x_k - W[k, o])^2 with W the transposed centres. Both keep W input-major.
+ *
+ * Blocked: each output is a vector of 16 images; a tile of outputs accumulates broadcast weights against
+ * the input vector. Spatial: one image; a tile of output vectors accumulates x[k] against a row of W.
+ * Both sum over k in ascending order from zero, then add the bias: the same bits in both layouts.
+ */
+#include "kernels.h"
+#include "activation.h"
+
+/* The one term each layer accumulates; rbf is a constant after inlining. */
+static inline __attribute__((always_inline)) lf_vf term(lf_vf acc, lf_vf x, lf_vf w, int rbf)
+{
+    if (rbf) {
+        const lf_vf d = x - w;
+        return acc + d * d;
+    }
+    return acc + x * w;
+}
+
+static inline __attribute__((always_inline)) lf_vf finish(const lf_layer *l, lf_vf acc, lf_vf bias, int rbf)
+{
+    return rbf ? acc : lf_activate(acc + bias, l->act);
+}
+
+/* Blocked: P outputs starting at o, each a vector of lanes. */
+static inline __attribute__((always_inline)) void tile_blocked(const lf_layer *l, int in_n, int out_n,
+                                                               const float *in, int o, float *out, int P,
+                                                               int rbf)
+{
+    lf_vf acc[LF_TILE];
+    for (int p = 0; p < P; p++)
+        acc[p] = lf_set1(0.0f);
+    for (int k = 0; k < in_n; k++) {
+        const lf_vf x = lf_load(in + (size_t)k * LF_LANES);
+        const float *w = l->weight + (size_t)k * out_n + o;
+        for (int p = 0; p < P; p++)
+            acc[p] = term(acc[p], x, lf_set1(w[p]), rbf);
+    }
+    for (int p = 0; p < P; p++)
+        lf_store(out + (size_t)(o + p) * LF_LANES, finish(l, acc[p], lf_set1(rbf ? 0.0f : l->bias[o + p]), rbf));
+}
+
+/* Spatial: P vectors of outputs starting at o; wstride is the weight rows' stride (>= o + 16 P). */
+static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l, int in_n, const float *w0,
+                                                               size_t wstride, const float *bias,
+                                                               const float *x, float *out, int P, int rbf)
+{
+    lf_vf acc[4];
+    for (int p = 0; p < P; p++)
+        acc[p] = lf_set1(0.0f);
+    for (int k = 0; k < in_n; k++) {
+        const lf_vf xk = lf_set1(x[k]);
+        const float *w = w0 + k * wstride;
+        for (int p = 0; p < P; p++)
+            acc[p] = term(acc[p], xk, lf_load(w + p * LF_LANES), rbf);
+    }
+    for (int p = 0; p < P; p++)
+        lf_store(out + p * LF_LANES, finish(l, acc[p], rbf ? acc[p] : lf_load(bias + p * LF_LANES), rbf));
+}
+
+static void dense_blocked(const lf_layer *l, int in_n, int out_n, const float *in, float *out, int rbf)
+{
+    for (int o = 0; o < out_n;) {
+        const int left = out_n - o, P = left < LF_TILE ? left : LF_TILE;
+        switch (P) {
+#define LF_CASE(n)                                                                                               \
+    case n:                                                                                                      \
+        tile_blocked(l, in_n, out_n, in, o, out, n, rbf);                                                        \
+        break;
+            LF_CASE(1) LF_CASE(2) LF_CASE(3)
+#if LF_TILE > 3
+            LF_CASE(4) LF_CASE(5) LF_CASE(6)
+#endif
+#if LF_TILE > 6
+            LF_CASE(7) LF_CASE(8) LF_CASE(9) LF_CASE(10) LF_CASE(11) LF_CASE(12)
+#endif
+#undef LF_CASE
+        }
+        o += P;
+    }
+}
+
+static void dense_spatial(const lf_layer *l, int in_n, int out_n, const float *x, float *out, int rbf)
+{
+    if (out_n < LF_LANES) {
+        /* One partial vector: each weight row goes through a zero-padded 16-wide copy. */
+        float w[LF_LANES] = {0}, b[LF_LANES] = {0}, y[LF_LANES];
+        lf_vf acc = lf_set1(0.0f);
+        for (int k = 0; k < in_n; k++) {
+            memcpy(w, l->weight + (size_t)k * out_n, out_n * sizeof(float));
+            acc = term(acc, lf_set1(x[k]), lf_load(w), rbf);
+        }
+        if (!rbf)
+            memcpy(b, l->bias, out_n * sizeof(float));
+        lf_store(y, finish(l, acc, lf_load(b), rbf));
+        memcpy(out, y, out_n * sizeof(float));
+        return;
+    }
+    /* Whole vectors in tiles of up to 4; a ragged end is one more vector aligned to the end, overlapping
+     * the previous one: it recomputes a few outputs with the same arithmetic and so writes the same bits. */
+    const int nvec = out_n / LF_LANES;
+    for (int v = 0; v < nvec;) {
+        const int P = nvec - v < 4 ? nvec - v : 4, o = v * LF_LANES;
+        const float *w = l->weight + o, *b = rbf ? NULL : l->bias + o;
+        switch (P) {
+        case 1: tile_spatial(l, in_n, w, out_n, b, x, out + o, 1, rbf); break;
+        case 2: tile_spatial(l, in_n, w, out_n, b, x, out + o, 2, rbf); break;
+        case 3: tile_spatial(l, in_n, w, out_n, b, x, out + o, 3, rbf); break;
+        default: tile_spatial(l, in_n, w, out_n, b, x, out + o, 4, rbf); break;
+        }
+        v += P;
+    }
+    if (out_n % LF_LANES) {
+        const int o = out_n - LF_LANES;
+        tile_spatial(l, in_n, l->weight + o, out_n, rbf ? NULL : l->bias + o, x, out + o, 1, rbf);
+    }
+}
+
+void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
+{
+    const int in_n = gi->c * gi->h * gi->w;
+    if (gi->lanes == LF_LANES)
+        dense_blocked(l, in_n, go->c, in, out, 0);
+    else
+        dense_spatial(l, in_n, go->c, in, out, 0);
+}
+
+void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
+{
+    const int in_n = gi->c * gi->h * gi->w;
+    if (gi->lanes == LF_LANES)
+        dense_blocked(l, in_n, go->c, in, out, 1);
+    else
+        dense_spatial(l, in_n, go->c, in, out, 1);
+}

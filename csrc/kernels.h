@@ -1,0 +1,90 @@
+/*
+ * kernels.h: what the kernel files share. Not part of the public interface.
+ *
+ * Every kernel file is compiled once per instruction set (setup.py: baseline x86-64, AVX2+FMA, AVX-512),
+ * with LF_ISA_SUFFIX naming the copy; dispatch.c picks one table of them at run time. The kernels are
+ * written once, in GCC vector extensions, so the same source becomes SSE2, AVX2 or AVX-512 code.
+ *
+ * Layout of one block (a "block" is the unit one thread works on):
+ *  - blocked: LF_LANES images interleaved innermost, element (c, y, x, lane) at c*cs + y*rs + x*LF_LANES
+ *    + lane. Every kernel then multiplies a broadcast weight by a vector of LF_LANES images: no edge cases
+ *    at any map size, the connection table included.
+ *  - spatial: one image, element (c, y, x) at c*cs + y*rs + x; kernels vectorize along its rows. Used for
+ *    the few images that do not fill a block, so that one image costs one image's work.
+ * Both modes run the same arithmetic in the same order on every output, so an image's result does not
+ * depend on which mode, block or thread computed it (the tests check this to the bit).
+ */
+#ifndef LENET_FAST_KERNELS_H
+#define LENET_FAST_KERNELS_H
+
+#include <stddef.h>
+#include <string.h>
+#include "lenet_fast.h"
+
+#define LF_LANES 16 /* images per block, and floats per vector */
+typedef float lf_vf __attribute__((vector_size(LF_LANES * sizeof(float))));
+typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t))));
+
+/* Loads and stores through memcpy: no alignment or aliasing assumptions; compiles to one vector move. */
+static inline lf_vf lf_load(const float *p) { lf_vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void lf_store(float *p, lf_vf v) { memcpy(p, &v, sizeof v); }
+static inline lf_vf lf_set1(float s) { return (lf_vf){0} + s; }
+static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
+{
+    return (lf_vf)((mask & (lf_vi)a) | (~mask & (lf_vi)b));
+}
+static inline lf_vf lf_min(lf_vf a, lf_vf b) { return lf_select(a < b, a, b); }
+static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
+
+/* One block's tensor. */
+typedef struct {
+    int c, h, w;
+    int lanes;        /* LF_LANES (blocked) or 1 (spatial) */
+    ptrdiff_t rs, cs; /* row and channel strides, in floats */
+    size_t size;      /* floats to allocate, including the tail that vector reads may run into */
+} lf_geom;
+
+/* Accumulator tiles: how many vectors of outputs one pass keeps in registers. */
+#if defined(__AVX512F__)
+#define LF_TILE 12
+#elif defined(__AVX2__)
+#define LF_TILE 6
+#else
+#define LF_TILE 3
+#endif
+
+#define LF_STR(x) #x
+#define LF_XSTR(x) LF_STR(x)
+#define LF_CAT_(a, b) a##_##b
+#define LF_CAT(a, b) LF_CAT_(a, b)
+#ifdef LF_ISA_SUFFIX
+#define LF_ISA(name) LF_CAT(name, LF_ISA_SUFFIX)
+#endif
+
+/* The per-instruction-set kernel table. */
+typedef struct {
+    const char *name;
+    int (*forward)(const lf_layer *, int, const lf_input *, int, float *);
+    void (*softmax)(const float *, int, int, float, int, float *);
+    void (*activation)(const float *, size_t, lf_act, float *);
+} lf_kernel_table;
+
+extern const lf_kernel_table lf_kernels_avx512, lf_kernels_avx2, lf_kernels_baseline;
+
+#ifdef LF_ISA_SUFFIX
+/* Kernels on one block; in and out are laid out by the geometries. */
+void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
+void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
+                             const lf_geom *go);
+void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
+void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
+
+int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out);
+void LF_ISA(softmax)(const float *x, int n, int k, float sign, int log, float *y);
+void LF_ISA(activation)(const float *x, size_t count, lf_act act, float *y);
+#endif
+
+/* Per-thread scratch memory, kept between calls (workspace.c). Zeroed when it grows. NULL on failure. */
+float *lf_workspace(size_t floats);
+
+#endif

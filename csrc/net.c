@@ -1,0 +1,152 @@
+/*
+ * net.c: runs a network of layers over a batch. Full blocks of LF_LANES images run in the blocked layout;
+ * the few images left over run one at a time in the spatial layout (or as one partly filled block when
+ * there are many of them). Each thread takes whole blocks and keeps every layer's tensor of its block in
+ * its own workspace, so a block's activations stay in cache from the first layer to the last.
+ */
+#include "kernels.h"
+
+#define LF_MAX_LAYERS 16
+/* From this many leftover images on, one partly filled block is cheaper than that many single images. */
+#define LF_PARTIAL_BLOCK_MIN 6
+
+typedef struct {
+    lf_geom g[LF_MAX_LAYERS + 1]; /* g[0] the input, g[i + 1] the output of layer i */
+    size_t off[LF_MAX_LAYERS + 1]; /* where each tensor starts in the workspace */
+    size_t total;
+} plan_t;
+
+static size_t round16(size_t n) { return (n + LF_LANES - 1) / LF_LANES * LF_LANES; }
+
+static void dense_geom(lf_geom *g, int c, int h, int w, int lanes)
+{
+    g->c = c, g->h = h, g->w = w, g->lanes = lanes;
+    g->rs = (ptrdiff_t)w * lanes;
+    g->cs = (ptrdiff_t)h * w * lanes;
+    g->size = round16((size_t)c * g->cs);
+}
+
+/* Floats a spatial convolution's wide output spans in one map: full rows but the last. */
+static size_t conv_span(const lf_layer *l, const lf_geom *gi)
+{
+    return (size_t)(l->out_h - 1) * gi->rs + l->out_w;
+}
+
+static void make_plan(const lf_layer *layers, int nlayers, int lanes, plan_t *p)
+{
+    dense_geom(&p->g[0], layers[0].in_c, layers[0].in_h, layers[0].in_w, lanes);
+    for (int i = 0; i < nlayers; i++) {
+        const lf_layer *l = &layers[i];
+        lf_geom *gi = &p->g[i], *go = &p->g[i + 1];
+        dense_geom(go, l->out_c, l->out_h, l->out_w, lanes);
+        if (l->kind == LF_LAYER_CONV && lanes == 1) {
+            /* Wide rows: the output keeps the input's row stride; the last map's run of whole vectors
+             * reads past the input's last map by up to a vector plus the kernel's reach. */
+            const size_t run = round16(conv_span(l, gi));
+            go->rs = gi->rs;
+            go->cs = (ptrdiff_t)run;
+            go->size = (size_t)l->out_c * run;
+            const size_t reach = (size_t)(gi->c - 1) * gi->cs + run + (l->kh - 1) * gi->rs + l->kw - 1;
+            if (gi->size < reach)
+                gi->size = round16(reach);
+        }
+    }
+    p->total = 0;
+    for (int i = 0; i <= nlayers; i++) {
+        p->off[i] = p->total;
+        p->total += p->g[i].size;
+    }
+}
+
+/* The network's input for images [first, first + count) into a block's first tensor. */
+static void pack_input(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst)
+{
+    const int oy = (g->h - in->h) / 2, ox = (g->w - in->w) / 2;
+    const size_t image = (size_t)in->c * in->h * in->w;
+    /* Pixels p in [0, 1] map to p * (1.175 + 0.1) - 0.1; uint8 pixels are p * 255. */
+    const float scale = in->normalize ? (in->dtype == LF_U8 ? 1.275f / 255.0f : 1.275f) : 1.0f;
+    const float shift = in->normalize ? -0.1f : 0.0f;
+    for (int b = 0; b < g->lanes; b++) {
+        const size_t base = (first + b) * image;
+        for (int c = 0; c < g->c; c++)
+            for (int y = 0; y < g->h; y++)
+                for (int x = 0; x < g->w; x++) {
+                    const int iy = y - oy, ix = x - ox;
+                    float v = 0.0f; /* the unused lanes of a partly filled block */
+                    if (b < count) {
+                        v = shift;
+                        if (iy >= 0 && iy < in->h && ix >= 0 && ix < in->w) {
+                            const size_t i = base + ((size_t)c * in->h + iy) * in->w + ix;
+                            v = (in->dtype == LF_U8 ? (float)((const uint8_t *)in->data)[i]
+                                                    : ((const float *)in->data)[i]) * scale + shift;
+                        }
+                    }
+                    dst[c * g->cs + y * g->rs + x * g->lanes + b] = v;
+                }
+    }
+}
+
+static void unpack_output(const float *src, const lf_geom *g, size_t first, int count, float *out)
+{
+    const size_t image = (size_t)g->c * g->h * g->w;
+    for (int b = 0; b < count; b++)
+        for (int c = 0; c < g->c; c++)
+            for (int y = 0; y < g->h; y++)
+                for (int x = 0; x < g->w; x++)
+                    out[(first + b) * image + ((size_t)c * g->h + y) * g->w + x] =
+                        src[c * g->cs + y * g->rs + x * g->lanes + b];
+}
+
+static void run_block(const lf_layer *layers, int nlayers, const plan_t *p, float *ws)
+{
+    for (int i = 0; i < nlayers; i++) {
+        const float *in = ws + p->off[i];
+        float *out = ws + p->off[i + 1];
+        const lf_geom *gi = &p->g[i], *go = &p->g[i + 1];
+        switch (layers[i].kind) {
+        case LF_LAYER_CONV: LF_ISA(conv_block)(&layers[i], in, gi, out, go); break;
+        case LF_LAYER_SUBSAMPLE: LF_ISA(subsample_block)(&layers[i], in, gi, out, go); break;
+        case LF_LAYER_FULL: LF_ISA(full_block)(&layers[i], in, gi, out, go); break;
+        case LF_LAYER_RBF: LF_ISA(rbf_block)(&layers[i], in, gi, out, go); break;
+        }
+    }
+}
+
+int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out)
+{
+    if (n <= 0)
+        return 0;
+    plan_t plans[2]; /* [0] blocked, [1] spatial */
+    make_plan(layers, nlayers, LF_LANES, &plans[0]);
+    make_plan(layers, nlayers, 1, &plans[1]);
+
+    const int nfull = n / LF_LANES, rest = n % LF_LANES;
+    const int nblocks = nfull + (rest >= LF_PARTIAL_BLOCK_MIN);
+    const int nitems = nblocks + (n - nblocks * LF_LANES > 0 ? n - nblocks * LF_LANES : 0);
+    int failed = 0;
+    /* Dynamic scheduling balances blocks against single images; an image's result does not depend on
+     * which thread or block computed it, so the output is the same for any thread count. */
+#pragma omp parallel for schedule(dynamic, 1) if (nitems > 1) reduction(| : failed)
+    for (int it = 0; it < nitems; it++) {
+        const int blocked = it < nblocks;
+        const size_t first = blocked ? (size_t)it * LF_LANES : (size_t)nblocks * LF_LANES + (it - nblocks);
+        const int count = blocked ? (n - (int)first < LF_LANES ? n - (int)first : LF_LANES) : 1;
+        const plan_t *p = &plans[!blocked];
+        float *ws = lf_workspace(p->total);
+        if (!ws) {
+            failed = 1;
+            continue;
+        }
+        pack_input(input, first, count, &p->g[0], ws);
+        run_block(layers, nlayers, p, ws);
+        unpack_output(ws + p->off[nlayers], &p->g[nlayers], first, count, out);
+    }
+    return failed ? -1 : 0;
+}
+
+const lf_kernel_table LF_ISA(lf_kernels) = {
+    .name = LF_XSTR(LF_ISA_SUFFIX),
+    .forward = LF_ISA(forward),
+    .softmax = LF_ISA(softmax),
+    .activation = LF_ISA(activation),
+};

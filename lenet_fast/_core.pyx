@@ -1,0 +1,349 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The Cython layer: checks every argument, then calls the C engine (csrc/) with the GIL released.
+
+Nothing reaches C unchecked: dtypes, C-contiguity, shapes, connection tables and finiteness are verified
+here, and errors name the argument. A network is described once (Network) and then run many times.
+"""
+from libc.stdlib cimport malloc, free
+import numpy as np
+
+cdef extern from "lenet_fast.h" nogil:
+    ctypedef enum lf_act:
+        LF_ACT_NONE, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU
+    ctypedef enum lf_pool:
+        LF_POOL_TRAINABLE, LF_POOL_AVERAGE, LF_POOL_MAX
+    ctypedef enum lf_layer_kind:
+        LF_LAYER_CONV, LF_LAYER_SUBSAMPLE, LF_LAYER_FULL, LF_LAYER_RBF
+    ctypedef enum lf_dtype:
+        LF_U8, LF_F32
+    ctypedef struct lf_layer:
+        lf_layer_kind kind
+        int in_c, in_h, in_w, out_c, out_h, out_w, kh, kw
+        const int *conn_start
+        const int *conn_in
+        lf_pool pool
+        lf_act act
+        const float *weight
+        const float *bias
+    ctypedef struct lf_input:
+        const void *data
+        lf_dtype dtype
+        int c, h, w
+        int normalize
+    int lf_forward(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out)
+    void lf_softmax(const float *x, int n, int k, float sign, int log, float *y)
+    void lf_activation(const float *x, size_t count, lf_act act, float *y)
+    const char *lf_isa_name()
+    int lf_select_isa(const char *name)
+    int lf_openmp_enabled()
+    int lf_get_num_threads()
+    void lf_set_num_threads(int n)
+
+ACTIVATIONS = {"none": LF_ACT_NONE, "squash": LF_ACT_SQUASH, "tanh": LF_ACT_TANH, "relu": LF_ACT_RELU}
+POOLS = {"trainable": LF_POOL_TRAINABLE, "average": LF_POOL_AVERAGE, "max": LF_POOL_MAX}
+_KINDS = {"conv": LF_LAYER_CONV, "subsample": LF_LAYER_SUBSAMPLE, "full": LF_LAYER_FULL, "rbf": LF_LAYER_RBF}
+_MAX_LAYERS = 16  # csrc/net.c plans at most this many
+_MAX_DIM = 1 << 15  # keeps every index and size well inside a C int
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Argument checks
+
+def float32_array(x, name, shape=None):
+    """x as a C-contiguous float32 array (converting other real float dtypes), checked finite and, when
+    shape is given (None entries match anything), of that shape."""
+    a = np.asarray(x)
+    if a.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if shape is not None:
+        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+            want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+    if not all_finite(a):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return a
+
+
+def all_finite(a):
+    """True when the float32 array a (any shape, C-contiguous) holds no NaN or infinity."""
+    cdef const unsigned int[::1] bits = a.reshape(-1).view(np.uint32)
+    cdef Py_ssize_t i, n = bits.shape[0]
+    cdef unsigned int bad = 0
+    with nogil:
+        for i in range(n):  # no early exit, so that the loop vectorizes
+            bad |= (bits[i] & 0x7F800000u) == 0x7F800000u  # all-ones exponent: inf or NaN
+    return bad == 0
+
+
+def in_unit_range(a):
+    """True when every value of the finite float32 array a lies in [0, 1]."""
+    cdef const float[::1] v = a.reshape(-1)
+    cdef Py_ssize_t i, n = v.shape[0]
+    cdef int out = 0
+    with nogil:
+        for i in range(n):
+            out |= (v[i] < 0) | (v[i] > 1)
+    return out == 0
+
+
+def _choice(value, table, name):
+    try:
+        return table[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}") from None
+
+
+def _positive(value, name):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 < value <= _MAX_DIM:
+        raise ValueError(f"{name} must be an integer in 1..{_MAX_DIM}, got {value!r}")
+    return int(value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Networks
+
+cdef class Network:
+    """A sequence of layers the C engine runs in one call, batch after batch.
+
+    Network(input_shape, layers): input_shape is one image's (C, H, W); each layer is a dict:
+      {"kind": "conv", "out": Co, "kernel": (kh, kw), "weight": w, "bias": b, "table": None or (Co, Ci) bool,
+       "act": a}: w is (Co, Ci, kh, kw), or (n_connections, kh, kw) packed in table order with a table;
+      {"kind": "subsample", "pool": "trainable" | "average" | "max", "coef": c, "bias": b, "act": a}:
+       2x2 windows, stride 2; coef and bias (C,) for "trainable" only;
+      {"kind": "full", "out": K, "weight": w (In, K), "bias": b (K,), "act": a}: In is the previous
+       output's C*H*W (flattened channel-major);
+      {"kind": "rbf", "centers": c (K, In)}: squared Euclidean distances to the K centres.
+    Parameter arrays must be float32 and C-contiguous: they are used in place, not copied, so updates made
+    to them in place (training) take effect at once. The Network keeps them alive.
+    """
+    cdef lf_layer *layers
+    cdef int nlayers
+    cdef readonly tuple input_shape, output_shape
+    cdef list _keep  # the arrays whose memory the C layers point into
+
+    def __cinit__(self, input_shape, layers):
+        self.layers = NULL
+        self._keep = []
+        layers = list(layers)
+        if not 1 <= len(layers) <= _MAX_LAYERS:
+            raise ValueError(f"a network has 1 to {_MAX_LAYERS} layers, got {len(layers)}")
+        try:
+            c, h, w = input_shape
+        except (TypeError, ValueError):
+            raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}") from None
+        c, h, w = _positive(c, "input channels"), _positive(h, "input height"), _positive(w, "input width")
+        self.input_shape = (c, h, w)
+        self.layers = <lf_layer *>malloc(len(layers) * sizeof(lf_layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self.nlayers = len(layers)
+        for i, spec in enumerate(layers):
+            c, h, w = self._describe(i, spec, c, h, w)
+        self.output_shape = (c, h, w)
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    cdef object _param(self, spec, str key, tuple shape, str where):
+        if key not in spec or spec[key] is None:
+            raise ValueError(f"{where}: missing {key!r}")
+        a = spec[key]
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or not a.flags.c_contiguous:
+            raise TypeError(f"{where}: {key} must be a C-contiguous float32 numpy array")
+        if a.shape != shape:
+            raise ValueError(f"{where}: {key} must have shape {shape}, got {a.shape}")
+        if not all_finite(a):
+            raise ValueError(f"{where}: {key} contains NaN or infinity")
+        self._keep.append(a)
+        return a
+
+    cdef const float *_ptr(self, a):
+        cdef const float[::1] v = a.reshape(-1)
+        return &v[0] if v.shape[0] else NULL
+
+    cdef tuple _describe(self, int i, dict spec, int c, int h, int w):
+        cdef lf_layer *l = &self.layers[i]
+        cdef int[::1] start, conn
+        where = f"layer {i} ({spec.get('kind')!r})"
+        l.kind = _choice(spec.get("kind"), _KINDS, f"{where}: kind")
+        l.in_c, l.in_h, l.in_w = c, h, w
+        l.kh = l.kw = 0
+        l.conn_start = l.conn_in = NULL
+        l.pool = LF_POOL_TRAINABLE
+        l.act = _choice(spec.get("act", "none"), ACTIVATIONS, f"{where}: act")
+        l.bias = NULL
+        if l.kind == LF_LAYER_CONV:
+            co = _positive(spec.get("out"), f"{where}: out")
+            try:
+                kh, kw = spec.get("kernel")
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: kernel must be (kh, kw)") from None
+            kh, kw = _positive(kh, f"{where}: kernel height"), _positive(kw, f"{where}: kernel width")
+            if kh > h or kw > w:
+                raise ValueError(f"{where}: a {kh}x{kw} kernel does not fit a {h}x{w} input")
+            l.out_c, l.out_h, l.out_w, l.kh, l.kw = co, h - kh + 1, w - kw + 1, kh, kw
+            if i > 0 and self.layers[i - 1].kind == LF_LAYER_CONV:
+                raise ValueError(f"{where}: a convolution cannot follow a convolution directly")
+            table = spec.get("table")
+            if table is None:
+                weight = self._param(spec, "weight", (co, c, kh, kw), where)
+            else:
+                table = np.asarray(table)
+                if table.dtype != np.bool_ or table.shape != (co, c):
+                    raise ValueError(f"{where}: table must be a ({co}, {c}) boolean array")
+                if not table.any(axis=1).all():
+                    raise ValueError(f"{where}: every output map needs at least one input in the table")
+                rows, cols = np.nonzero(table)  # row-major: the packed weights' order
+                start_a = np.zeros(co + 1, dtype=np.intc)
+                np.cumsum(table.sum(axis=1), out=start_a[1:])
+                conn_a = np.ascontiguousarray(cols, dtype=np.intc)
+                self._keep += [start_a, conn_a]
+                start, conn = start_a, conn_a
+                l.conn_start, l.conn_in = &start[0], &conn[0]
+                weight = self._param(spec, "weight", (len(cols), kh, kw), where)
+            l.weight = self._ptr(weight)
+            l.bias = self._ptr(self._param(spec, "bias", (co,), where))
+        elif l.kind == LF_LAYER_SUBSAMPLE:
+            if h < 2 or w < 2:
+                raise ValueError(f"{where}: 2x2 subsampling needs at least a 2x2 input, got {h}x{w}")
+            l.out_c, l.out_h, l.out_w = c, h // 2, w // 2
+            l.pool = _choice(spec.get("pool"), POOLS, f"{where}: pool")
+            if l.pool == LF_POOL_TRAINABLE:
+                l.weight = self._ptr(self._param(spec, "coef", (c,), where))
+                l.bias = self._ptr(self._param(spec, "bias", (c,), where))
+        else:
+            if i > 0 and self.layers[i - 1].kind == LF_LAYER_CONV:
+                raise ValueError(f"{where}: a full or RBF layer takes a subsampling or full layer's output "
+                                 "(a convolution's output is laid out in wide rows)")
+            n_in = c * h * w
+            if l.kind == LF_LAYER_FULL:
+                k = _positive(spec.get("out"), f"{where}: out")
+                l.weight = self._ptr(self._param(spec, "weight", (n_in, k), where))
+                l.bias = self._ptr(self._param(spec, "bias", (k,), where))
+            else:
+                centers = spec.get("centers")
+                if centers is None or np.ndim(centers) != 2:
+                    raise ValueError(f"{where}: centers must be a (K, {n_in}) array")
+                k = _positive(np.shape(centers)[0], f"{where}: number of centres")
+                # The kernel reads the centres input-major, like a full layer's weights.
+                transposed = np.ascontiguousarray(self._param(spec, "centers", (k, n_in), where).T)
+                self._keep.append(transposed)
+                l.weight = self._ptr(transposed)
+                if spec.get("act", "none") != "none":
+                    raise ValueError(f"{where}: an RBF layer has no activation")
+            l.out_c, l.out_h, l.out_w = k, 1, 1
+        return l.out_c, l.out_h, l.out_w
+
+    def forward(self, x, bint normalize=False):
+        """Run the network on x, (N, C, H, W) C-contiguous uint8 or float32.
+
+        normalize=False: x is float32 of exactly input_shape per image, the first layer's input as it is.
+        normalize=True: x holds pixels, uint8 0-255 or float32 in [0, 1], 0 the background; they map to
+        the paper's [-0.1, 1.175] and an image smaller than input_shape is centred with background around.
+        Returns (N,) + output_shape float32.
+        """
+        cdef lf_input inp
+        cdef const unsigned char[::1] u8
+        cdef const float[::1] f32
+        cdef float[::1] out_v
+        cdef int n, rc
+        if not isinstance(x, np.ndarray) or x.ndim != 4:
+            raise ValueError(f"x must be a 4-D (N, C, H, W) numpy array, got {type(x).__name__} "
+                             f"of shape {np.shape(x)}")
+        if not x.flags.c_contiguous:
+            raise ValueError("x must be C-contiguous")
+        c, h, w = self.input_shape
+        if x.shape[0] > 0x7FFFFFFF:
+            raise ValueError("too many images in one call")
+        n = x.shape[0]
+        if normalize:
+            if x.shape[1] != c or not (0 < x.shape[2] <= h and 0 < x.shape[3] <= w):
+                raise ValueError(f"images must be ({c}, <={h}, <={w}), got {x.shape[1:]}")
+        elif x.shape[1:] != self.input_shape:
+            raise ValueError(f"x must be (N,) + {self.input_shape}, got {x.shape}")
+        if x.dtype == np.uint8:
+            if not normalize:
+                raise TypeError("uint8 pixels need normalize=True")
+            inp.dtype = LF_U8
+        elif x.dtype == np.float32:
+            if not all_finite(x):
+                raise ValueError("x contains NaN or infinity")
+            if normalize and not in_unit_range(x):
+                raise ValueError("float pixels must lie in [0, 1] (0 = background, 1 = ink)")
+            inp.dtype = LF_F32
+        else:
+            raise TypeError(f"x must be uint8 or float32, got {x.dtype}")
+        out = np.empty((n,) + self.output_shape, dtype=np.float32)
+        if n == 0:
+            return out
+        if inp.dtype == LF_U8:
+            u8 = x.reshape(-1)
+            inp.data = &u8[0]
+        else:
+            f32 = x.reshape(-1)
+            inp.data = &f32[0]
+        inp.c, inp.h, inp.w, inp.normalize = x.shape[1], x.shape[2], x.shape[3], normalize
+        out_v = out.reshape(-1)
+        with nogil:
+            rc = lf_forward(self.layers, self.nlayers, &inp, n, &out_v[0])
+        if rc != 0:
+            raise MemoryError("cannot allocate the per-thread workspace")
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Elementwise kernels
+
+def activation(x, act):
+    """act(x) elementwise for any float array; returns float32 of x's shape."""
+    cdef lf_act a = _choice(act, ACTIVATIONS, "act")
+    xa = float32_array(x, "x")
+    out = np.empty_like(xa)
+    cdef const float[::1] xv = xa.reshape(-1)
+    cdef float[::1] ov = out.reshape(-1)
+    if xv.shape[0]:
+        with nogil:
+            lf_activation(&xv[0], xv.shape[0], a, &ov[0])
+    return out
+
+
+def softmax(x, bint log=False, bint negate=False):
+    """Softmax (or log-softmax) over the last axis of a 2-D (N, K) array; negate takes it of -x."""
+    xa = float32_array(x, "x", (None, None))
+    if xa.shape[1] == 0:
+        raise ValueError("softmax needs at least one class (K >= 1)")
+    out = np.empty_like(xa)
+    cdef const float[::1] xv = xa.reshape(-1)
+    cdef float[::1] ov = out.reshape(-1)
+    cdef int n = xa.shape[0], k = xa.shape[1]
+    if n:
+        with nogil:
+            lf_softmax(&xv[0], n, k, -1.0 if negate else 1.0, log, &ov[0])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Build facts and threads
+
+def isa():
+    """The instruction-set path the kernels run on: 'avx512', 'avx2' or 'baseline'."""
+    return lf_isa_name().decode()
+
+
+def select_isa(name):
+    """Force an instruction-set path (for tests and benchmarks); ValueError if this CPU lacks it."""
+    if lf_select_isa(str(name).encode()) != 0:
+        raise ValueError(f"instruction-set path {name!r} is not built or not supported by this CPU")
+
+
+def openmp_enabled():
+    return bool(lf_openmp_enabled())
+
+
+def get_num_threads():
+    return lf_get_num_threads()
+
+
+def set_num_threads(n):
+    lf_set_num_threads(n)

@@ -1,0 +1,97 @@
+"""Build of lenet_fast: the C kernels (csrc/) and the Cython layer (lenet_fast/_core.pyx).
+
+- OpenMP: probed at build time (can the compiler compile and link an OpenMP program?), as scikit-learn
+  does; used when it works unless LENET_FAST_NO_OPENMP=1. Without it the engine is single-threaded and
+  otherwise the same.
+- Instruction sets: the kernel files are compiled once per path (x86-64 baseline, AVX2+FMA, AVX-512) and
+  csrc/dispatch.c picks one at run time, so one wheel runs on any x86-64. LENET_FAST_NATIVE=1 adds
+  -march=native everywhere, for a local build only.
+"""
+import os
+import platform
+import shutil
+import tempfile
+import textwrap
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+KERNELS = ["activation.c", "conv.c", "subsample.c", "full.c", "softmax.c", "net.c"]
+HEADERS = ["lenet_fast.h", "kernels.h", "activation.h", "tanh_coefficients.h"]
+CFLAGS = ["-std=gnu11", "-O3", "-fno-semantic-interposition", "-Wall", "-Wno-unknown-pragmas", "-Wno-psabi"]
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+# path name -> extra compiler flags; the baseline is the compiler's default target.
+ISA_PATHS = {"baseline": []}
+if X86:
+    ISA_PATHS["avx2"] = ["-mavx2", "-mfma"]
+    ISA_PATHS["avx512"] = ["-mavx512f", "-mavx2", "-mfma"]
+
+
+def flag(name):
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def openmp_flags(compiler):
+    """The flags that compile and link an OpenMP program with this compiler, or [] if none do."""
+    if flag("LENET_FAST_NO_OPENMP"):
+        return []
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(textwrap.dedent("""\
+                #include <omp.h>
+                int main(void) {
+                    int n = 0;
+                    #pragma omp parallel reduction(+ : n)
+                    n += 1;
+                    return n == omp_get_max_threads() ? 0 : 1;
+                }
+            """))
+        objects = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
+        compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=["-fopenmp"])
+        return ["-fopenmp"]
+    except Exception as exc:  # any compile or link failure means no OpenMP
+        print(f"lenet_fast: building without OpenMP ({type(exc).__name__})")
+        return []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        omp = openmp_flags(self.compiler)
+        native = ["-march=native"] if flag("LENET_FAST_NATIVE") else []
+        headers = [os.path.join("csrc", h) for h in HEADERS]
+        for ext in self.extensions:
+            objects = []
+            for isa, isa_flags in ISA_PATHS.items():
+                objects += self.compiler.compile(
+                    [os.path.join("csrc", k) for k in KERNELS],
+                    output_dir=os.path.join(self.build_temp, "isa-" + isa),
+                    macros=[("LF_ISA_SUFFIX", isa)],
+                    include_dirs=["csrc"],
+                    extra_postargs=CFLAGS + omp + isa_flags + native,
+                    depends=headers,
+                )
+                if isa != "baseline":
+                    ext.define_macros.append(("LF_HAVE_" + isa.upper(), "1"))
+            ext.extra_objects = objects
+            ext.extra_compile_args = CFLAGS + omp + native
+            ext.extra_link_args = omp
+            ext.depends = headers
+        print(f"lenet_fast: OpenMP {'on' if omp else 'off'}; instruction-set paths {', '.join(ISA_PATHS)}")
+        super().build_extensions()
+
+
+core = Extension(
+    "lenet_fast._core",
+    sources=["lenet_fast/_core.pyx", "csrc/dispatch.c", "csrc/workspace.c"],
+    include_dirs=["csrc"],
+)
+
+setup(
+    ext_modules=cythonize([core], compiler_directives={"language_level": 3}),
+    cmdclass={"build_ext": BuildExt},
+)
