@@ -17,14 +17,16 @@
 
 static inline lf_vf lf_tanh(lf_vf x)
 {
-    x = lf_min(lf_max(x, lf_set1(-LF_TANH_CLAMP)), lf_set1(LF_TANH_CLAMP));
+    const lf_vf c = lf_set1(LF_TANH_CLAMP), one = lf_set1(1.0f);
+    x = lf_max(lf_min(x, c), -c);
     const lf_vf z = x * x;
     lf_vf p = lf_set1(LF_TANH_P[LF_TANH_NP - 1]), q = lf_set1(LF_TANH_Q[LF_TANH_NQ - 1]);
     for (int i = LF_TANH_NP - 2; i >= 0; i--)
         p = p * z + lf_set1(LF_TANH_P[i]);
     for (int i = LF_TANH_NQ - 2; i >= 0; i--)
         q = q * z + lf_set1(LF_TANH_Q[i]);
-    return x * p / q;
+    /* The fit overshoots 1 slightly at the clamp, so that the output clamp gives exactly +-1 there. */
+    return lf_max(lf_min(x * (p / q), one), -one);
 }
 
 static inline lf_vf lf_activate(lf_vf v, lf_act act)

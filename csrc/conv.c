@@ -51,13 +51,7 @@ static void conv_run(const lf_layer *l, int o, const float *in, ptrdiff_t ics, c
     case n:                                                                                                      \
         conv_tile(l, o, i, ics, tap, u, n);                                                                      \
         break;
-            LF_TILE_CASE(1) LF_TILE_CASE(2) LF_TILE_CASE(3)
-#if LF_TILE > 3
-            LF_TILE_CASE(4) LF_TILE_CASE(5) LF_TILE_CASE(6)
-#endif
-#if LF_TILE > 6
-            LF_TILE_CASE(7) LF_TILE_CASE(8) LF_TILE_CASE(9) LF_TILE_CASE(10) LF_TILE_CASE(11) LF_TILE_CASE(12)
-#endif
+            LF_TILE_SIZES(LF_TILE_CASE)
 #undef LF_TILE_CASE
         }
         v += P;

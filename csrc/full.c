@@ -69,13 +69,7 @@ static void dense_blocked(const lf_layer *l, int in_n, int out_n, const float *i
     case n:                                                                                                      \
         tile_blocked(l, in_n, out_n, in, o, out, n, rbf);                                                        \
         break;
-            LF_CASE(1) LF_CASE(2) LF_CASE(3)
-#if LF_TILE > 3
-            LF_CASE(4) LF_CASE(5) LF_CASE(6)
-#endif
-#if LF_TILE > 6
-            LF_CASE(7) LF_CASE(8) LF_CASE(9) LF_CASE(10) LF_CASE(11) LF_CASE(12)
-#endif
+            LF_TILE_SIZES(LF_CASE)
 #undef LF_CASE
         }
         o += P;

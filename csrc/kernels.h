@@ -6,7 +6,7 @@
  * written once, in GCC vector extensions, so the same source becomes SSE2, AVX2 or AVX-512 code.
  *
  * Layout of one block (a "block" is the unit one thread works on):
- *  - blocked: LF_LANES images interleaved innermost, element (c, y, x, lane) at c*cs + y*rs + x*LF_LANES
+ *  - blocked: LF_LANES images (one vector register: 16, 8 or 4) interleaved innermost, element (c, y, x, lane) at c*cs + y*rs + x*LF_LANES
  *    + lane. Every kernel then multiplies a broadcast weight by a vector of LF_LANES images: no edge cases
  *    at any map size, the connection table included.
  *  - spatial: one image, element (c, y, x) at c*cs + y*rs + x; kernels vectorize along its rows. Used for
@@ -21,7 +21,15 @@
 #include <string.h>
 #include "lenet_fast.h"
 
-#define LF_LANES 16 /* images per block, and floats per vector */
+/* Images per block, and floats per vector: the instruction set's native register (a wider generic vector
+ * is split by GCC through memory, which is slow). */
+#if defined(__AVX512F__)
+#define LF_LANES 16
+#elif defined(__AVX__)
+#define LF_LANES 8
+#else
+#define LF_LANES 4
+#endif
 typedef float lf_vf __attribute__((vector_size(LF_LANES * sizeof(float))));
 typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t))));
 
@@ -33,6 +41,7 @@ static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
 {
     return (lf_vf)((mask & (lf_vi)a) | (~mask & (lf_vi)b));
 }
+/* Comparisons, not fminf/fmaxf: NaN (false in every comparison) passes through. */
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return lf_select(a < b, a, b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
 
@@ -44,13 +53,14 @@ typedef struct {
     size_t size;      /* floats to allocate, including the tail that vector reads may run into */
 } lf_geom;
 
-/* Accumulator tiles: how many vectors of outputs one pass keeps in registers. */
+/* Accumulator tiles: how many vectors of outputs one pass keeps in registers (of 32 or 16). */
+#define LF_TILE_SIZES_12(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12)
 #if defined(__AVX512F__)
-#define LF_TILE 12
-#elif defined(__AVX2__)
-#define LF_TILE 6
+#define LF_TILE 24
+#define LF_TILE_SIZES(X) LF_TILE_SIZES_12(X) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24)
 #else
-#define LF_TILE 3
+#define LF_TILE 12
+#define LF_TILE_SIZES(X) LF_TILE_SIZES_12(X)
 #endif
 
 #define LF_STR(x) #x

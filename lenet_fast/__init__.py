@@ -1,0 +1,34 @@
+"""lenet_fast: LeNet-5 with C/OpenMP kernels, the 1998 paper's network exactly and its modern form.
+
+    import lenet_fast
+    model = lenet_fast.LeNet5("classic")
+    model.predict(images)        # (N, 28, 28) uint8 -> (N,) digits
+"""
+from . import _core
+from .model import LeNet5, load
+
+__version__ = "0.1.0"
+__all__ = ["LeNet5", "load", "build_info", "get_num_threads", "set_num_threads", "__version__"]
+
+
+def get_num_threads():
+    """Threads the kernels use: OpenMP's current setting (OMP_NUM_THREADS, set_num_threads or
+    threadpoolctl's limit), 1 when built without OpenMP."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n):
+    """Use n threads in the calling thread's later kernel calls (like omp_set_num_threads)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"the number of threads must be a positive integer, got {n!r}")
+    _core.set_num_threads(n)
+
+
+def build_info():
+    """The version, OpenMP on or off, the thread count and the instruction-set path in use."""
+    return {
+        "version": __version__,
+        "openmp": _core.openmp_enabled(),
+        "num_threads": get_num_threads(),
+        "isa": _core.isa(),
+    }

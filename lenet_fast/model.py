@@ -1,0 +1,311 @@
+"""LeNet-5, as a table of layers run by the C engine.
+
+Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for the constants):
+
+- ``classic``: the 1998 paper exactly: scaled-tanh squashing everywhere, trainable subsampling, C3 wired by
+  Table I, Euclidean RBF output against fixed 7x12 digit bitmaps, LeCun's uniform initialisation; 60,000
+  trainable parameters.
+- ``modern``: what most tutorials call LeNet-5: ReLU, max pooling, C3 connected to all six S2 maps, a
+  linear 84 -> 10 output read through softmax, He initialisation.
+"""
+from collections import OrderedDict
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from . import _core, paper
+
+
+class Conv(NamedTuple):
+    name: str
+    maps: int
+    kernel: int
+    act: str
+    table: Optional[np.ndarray] = None  # (maps, input maps) boolean, or None for every input
+
+
+class Subsample(NamedTuple):
+    name: str
+    pool: str  # "trainable" (coefficient * sum + bias), "average" or "max", over 2x2 windows
+    act: str = "none"
+
+
+class Full(NamedTuple):
+    name: str
+    units: int
+    act: str = "none"
+
+
+class RBF(NamedTuple):
+    name: str
+    units: int
+
+
+#             layer       maps  kernel  activation       connections
+CLASSIC = (
+    Conv("c1",              6,    5,    "squash"),
+    Subsample("s2", "trainable",        "squash"),
+    Conv("c3",             16,    5,    "squash",        paper.C3_TABLE),
+    Subsample("s4", "trainable",        "squash"),
+    Full("c5",            120,          "squash"),       # a 5x5 convolution over 5x5 maps: a full layer
+    Full("f6",             84,          "squash"),
+    RBF("rbf",             10),                          # distances to paper.rbf_centers()
+)
+
+MODERN = (
+    Conv("c1",              6,    5,    "relu"),
+    Subsample("s2", "max"),
+    Conv("c3",             16,    5,    "relu"),
+    Subsample("s4", "max"),
+    Full("c5",            120,          "relu"),
+    Full("f6",             84,          "relu"),
+    Full("out",            10),                          # logits, read through softmax
+)
+
+VARIANTS = {"classic": CLASSIC, "modern": MODERN}
+INPUT_SHAPE = (1, paper.INPUT_SIZE, paper.INPUT_SIZE)
+
+
+def param_shapes(variant):
+    """The trainable parameters of a variant, in order: name -> (shape, fan-in), the fan-in a number or,
+    for C3's table-wired kernels, an array broadcastable to the shape (75, 100 or 150 by map)."""
+    shapes = OrderedDict()
+    c, h, w = INPUT_SHAPE
+    for layer in _layers(variant):
+        if isinstance(layer, Conv):
+            k = layer.kernel
+            if layer.table is None:
+                shapes[layer.name + ".weight"] = ((layer.maps, c, k, k), c * k * k)
+                shapes[layer.name + ".bias"] = ((layer.maps,), c * k * k)
+            else:  # packed in table order; a map's fan-in counts its connected inputs only
+                inputs = layer.table.sum(axis=1)
+                fan = np.repeat(inputs * k * k, inputs)[:, None, None]
+                shapes[layer.name + ".weight"] = ((int(inputs.sum()), k, k), fan)
+                shapes[layer.name + ".bias"] = ((layer.maps,), inputs * k * k)
+            c, h, w = layer.maps, h - k + 1, w - k + 1
+        elif isinstance(layer, Subsample):
+            if layer.pool == "trainable":
+                shapes[layer.name + ".coef"] = ((c,), 4)
+                shapes[layer.name + ".bias"] = ((c,), 4)
+            h, w = h // 2, w // 2
+        elif isinstance(layer, Full):
+            shapes[layer.name + ".weight"] = ((c * h * w, layer.units), c * h * w)
+            shapes[layer.name + ".bias"] = ((layer.units,), c * h * w)
+            c, h, w = layer.units, 1, 1
+    return shapes
+
+
+def _layers(variant):
+    try:
+        return VARIANTS[variant]
+    except (KeyError, TypeError):
+        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}") from None
+
+
+def init_params(variant, seed=0):
+    """Freshly initialised parameters: classic, every weight, bias and coefficient uniform in
+    (-2.4/F, 2.4/F) with F the unit's fan-in (paper appendix A); modern, He-normal weights
+    (std sqrt(2/F)) and zero biases."""
+    rng = np.random.default_rng(seed)
+    params = OrderedDict()
+    for name, (shape, fan) in param_shapes(variant).items():
+        if variant == "classic":
+            a = rng.uniform(-1.0, 1.0, size=shape) * (paper.INIT_SCALE / fan)
+        elif name.endswith(".weight"):
+            a = rng.standard_normal(shape) * np.sqrt(2.0 / fan)
+        else:
+            a = np.zeros(shape)
+        params[name] = np.ascontiguousarray(a, dtype=np.float32)
+    return params
+
+
+def build_network(variant, params, rbf_centers=None):
+    """The C engine's Network for a variant, running on the given parameter arrays in place."""
+    specs = []
+    for layer in _layers(variant):
+        p = layer.name + "."
+        if isinstance(layer, Conv):
+            specs.append(dict(kind="conv", out=layer.maps, kernel=(layer.kernel, layer.kernel), act=layer.act,
+                              table=layer.table, weight=params[p + "weight"], bias=params[p + "bias"]))
+        elif isinstance(layer, Subsample):
+            specs.append(dict(kind="subsample", pool=layer.pool, act=layer.act,
+                              coef=params.get(p + "coef"), bias=params.get(p + "bias")))
+        elif isinstance(layer, Full):
+            specs.append(dict(kind="full", out=layer.units, act=layer.act,
+                              weight=params[p + "weight"], bias=params[p + "bias"]))
+        else:
+            specs.append(dict(kind="rbf", centers=rbf_centers))
+    return _core.Network(INPUT_SHAPE, specs)
+
+
+FORMAT_VERSION = 1
+
+
+class ParamDict(OrderedDict):
+    """The model's parameters: name -> float32 array. The arrays may be changed in place (the engine runs
+    on them directly); to replace them use LeNet5.set_params, which checks shapes and values."""
+
+    def __setitem__(self, key, value):
+        if key in self:
+            raise TypeError("parameters are changed in place (params[name][...] = value) or through "
+                            "set_params(), not by assigning new arrays")
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        raise TypeError("parameters cannot be removed")
+
+
+class LeNet5:
+    """LeNet-5 (LeCun et al., 1998) on the C engine.
+
+    LeNet5(variant="classic", seed=0): "classic" is the paper's network exactly, "modern" the common
+    simplification (module docstring). seed fixes the initialisation.
+
+    Inputs, wherever an image batch is taken: one image or a batch of shape (28, 28), (32, 32),
+    (N, 28, 28), (N, 32, 32) or (N, 1, 32, 32); uint8 pixels (or other integers) in 0-255 or floats in
+    [0, 1], 0 the background (MNIST's polarity: light ink on dark). 28x28 digits are centred in the 32x32
+    field and pixels are mapped to the paper's range: background -0.1, full ink 1.175. Input already in
+    that form (float, (N, 32, 32) or (N, 1, 32, 32)) is passed with normalized=True and used as it is.
+    """
+
+    def __init__(self, variant="classic", seed=0):
+        _layers(variant)
+        self.variant = variant
+        self.layers = VARIANTS[variant]
+        self._params = ParamDict(init_params(variant, seed))
+        self._centers = paper.rbf_centers() if variant == "classic" else None
+        self._net = build_network(variant, self._params, self._centers)
+
+    @property
+    def params(self):
+        """Ordered mapping name -> float32 array (see param_shapes for the names and shapes)."""
+        return self._params
+
+    @property
+    def n_params(self):
+        return sum(a.size for a in self._params.values())
+
+    @property
+    def rbf_centers(self):
+        """The classic output layer's fixed (10, 84) prototypes (None for modern)."""
+        return None if self._centers is None else self._centers.copy()
+
+    def set_params(self, params):
+        """Copy new values into every parameter; params must name each one with its exact shape."""
+        checked = _check_params(self.variant, params)
+        for name, value in checked.items():
+            self._params[name][...] = value
+
+    def forward(self, x, normalized=False):
+        """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern)."""
+        x, normalize = _as_batch(x, normalized)
+        return self._net.forward(x, normalize).reshape(len(x), -1)
+
+    def predict(self, x, normalized=False):
+        """(N,) int64 class ids."""
+        out = self.forward(x, normalized)
+        return (out.argmin(axis=1) if self.variant == "classic" else out.argmax(axis=1)).astype(np.int64)
+
+    def predict_proba(self, x, normalized=False):
+        """(N, 10) probabilities: softmax of the logits (modern) or of the negated distances (classic)."""
+        return _core.softmax(self.forward(x, normalized), negate=self.variant == "classic")
+
+    def save(self, path):
+        """Save to a .npz file (format version, variant and parameters; no pickled objects). The file is
+        written beside its destination and moved into place, so a failure leaves no half-written file."""
+        save(self, path)
+
+    def __repr__(self):
+        return f"LeNet5(variant={self.variant!r}, params={self.n_params})"
+
+
+def _as_batch(x, normalized):
+    """x as a C-contiguous (N, C, H, W) uint8 or float32 array for Network.forward, and whether the engine
+    normalizes it."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "uif":
+        raise TypeError(f"images must be numbers (uint8 pixels or floats), got dtype {a.dtype}")
+    if normalized:
+        if a.dtype.kind != "f":
+            raise TypeError("normalized=True takes float input already mapped to the paper's range")
+        if a.ndim == 3 and a.shape[1:] == (32, 32):
+            a = a[:, None]
+        if a.ndim != 4 or a.shape[1:] != INPUT_SHAPE:
+            raise ValueError(f"normalized input must be (N, 32, 32) or (N, 1, 32, 32), got {a.shape}")
+        return np.ascontiguousarray(a, dtype=np.float32), False
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim == 3:
+        a = a[:, None]
+    if a.ndim != 4 or a.shape[1] != 1 or a.shape[2:] not in ((28, 28), (32, 32)):
+        raise ValueError("images must be (28, 28), (32, 32), (N, 28, 28), (N, 32, 32) or (N, 1, 32, 32), "
+                         f"got shape {np.shape(x)}")
+    if a.dtype.kind in "ui":
+        if a.dtype != np.uint8:
+            if a.size and (a.min() < 0 or a.max() > 255):
+                raise ValueError("integer pixels must lie in 0..255")
+        return np.ascontiguousarray(a, dtype=np.uint8), True
+    return np.ascontiguousarray(a, dtype=np.float32), True
+
+
+def _check_params(variant, params):
+    """params as float32 arrays of the variant's exact names and shapes, all finite."""
+    shapes = param_shapes(variant)
+    missing = [n for n in shapes if n not in params]
+    extra = [n for n in params if n not in shapes]
+    if missing or extra:
+        raise ValueError(f"parameters for {variant!r} do not match: missing {missing}, unexpected {extra}")
+    out = OrderedDict()
+    for name, (shape, _) in shapes.items():
+        a = _core.float32_array(params[name], name)
+        if a.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+        out[name] = a
+    return out
+
+
+def save(model, path):
+    """Write model to path as .npz: format version, variant, parameters (see LeNet5.save)."""
+    import os
+    import tempfile
+
+    path = os.fspath(path)
+    arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
+    arrays.update(model.params)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".lenet_fast-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """Load a model saved by LeNet5.save. Never unpickles; a file that is not a complete lenet_fast
+    model of a known format and variant raises ValueError saying why."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in f.files}
+    except (OSError, EOFError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a lenet_fast model file ({exc})") from None
+    except Exception as exc:  # zipfile.BadZipFile and friends from a corrupt archive
+        raise ValueError(f"{path}: not a lenet_fast model file ({type(exc).__name__}: {exc})") from None
+    try:
+        version = int(arrays.pop("__format__"))
+        variant = str(arrays.pop("__variant__"))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: not a lenet_fast model file (no format version or variant)") from None
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: model format {version} is not supported (this version reads {FORMAT_VERSION})")
+    if variant not in VARIANTS:
+        raise ValueError(f"{path}: unknown variant {variant!r}")
+    model = LeNet5(variant)
+    try:
+        model.set_params(arrays)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return model
