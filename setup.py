@@ -64,11 +64,12 @@ class BuildExt(build_ext):
         omp = openmp_flags(self.compiler)
         native = ["-march=native"] if flag("LENET_FAST_NATIVE") else []
         headers = [os.path.join("csrc", h) for h in HEADERS]
+        kernels = [os.path.join("csrc", k) for k in KERNELS]
         for ext in self.extensions:
             objects = []
             for isa, isa_flags in ISA_PATHS.items():
                 objects += self.compiler.compile(
-                    [os.path.join("csrc", k) for k in KERNELS],
+                    kernels,
                     output_dir=os.path.join(self.build_temp, "isa-" + isa),
                     macros=[("LF_ISA_SUFFIX", isa)],
                     include_dirs=["csrc"],
@@ -80,7 +81,7 @@ class BuildExt(build_ext):
             ext.extra_objects = objects
             ext.extra_compile_args = CFLAGS + omp + native
             ext.extra_link_args = omp
-            ext.depends = headers
+            ext.depends = headers + kernels  # the objects above are linked in: relink when they change
         print(f"lenet_fast: OpenMP {'on' if omp else 'off'}; instruction-set paths {', '.join(ISA_PATHS)}")
         super().build_extensions()
 

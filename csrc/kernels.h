@@ -54,13 +54,18 @@ typedef struct {
 } lf_geom;
 
 /* Accumulator tiles: how many vectors of outputs one pass keeps in registers (of 32 or 16). */
-#define LF_TILE_SIZES_12(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12)
+#define LF_UPTO_2(X) X(1) X(2)
+#define LF_UPTO_3(X) LF_UPTO_2(X) X(3)
+#define LF_UPTO_4(X) LF_UPTO_3(X) X(4)
+#define LF_UPTO_6(X) LF_UPTO_4(X) X(5) X(6)
+#define LF_UPTO_12(X) LF_UPTO_6(X) X(7) X(8) X(9) X(10) X(11) X(12)
+#define LF_UPTO_24(X) LF_UPTO_12(X) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24)
 #if defined(__AVX512F__)
 #define LF_TILE 24
-#define LF_TILE_SIZES(X) LF_TILE_SIZES_12(X) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24)
+#define LF_TILE_SIZES LF_UPTO_24
 #else
 #define LF_TILE 12
-#define LF_TILE_SIZES(X) LF_TILE_SIZES_12(X)
+#define LF_TILE_SIZES LF_UPTO_12
 #endif
 
 #define LF_STR(x) #x

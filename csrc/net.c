@@ -66,23 +66,34 @@ static void pack_input(const lf_input *in, size_t first, int count, const lf_geo
     /* Pixels p in [0, 1] map to p * (1.175 + 0.1) - 0.1; uint8 pixels are p * 255. */
     const float scale = in->normalize ? (in->dtype == LF_U8 ? 1.275f / 255.0f : 1.275f) : 1.0f;
     const float shift = in->normalize ? -0.1f : 0.0f;
-    for (int b = 0; b < g->lanes; b++) {
-        const size_t base = (first + b) * image;
+    const size_t lanes = g->lanes;
+    for (size_t b = 0; b < lanes; b++) {
+        /* The unused lanes of a partly filled block hold zeros. */
+        const float background = (int)b < count ? shift : 0.0f;
         for (int c = 0; c < g->c; c++)
-            for (int y = 0; y < g->h; y++)
-                for (int x = 0; x < g->w; x++) {
-                    const int iy = y - oy, ix = x - ox;
-                    float v = 0.0f; /* the unused lanes of a partly filled block */
-                    if (b < count) {
-                        v = shift;
-                        if (iy >= 0 && iy < in->h && ix >= 0 && ix < in->w) {
-                            const size_t i = base + ((size_t)c * in->h + iy) * in->w + ix;
-                            v = (in->dtype == LF_U8 ? (float)((const uint8_t *)in->data)[i]
-                                                    : ((const float *)in->data)[i]) * scale + shift;
-                        }
-                    }
-                    dst[c * g->cs + y * g->rs + x * g->lanes + b] = v;
+            for (int y = 0; y < g->h; y++) {
+                float *row = dst + c * g->cs + y * g->rs + b;
+                const int iy = y - oy;
+                if ((int)b >= count || iy < 0 || iy >= in->h) {
+                    for (int x = 0; x < g->w; x++)
+                        row[x * lanes] = background;
+                    continue;
                 }
+                const size_t src = (first + b) * image + ((size_t)c * in->h + iy) * in->w;
+                for (int x = 0; x < ox; x++)
+                    row[x * lanes] = background;
+                if (in->dtype == LF_U8) {
+                    const uint8_t *p = (const uint8_t *)in->data + src;
+                    for (int x = 0; x < in->w; x++)
+                        row[(x + ox) * lanes] = (float)p[x] * scale + shift;
+                } else {
+                    const float *p = (const float *)in->data + src;
+                    for (int x = 0; x < in->w; x++)
+                        row[(x + ox) * lanes] = p[x] * scale + shift;
+                }
+                for (int x = ox + in->w; x < g->w; x++)
+                    row[x * lanes] = background;
+            }
     }
 }
 
