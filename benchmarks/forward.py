@@ -1,0 +1,66 @@
+"""Forward-pass throughput: lenet_fast beside its NumPy reference, in one process, interleaved.
+
+    python benchmarks/forward.py [--repeats 15]
+
+For each variant, batch size (1, 64, 1024) and thread count (1, 2), runs the engines in turn, repeat after
+repeat, and prints the median images/s of each and their ratio. The machine is shared and noisy: compare
+the ratios and medians of one run, not figures from different runs.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import lenet_fast
+from lenet_fast import paper, reference
+
+
+def timed(fn, min_seconds=0.05):
+    """Seconds per call of fn, over enough calls to last min_seconds."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / calls
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
+    args = parser.parse_args()
+    info = lenet_fast.build_info()
+    print(f"lenet_fast {info['version']}, ISA path {info['isa']}, OpenMP {'on' if info['openmp'] else 'off'}")
+    print("| variant | batch | threads | lenet_fast img/s | reference img/s | ratio | lenet_fast us/batch |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rng = np.random.default_rng(0)
+    saved = lenet_fast.get_num_threads()
+    for variant in ("classic", "modern"):
+        model = lenet_fast.LeNet5(variant, seed=0)
+        ref_params = {k: v for k, v in model.params.items()}
+        if variant == "classic":
+            ref_params["rbf.centers"] = paper.rbf_centers()
+        for n in args.batches:
+            x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+            engines = {
+                "lenet_fast": lambda: model.forward(x),
+                "reference": lambda: reference.forward(ref_params, reference.normalize_input(x), variant),
+            }
+            for threads in (1, 2):
+                lenet_fast.set_num_threads(threads)
+                times = {name: [] for name in engines}
+                for _ in range(args.repeats):
+                    for name, fn in engines.items():
+                        times[name].append(timed(fn))
+                med = {name: statistics.median(t) for name, t in times.items()}
+                fast, ref = n / med["lenet_fast"], n / med["reference"]
+                print(f"| {variant} | {n} | {threads} | {fast:,.0f} | {ref:,.0f} | {fast / ref:.1f}x "
+                      f"| {med['lenet_fast'] * 1e6:,.1f} |", flush=True)
+    lenet_fast.set_num_threads(saved)
+
+
+if __name__ == "__main__":
+    main()
