@@ -1,4 +1,4 @@
-"""python -m lenet_fast: what this build is, and LeNet-5 run once on a batch of digit-like images.
+"""lenet-fast (or python -m lenet_fast): what this build is, and LeNet-5 run once on a batch of digit-like images.
 
 Until the pretrained weights ship, the network here is freshly initialised, so its answers are not yet
 meaningful; what this shows is that the engine is installed, which paths it runs, and how fast.
