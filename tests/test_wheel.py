@@ -1,0 +1,38 @@
+"""The distributable wheel: built with `pip wheel`, installed in a fresh virtual environment with nothing but
+numpy beside it, and run from outside the source tree. Slow (a build and an install), so it runs once."""
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import numpy as np, lenet_fast
+info = lenet_fast.build_info()
+assert info["isa"] in ("avx512", "avx2", "baseline"), info
+model = lenet_fast.LeNet5("classic", seed=0)
+x = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+assert model.predict(x).shape == (5,)
+assert "site-packages" in lenet_fast.__file__, lenet_fast.__file__
+print("ok", info["isa"])
+"""
+
+
+def run(*cmd, cwd):
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_wheel_installs_and_predicts_in_a_fresh_venv(tmp_path):
+    wheels = tmp_path / "wheels"
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT), cwd=tmp_path)
+    (wheel,) = wheels.glob("lenet_fast-*.whl")
+    env_dir = tmp_path / "env"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
+    run(str(python), "-m", "pip", "install", "-q", str(wheel), cwd=tmp_path)
+    out = run(str(python), "-c", SCRIPT, cwd=tmp_path)
+    assert out.startswith("ok")
