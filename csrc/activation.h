@@ -15,10 +15,10 @@
 #define LF_SQUASH_A 1.7159f
 #define LF_SQUASH_S (2.0f / 3.0f)
 
-static inline lf_vf lf_tanh(lf_vf x)
+static inline __attribute__((always_inline)) lf_vf lf_tanh(lf_vf x)
 {
     const lf_vf c = lf_set1(LF_TANH_CLAMP), one = lf_set1(1.0f);
-    x = lf_max(lf_min(x, c), -c);
+    x = lf_max(-c, lf_min(c, x));
     const lf_vf z = x * x;
     lf_vf p = lf_set1(LF_TANH_P[LF_TANH_NP - 1]), q = lf_set1(LF_TANH_Q[LF_TANH_NQ - 1]);
     for (int i = LF_TANH_NP - 2; i >= 0; i--)
@@ -26,15 +26,15 @@ static inline lf_vf lf_tanh(lf_vf x)
     for (int i = LF_TANH_NQ - 2; i >= 0; i--)
         q = q * z + lf_set1(LF_TANH_Q[i]);
     /* The fit overshoots 1 slightly at the clamp, so that the output clamp gives exactly +-1 there. */
-    return lf_max(lf_min(x * (p / q), one), -one);
+    return lf_max(-one, lf_min(one, x * (p * lf_rcp(q))));
 }
 
-static inline lf_vf lf_activate(lf_vf v, lf_act act)
+static inline __attribute__((always_inline)) lf_vf lf_activate(lf_vf v, lf_act act)
 {
     switch (act) {
     case LF_ACT_SQUASH: return lf_set1(LF_SQUASH_A) * lf_tanh(lf_set1(LF_SQUASH_S) * v);
     case LF_ACT_TANH: return lf_tanh(v);
-    case LF_ACT_RELU: return lf_max(v, lf_set1(0.0f));
+    case LF_ACT_RELU: return lf_max(lf_set1(0.0f), v);
     case LF_ACT_NONE: break;
     }
     return v;

@@ -36,14 +36,46 @@ typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t))));
 /* Loads and stores through memcpy: no alignment or aliasing assumptions; compiles to one vector move. */
 static inline lf_vf lf_load(const float *p) { lf_vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void lf_store(float *p, lf_vf v) { memcpy(p, &v, sizeof v); }
+/* Broadcast, min, max and reciprocal estimate through the instruction set's own intrinsics (GCC lowers the
+ * generic forms poorly). min(a, b) = a < b ? a : b and max(a, b) = a > b ? a : b return the second operand
+ * when either is NaN: callers put the value that may be NaN second, so that a NaN (a diverged network)
+ * propagates and is seen. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+static inline lf_vf lf_set1(float s) { return (lf_vf)_mm512_set1_ps(s); }
+static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm512_min_ps((__m512)a, (__m512)b); }
+static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm512_max_ps((__m512)a, (__m512)b); }
+static inline lf_vf lf_rcp_estimate(lf_vf a) { return (lf_vf)_mm512_rcp14_ps((__m512)a); }
+#elif defined(__AVX__)
+#include <immintrin.h>
+static inline lf_vf lf_set1(float s) { return (lf_vf)_mm256_set1_ps(s); }
+static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm256_min_ps((__m256)a, (__m256)b); }
+static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm256_max_ps((__m256)a, (__m256)b); }
+static inline lf_vf lf_rcp_estimate(lf_vf a) { return (lf_vf)_mm256_rcp_ps((__m256)a); }
+#elif defined(__SSE__)
+#include <immintrin.h>
+static inline lf_vf lf_set1(float s) { return (lf_vf)_mm_set1_ps(s); }
+static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm_min_ps((__m128)a, (__m128)b); }
+static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm_max_ps((__m128)a, (__m128)b); }
+static inline lf_vf lf_rcp_estimate(lf_vf a) { return (lf_vf)_mm_rcp_ps((__m128)a); }
+#else
+/* A broadcast; not (lf_vf){0} + s on x86, where GCC keeps the add (0 + -0 is +0). */
 static inline lf_vf lf_set1(float s) { return (lf_vf){0} + s; }
 static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
 {
     return (lf_vf)((mask & (lf_vi)a) | (~mask & (lf_vi)b));
 }
-/* Comparisons, not fminf/fmaxf: NaN (false in every comparison) passes through. */
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return lf_select(a < b, a, b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
+static inline lf_vf lf_rcp_estimate(lf_vf a) { return lf_set1(1.0f) / a; }
+#endif
+
+/* 1 / a to about 2^-22 relative: the estimate and one Newton step, a third of a division's cost. */
+static inline lf_vf lf_rcp(lf_vf a)
+{
+    const lf_vf r = lf_rcp_estimate(a);
+    return r + r * (lf_set1(1.0f) - a * r);
+}
 
 /* One block's tensor. */
 typedef struct {
