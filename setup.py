@@ -70,7 +70,8 @@ class BuildExt(build_ext):
             for isa, isa_flags in ISA_PATHS.items():
                 objects += self.compiler.compile(
                     kernels,
-                    output_dir=os.path.join(self.build_temp, "isa-" + isa),
+                    # one folder per flag set, so that objects built with other flags are never reused
+                    output_dir=os.path.join(self.build_temp, f"isa-{isa}{'-openmp' * bool(omp)}{'-native' * bool(native)}"),
                     macros=[("LF_ISA_SUFFIX", isa)],
                     include_dirs=["csrc"],
                     extra_postargs=CFLAGS + omp + isa_flags + native,

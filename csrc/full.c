@@ -42,12 +42,15 @@ static inline __attribute__((always_inline)) void tile_blocked(const lf_layer *l
         lf_store(out + (size_t)(o + p) * LF_LANES, finish(l, acc[p], lf_set1(rbf ? 0.0f : l->bias[o + p]), rbf));
 }
 
+/* Spatial tiles: P accumulators and the broadcast input; the weights stream from memory. */
+#define LF_SPATIAL_TILE 8
+
 /* Spatial: P vectors of outputs starting at o; wstride is the weight rows' stride (>= o + 16 P). */
 static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l, int in_n, const float *w0,
                                                                size_t wstride, const float *bias,
                                                                const float *x, float *out, int P, int rbf)
 {
-    lf_vf acc[4];
+    lf_vf acc[LF_SPATIAL_TILE];
     for (int p = 0; p < P; p++)
         acc[p] = lf_set1(0.0f);
     for (int k = 0; k < in_n; k++) {
@@ -92,17 +95,19 @@ static void dense_spatial(const lf_layer *l, int in_n, int out_n, const float *x
         memcpy(out, y, out_n * sizeof(float));
         return;
     }
-    /* Whole vectors in tiles of up to 4; a ragged end is one more vector aligned to the end, overlapping
-     * the previous one: it recomputes a few outputs with the same arithmetic and so writes the same bits. */
-    const int nvec = out_n / LF_LANES;
-    for (int v = 0; v < nvec;) {
-        const int P = nvec - v < 4 ? nvec - v : 4, o = v * LF_LANES;
+    /* Whole vectors in balanced tiles; a ragged end is one more vector aligned to the end, overlapping the
+     * previous one: it recomputes a few outputs with the same arithmetic and so writes the same bits. */
+    const int nvec = out_n / LF_LANES, ntiles = (nvec + LF_SPATIAL_TILE - 1) / LF_SPATIAL_TILE;
+    for (int t = 0, v = 0; t < ntiles; t++) {
+        const int P = (nvec - v) / (ntiles - t), o = v * LF_LANES;
         const float *w = l->weight + o, *b = rbf ? NULL : l->bias + o;
         switch (P) {
-        case 1: tile_spatial(l, in_n, w, out_n, b, x, out + o, 1, rbf); break;
-        case 2: tile_spatial(l, in_n, w, out_n, b, x, out + o, 2, rbf); break;
-        case 3: tile_spatial(l, in_n, w, out_n, b, x, out + o, 3, rbf); break;
-        default: tile_spatial(l, in_n, w, out_n, b, x, out + o, 4, rbf); break;
+#define LF_CASE(n)                                                                                               \
+    case n:                                                                                                      \
+        tile_spatial(l, in_n, w, out_n, b, x, out + o, n, rbf);                                                 \
+        break;
+            LF_UPTO_8(LF_CASE)
+#undef LF_CASE
         }
         v += P;
     }

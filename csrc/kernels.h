@@ -70,11 +70,14 @@ static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
 static inline lf_vf lf_rcp_estimate(lf_vf a) { return lf_set1(1.0f) / a; }
 #endif
 
-/* 1 / a to about 2^-22 relative: the estimate and one Newton step, a third of a division's cost. */
+/* 1 / a within about an ulp: the estimate and two Newton steps, cheaper than a division. Two, because one
+ * leaves 1 / 1 just below 1. */
 static inline lf_vf lf_rcp(lf_vf a)
 {
-    const lf_vf r = lf_rcp_estimate(a);
-    return r + r * (lf_set1(1.0f) - a * r);
+    const lf_vf one = lf_set1(1.0f);
+    lf_vf r = lf_rcp_estimate(a);
+    r = r + r * (one - a * r);
+    return r + r * (one - a * r);
 }
 
 /* One block's tensor. */
@@ -90,7 +93,8 @@ typedef struct {
 #define LF_UPTO_3(X) LF_UPTO_2(X) X(3)
 #define LF_UPTO_4(X) LF_UPTO_3(X) X(4)
 #define LF_UPTO_6(X) LF_UPTO_4(X) X(5) X(6)
-#define LF_UPTO_12(X) LF_UPTO_6(X) X(7) X(8) X(9) X(10) X(11) X(12)
+#define LF_UPTO_8(X) LF_UPTO_6(X) X(7) X(8)
+#define LF_UPTO_12(X) LF_UPTO_8(X) X(9) X(10) X(11) X(12)
 #define LF_UPTO_24(X) LF_UPTO_12(X) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23) X(24)
 #if defined(__AVX512F__)
 #define LF_TILE 24

@@ -21,9 +21,10 @@
  *   odd, bit for bit: yes; tanh(-0) = -0: yes; NaN -> NaN: yes; |result| <= 1: by the clamp
  *   monotonic: to within 9 ulp (rounding noise; tanh is nearly flat near saturation)
  * Do not compile with -ffast-math: the clamps must keep NaN, and p / q must be a true
- * division (a reciprocal estimate without refinement costs about 2^-12). GCC 12 will
- * not if-convert the comparisons (so not vectorize a loop over lf_tanhf) unless given
- * -fno-trapping-math, which keeps the IEEE results (NaN, -0) intact.
+ * division or as good: the kernels take the reciprocal estimate and two Newton steps
+ * (an unrefined estimate costs about 2^-12; one step still misses 1/1 = 1, and with it
+ * tiny x -> x). GCC 12 will not if-convert the comparisons (so not vectorize a loop
+ * over lf_tanhf) unless given -fno-trapping-math, which keeps IEEE results intact.
  */
 #ifndef LENET_FAST_TANH_COEFFICIENTS_H
 #define LENET_FAST_TANH_COEFFICIENTS_H

@@ -55,7 +55,7 @@ def float32_array(x, name, shape=None):
     a = np.asarray(x)
     if a.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array, got dtype {a.dtype}")
-    a = np.ascontiguousarray(a, dtype=np.float32)
+    a = np.asarray(a, dtype=np.float32, order="C")  # unlike ascontiguousarray, keeps a 0-d array 0-d
     if shape is not None:
         if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
             want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"

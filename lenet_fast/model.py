@@ -9,6 +9,7 @@ Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for th
   linear 84 -> 10 output read through softmax, He initialisation.
 """
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -141,18 +142,32 @@ def build_network(variant, params, rbf_centers=None):
 FORMAT_VERSION = 1
 
 
-class ParamDict(OrderedDict):
-    """The model's parameters: name -> float32 array. The arrays may be changed in place (the engine runs
-    on them directly); to replace them use LeNet5.set_params, which checks shapes and values."""
+class Params(Mapping):
+    """The model's parameters, a fixed, ordered set: name -> float32 array. The arrays may be changed in place
+    (the engine runs on them directly); whole arrays are replaced through LeNet5.set_params, which checks
+    shapes and values. Names cannot be added or removed."""
 
-    def __setitem__(self, key, value):
-        if key in self:
-            raise TypeError("parameters are changed in place (params[name][...] = value) or through "
-                            "set_params(), not by assigning new arrays")
-        super().__setitem__(key, value)
+    def __init__(self, arrays):
+        self._arrays = OrderedDict(arrays)
 
-    def __delitem__(self, key):
-        raise TypeError("parameters cannot be removed")
+    def __getitem__(self, name):
+        return self._arrays[name]
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def __setitem__(self, name, value):
+        raise TypeError("parameters are changed in place (params[name][...] = value) or through "
+                        "set_params(), not by assigning new arrays")
+
+    def __delitem__(self, name):
+        raise TypeError("the parameter set is fixed: names cannot be removed")
+
+    def __repr__(self):
+        return "Params(" + ", ".join(f"{k}: {tuple(a.shape)}" for k, a in self._arrays.items()) + ")"
 
 
 class LeNet5:
@@ -172,7 +187,7 @@ class LeNet5:
         _layers(variant)
         self.variant = variant
         self.layers = VARIANTS[variant]
-        self._params = ParamDict(init_params(variant, seed))
+        self._params = Params(init_params(variant, seed))
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
 
@@ -199,7 +214,7 @@ class LeNet5:
     def forward(self, x, normalized=False):
         """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern)."""
         x, normalize = _as_batch(x, normalized)
-        return self._net.forward(x, normalize).reshape(len(x), -1)
+        return self._net.forward(x, normalize).reshape(len(x), self._net.output_shape[0])
 
     def predict(self, x, normalized=False):
         """(N,) int64 class ids."""

@@ -449,9 +449,10 @@ def main():
         "  monotonic: to within %.0f ulp (rounding noise; tanh is nearly flat near saturation)"
         % max_drop,
         "Do not compile with -ffast-math: the clamps must keep NaN, and p / q must be a true",
-        "division (a reciprocal estimate without refinement costs about 2^-12). GCC 12 will",
-        "not if-convert the comparisons (so not vectorize a loop over lf_tanhf) unless given",
-        "-fno-trapping-math, which keeps the IEEE results (NaN, -0) intact.",
+        "division or as good: the kernels take the reciprocal estimate and two Newton steps",
+        "(an unrefined estimate costs about 2^-12; one step still misses 1/1 = 1, and with it",
+        "tiny x -> x). GCC 12 will not if-convert the comparisons (so not vectorize a loop",
+        "over lf_tanhf) unless given -fno-trapping-math, which keeps IEEE results intact.",
     ]
     print(c_snippet(c, p32, q32, comment))
     print("[fit_tanh] P degree %d, Q degree %d in x^2: %s (%.1f s)"
