@@ -5,12 +5,18 @@
 For each variant, batch size (1, 64, 1024) and thread count (1, 2), runs the engines in turn, repeat after
 repeat, and prints the median images/s of each and their ratio. The machine is shared and noisy: compare
 the ratios and medians of one run, not figures from different runs.
+
+The reference's BLAS (OpenBLAS in numpy's wheels) runs on one thread: its idle worker threads spin for a
+while after every call, and on a 2-core machine they would take the core the engine's second thread needs
+(measured: batch 64 on 2 threads dropped from about 100,000 to 8,000 images/s right after a BLAS call).
+Needs threadpoolctl (pip install threadpoolctl).
 """
 import argparse
 import statistics
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import lenet_fast
 from lenet_fast import paper, reference
@@ -32,9 +38,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
     args = parser.parse_args()
+    with threadpool_limits(limits=1, user_api="blas"):  # BLAS only: the engine's OpenMP threads are set below
+        run(args)
+
+
+def run(args):
     info = lenet_fast.build_info()
     print(f"lenet_fast {info['version']}, ISA path {info['isa']}, OpenMP {'on' if info['openmp'] else 'off'}")
-    print("| variant | batch | threads | lenet_fast img/s | reference img/s | ratio | lenet_fast us/batch |")
+    print("| variant | batch | threads | lenet_fast img/s | reference img/s (1 BLAS thread) | ratio "
+          "| lenet_fast us/batch |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     rng = np.random.default_rng(0)
     saved = lenet_fast.get_num_threads()
