@@ -52,49 +52,37 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, i
 #define LF_P2 LF_UPTO_6
 #define LF_P3 LF_UPTO_6
 #define LF_P4 LF_UPTO_4
+static const int pmax[5] = {0, 24, 6, 6, 4};
 #else
 #define LF_P1 LF_UPTO_12
 #define LF_P2 LF_UPTO_4
 #define LF_P3 LF_UPTO_3
 #define LF_P4 LF_UPTO_2
+static const int pmax[5] = {0, 12, 4, 3, 2};
 #endif
 
 /* nvec consecutive output vectors of maps o..o+M-1, in balanced tiles of as many vectors as fit. */
-#define LF_COUNT(n) 1 +
 static void conv_run(const lf_layer *l, int o, int M, const float *in, ptrdiff_t ics, const ptrdiff_t *tap,
                      float *out, ptrdiff_t ocs, int nvec)
 {
-    const int pmax = M == 1 ? LF_TILE : M == 2 ? LF_P2(LF_COUNT) 0 : M == 3 ? LF_P3(LF_COUNT) 0 : LF_P4(LF_COUNT) 0;
-    const int ntiles = (nvec + pmax - 1) / pmax;
+    const int ntiles = (nvec + pmax[M] - 1) / pmax[M];
     for (int t = 0, v = 0; t < ntiles; t++) {
         const int P = (nvec - v) / (ntiles - t);
         const float *i = in + (ptrdiff_t)v * LF_LANES;
         float *u = out + (ptrdiff_t)v * LF_LANES;
-#define LF_CASE(n)                                                                                               \
+#define LF_CASE(m, n)                                                                                            \
     case n:                                                                                                      \
-        conv_tile(l, o, i, ics, tap, u, ocs, LF_M, n);                                                           \
+        conv_tile(l, o, i, ics, tap, u, ocs, m, n);                                                              \
         break;
+#define LF_M1(n) LF_CASE(1, n)
+#define LF_M2(n) LF_CASE(2, n)
+#define LF_M3(n) LF_CASE(3, n)
+#define LF_M4(n) LF_CASE(4, n)
         switch (M) {
-        case 1:
-#define LF_M 1
-            switch (P) { LF_P1(LF_CASE) }
-#undef LF_M
-            break;
-        case 2:
-#define LF_M 2
-            switch (P) { LF_P2(LF_CASE) }
-#undef LF_M
-            break;
-        case 4:
-#define LF_M 4
-            switch (P) { LF_P4(LF_CASE) }
-#undef LF_M
-            break;
-        case 3:
-#define LF_M 3
-            switch (P) { LF_P3(LF_CASE) }
-#undef LF_M
-            break;
+        case 1: switch (P) { LF_P1(LF_M1) } break;
+        case 2: switch (P) { LF_P2(LF_M2) } break;
+        case 3: switch (P) { LF_P3(LF_M3) } break;
+        case 4: switch (P) { LF_P4(LF_M4) } break;
         }
 #undef LF_CASE
         v += P;

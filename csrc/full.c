@@ -117,20 +117,22 @@ static void dense_spatial(const lf_layer *l, int in_n, int out_n, const float *x
     }
 }
 
-void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
+static void dense_block(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
+                        int rbf)
 {
     const int in_n = gi->c * gi->h * gi->w;
     if (gi->lanes == LF_LANES)
-        dense_blocked(l, in_n, go->c, in, out, 0);
+        dense_blocked(l, in_n, go->c, in, out, rbf);
     else
-        dense_spatial(l, in_n, go->c, in, out, 0);
+        dense_spatial(l, in_n, go->c, in, out, rbf);
+}
+
+void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
+{
+    dense_block(l, in, gi, out, go, 0);
 }
 
 void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
 {
-    const int in_n = gi->c * gi->h * gi->w;
-    if (gi->lanes == LF_LANES)
-        dense_blocked(l, in_n, go->c, in, out, 1);
-    else
-        dense_spatial(l, in_n, go->c, in, out, 1);
+    dense_block(l, in, gi, out, go, 1);
 }
