@@ -7,8 +7,9 @@
 #include "kernels.h"
 
 #define LF_MAX_LAYERS 16
-/* From this many leftover images on, one partly filled block is cheaper than that many single images. */
-#define LF_PARTIAL_BLOCK_MIN 6
+/* From this many leftover images on, one partly filled block is cheaper than that many single images (an
+ * image costs about 1.7 times as much in the spatial layout as in a block: benchmarks/forward.py). */
+#define LF_PARTIAL_BLOCK_MIN (LF_LANES * 5 / 8)
 
 typedef struct {
     lf_geom g[LF_MAX_LAYERS + 1]; /* g[0] the input, g[i + 1] the output of layer i */

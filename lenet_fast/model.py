@@ -8,6 +8,8 @@ Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for th
 - ``modern``: what most tutorials call LeNet-5: ReLU, max pooling, C3 connected to all six S2 maps, a
   linear 84 -> 10 output read through softmax, He initialisation.
 """
+import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import NamedTuple, Optional
@@ -281,9 +283,6 @@ def _check_params(variant, params):
 
 def save(model, path):
     """Write model to path as .npz: format version, variant, parameters (see LeNet5.save)."""
-    import os
-    import tempfile
-
     path = os.fspath(path)
     arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
     arrays.update(model.params)

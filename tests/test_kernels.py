@@ -3,8 +3,8 @@
 A Network of one layer is that layer's kernel; two layers check how a kernel reads the previous one's
 output (a convolution's "wide rows" in the spatial layout, a full layer after pooling, ...). Batch sizes
 are chosen so that, with LF_LANES images per block (4 baseline, 8 AVX2, 16 AVX-512), both layouts run:
-whole blocks ("blocked"), leftover images one at a time ("spatial") and partly filled blocks (6 or more
-leftovers, csrc/net.c).
+whole blocks ("blocked"), leftover images one at a time ("spatial") and partly filled blocks (from
+LF_PARTIAL_BLOCK_MIN leftovers on, 5 of 8 on AVX2: csrc/net.c).
 
 Every check runs on each instruction-set path this CPU has (ISAS: the default one, e.g. AVX2, and the
 baseline with its 4 lanes and no FMA), switched with _core.select_isa and switched back.
