@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import textwrap
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -90,7 +91,8 @@ class BuildExt(build_ext):
 core = Extension(
     "lenet_fast._core",
     sources=["lenet_fast/_core.pyx", "csrc/dispatch.c", "csrc/workspace.c"],
-    include_dirs=["csrc"],
+    include_dirs=["csrc", numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )
 
 setup(
