@@ -124,35 +124,50 @@ static void run_block(const lf_layer *layers, int nlayers, const plan_t *p, floa
     }
 }
 
+typedef struct {
+    const lf_layer *layers;
+    int nlayers, n, nblocks;
+    const lf_input *input;
+    const plan_t *plans; /* [0] blocked, [1] spatial */
+    float *out;
+} batch_t;
+
+/* Work item it: a block of images (it < nblocks) or one leftover image. 0, or -1 without a workspace. */
+static int run_item(const batch_t *b, int it)
+{
+    const int blocked = it < b->nblocks;
+    const size_t first = blocked ? (size_t)it * LF_LANES : (size_t)b->nblocks * LF_LANES + (it - b->nblocks);
+    const int count = blocked ? (b->n - (int)first < LF_LANES ? b->n - (int)first : LF_LANES) : 1;
+    const plan_t *p = &b->plans[!blocked];
+    float *ws = lf_workspace(p->total);
+    if (!ws)
+        return -1;
+    pack_input(b->input, first, count, &p->g[0], ws);
+    run_block(b->layers, b->nlayers, p, ws);
+    unpack_output(ws + p->off[b->nlayers], &p->g[b->nlayers], first, count, b->out);
+    return 0;
+}
+
 int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out)
 {
     if (n <= 0)
         return 0;
-    plan_t plans[2]; /* [0] blocked, [1] spatial */
+    plan_t plans[2];
     make_plan(layers, nlayers, LF_LANES, &plans[0]);
     make_plan(layers, nlayers, 1, &plans[1]);
 
     const int nfull = n / LF_LANES, rest = n % LF_LANES;
     const int nblocks = nfull + (rest >= LF_PARTIAL_BLOCK_MIN);
     const int nitems = nblocks + (n - nblocks * LF_LANES > 0 ? n - nblocks * LF_LANES : 0);
+    const batch_t b = {layers, nlayers, n, nblocks, input, plans, out};
+    if (nitems == 1) /* one image or one block: no thread team (its fork and join cost microseconds) */
+        return run_item(&b, 0);
     int failed = 0;
     /* Dynamic scheduling balances blocks against single images; an image's result does not depend on
      * which thread or block computed it, so the output is the same for any thread count. */
-#pragma omp parallel for schedule(dynamic, 1) if (nitems > 1) reduction(| : failed)
-    for (int it = 0; it < nitems; it++) {
-        const int blocked = it < nblocks;
-        const size_t first = blocked ? (size_t)it * LF_LANES : (size_t)nblocks * LF_LANES + (it - nblocks);
-        const int count = blocked ? (n - (int)first < LF_LANES ? n - (int)first : LF_LANES) : 1;
-        const plan_t *p = &plans[!blocked];
-        float *ws = lf_workspace(p->total);
-        if (!ws) {
-            failed = 1;
-            continue;
-        }
-        pack_input(input, first, count, &p->g[0], ws);
-        run_block(layers, nlayers, p, ws);
-        unpack_output(ws + p->off[nlayers], &p->g[nlayers], first, count, out);
-    }
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : failed)
+    for (int it = 0; it < nitems; it++)
+        failed |= run_item(&b, it) != 0;
     return failed ? -1 : 0;
 }
 
