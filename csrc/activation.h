@@ -15,25 +15,39 @@
 #define LF_SQUASH_A 1.7159f
 #define LF_SQUASH_S (2.0f / 3.0f)
 
-static inline __attribute__((always_inline)) lf_vf lf_tanh(lf_vf x)
+/* C[i] k s2^i: a coefficient of the polynomial in z = x^2 after the substitution x -> s x. A constant when
+ * inlined with constant arguments. */
+static inline __attribute__((always_inline)) float lf_scaled_coef(const float *C, int i, float s2, float k)
 {
-    const lf_vf c = lf_set1(LF_TANH_CLAMP), one = lf_set1(1.0f);
+    float c = C[i] * k;
+    for (int j = 0; j < i; j++)
+        c *= s2;
+    return c;
+}
+
+/* g tanh(s x), with s and g folded into the coefficients (s and g constants: no extra multiplies). */
+static inline __attribute__((always_inline)) lf_vf lf_scaled_tanh(lf_vf x, float s, float g)
+{
+    const float s2 = s * s;
+    const lf_vf c = lf_set1(LF_TANH_CLAMP / s);
     x = lf_max(-c, lf_min(c, x));
     const lf_vf z = x * x;
-    lf_vf p = lf_set1(LF_TANH_P[LF_TANH_NP - 1]), q = lf_set1(LF_TANH_Q[LF_TANH_NQ - 1]);
+    lf_vf p = lf_set1(lf_scaled_coef(LF_TANH_P, LF_TANH_NP - 1, s2, g * s));
+    lf_vf q = lf_set1(lf_scaled_coef(LF_TANH_Q, LF_TANH_NQ - 1, s2, 1.0f));
     for (int i = LF_TANH_NP - 2; i >= 0; i--)
-        p = p * z + lf_set1(LF_TANH_P[i]);
+        p = p * z + lf_set1(lf_scaled_coef(LF_TANH_P, i, s2, g * s));
     for (int i = LF_TANH_NQ - 2; i >= 0; i--)
-        q = q * z + lf_set1(LF_TANH_Q[i]);
-    /* The fit overshoots 1 slightly at the clamp, so that the output clamp gives exactly +-1 there. */
-    return lf_max(-one, lf_min(one, x * (p * lf_rcp(q))));
+        q = q * z + lf_set1(lf_scaled_coef(LF_TANH_Q, i, s2, 1.0f));
+    /* The fit overshoots 1 slightly at the clamp, so that the output clamp gives exactly +-g there. */
+    const lf_vf limit = lf_set1(g);
+    return lf_max(-limit, lf_min(limit, x * (p * lf_rcp(q))));
 }
 
 static inline __attribute__((always_inline)) lf_vf lf_activate(lf_vf v, lf_act act)
 {
     switch (act) {
-    case LF_ACT_SQUASH: return lf_set1(LF_SQUASH_A) * lf_tanh(lf_set1(LF_SQUASH_S) * v);
-    case LF_ACT_TANH: return lf_tanh(v);
+    case LF_ACT_SQUASH: return lf_scaled_tanh(v, LF_SQUASH_S, LF_SQUASH_A);
+    case LF_ACT_TANH: return lf_scaled_tanh(v, 1.0f, 1.0f);
     case LF_ACT_RELU: return lf_max(lf_set1(0.0f), v);
     case LF_ACT_NONE: break;
     }
