@@ -6,9 +6,9 @@
  * written once, in GCC vector extensions, so the same source becomes SSE2, AVX2 or AVX-512 code.
  *
  * Layout of one block (a "block" is the unit one thread works on):
- *  - blocked: LF_LANES images (one vector register: 16, 8 or 4) interleaved innermost, element (c, y, x, lane) at c*cs + y*rs + x*LF_LANES
- *    + lane. Every kernel then multiplies a broadcast weight by a vector of LF_LANES images: no edge cases
- *    at any map size, the connection table included.
+ *  - blocked: LF_LANES images (one vector register: 16, 8 or 4) interleaved innermost, element
+ *    (c, y, x, lane) at c*cs + y*rs + x*LF_LANES + lane. Every kernel then multiplies a broadcast weight by
+ *    a vector of LF_LANES images: no edge cases at any map size, the connection table included.
  *  - spatial: one image, element (c, y, x) at c*cs + y*rs + x; kernels vectorize along its rows. Used for
  *    the few images that do not fill a block, so that one image costs one image's work.
  * Both modes run the same arithmetic in the same order on every output, so an image's result does not
@@ -31,7 +31,6 @@
 #define LF_LANES 4
 #endif
 typedef float lf_vf __attribute__((vector_size(LF_LANES * sizeof(float))));
-typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t))));
 
 /* Loads and stores through memcpy: no alignment or aliasing assumptions; compiles to one vector move. */
 static inline lf_vf lf_load(const float *p) { lf_vf v; memcpy(&v, p, sizeof v); return v; }
@@ -61,6 +60,7 @@ static inline lf_vf lf_rcp_estimate(lf_vf a) { return (lf_vf)_mm_rcp_ps((__m128)
 #else
 /* A broadcast; not (lf_vf){0} + s on x86, where GCC keeps the add (0 + -0 is +0). */
 static inline lf_vf lf_set1(float s) { return (lf_vf){0} + s; }
+typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t))));
 static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
 {
     return (lf_vf)((mask & (lf_vi)a) | (~mask & (lf_vi)b));
