@@ -47,6 +47,8 @@ POOLS = {"trainable": LF_POOL_TRAINABLE, "average": LF_POOL_AVERAGE, "max": LF_P
 _KINDS = {"conv": LF_LAYER_CONV, "subsample": LF_LAYER_SUBSAMPLE, "full": LF_LAYER_FULL, "rbf": LF_LAYER_RBF}
 _MAX_LAYERS = 16  # csrc/net.c plans at most this many
 _MAX_DIM = 1 << 15  # keeps every index and size well inside a C int
+_MAX_TENSOR = 1 << 24  # floats in one image's tensor at any layer
+_MAX_TAPS = 4096  # kernel positions: the convolution keeps their offsets on the stack
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -145,7 +147,11 @@ cdef class Network:
             raise MemoryError()
         self.nlayers = len(layers)
         for i, spec in enumerate(layers):
+            if c * h * w > _MAX_TENSOR:
+                raise ValueError(f"layer {i}: its input of {c}x{h}x{w} floats per image is over {_MAX_TENSOR}")
             c, h, w = self._describe(i, spec, c, h, w)
+        if c * h * w > _MAX_TENSOR:
+            raise ValueError(f"the output of {c}x{h}x{w} floats per image is over {_MAX_TENSOR}")
         self.output_shape = (c, h, w)
         self.out_c, self.out_h, self.out_w = c, h, w
 
@@ -189,6 +195,8 @@ cdef class Network:
             kh, kw = _positive(kh, f"{where}: kernel height"), _positive(kw, f"{where}: kernel width")
             if kh > h or kw > w:
                 raise ValueError(f"{where}: a {kh}x{kw} kernel does not fit a {h}x{w} input")
+            if kh * kw > _MAX_TAPS:
+                raise ValueError(f"{where}: a kernel has at most {_MAX_TAPS} positions, got {kh}x{kw}")
             l.out_c, l.out_h, l.out_w, l.kh, l.kw = co, h - kh + 1, w - kw + 1, kh, kw
             if i > 0 and self.layers[i - 1].kind == LF_LAYER_CONV:
                 raise ValueError(f"{where}: a convolution cannot follow a convolution directly")

@@ -838,3 +838,12 @@ def test_softmax_refuses(x, exc, message):
 def test_softmax_of_an_empty_batch():
     assert _core.softmax(np.zeros((0, 10), np.float32)).shape == (0, 10)
     assert _core.softmax(np.zeros((0, 10), np.float32), log=True, negate=True).shape == (0, 10)
+
+
+def test_network_refuses_sizes_the_engine_cannot_hold():
+    """Limits that keep C's indices in range and its stack small are checked before any C runs."""
+    with pytest.raises(ValueError, match="at most 4096 positions"):
+        _core.Network((1, 1, 30000), [dict(kind="conv", out=1, kernel=(1, 5000), bias=np.zeros(1, np.float32),
+                                           weight=np.zeros((1, 1, 1, 5000), np.float32))])
+    with pytest.raises(ValueError, match="floats per image is over"):
+        _core.Network((4096, 4096, 2), [dict(kind="subsample", pool="max")])
