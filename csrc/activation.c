@@ -9,10 +9,6 @@ void LF_ISA(activation)(const float *x, size_t count, lf_act act, float *y)
     size_t i = 0;
     for (; i + LF_LANES <= count; i += LF_LANES)
         lf_store(y + i, lf_activate(lf_load(x + i), act));
-    if (i < count) {
-        float tmp[LF_LANES] = {0};
-        memcpy(tmp, x + i, (count - i) * sizeof(float));
-        lf_store(tmp, lf_activate(lf_load(tmp), act));
-        memcpy(y + i, tmp, (count - i) * sizeof(float));
-    }
+    if (i < count)
+        lf_store_n(y + i, lf_activate(lf_load_n(x + i, count - i), act), count - i);
 }

@@ -2,7 +2,7 @@
  * full.c: the two (In, Out) layers: the full layer, out = act(x W + b), and the Euclidean RBF output,
  * out_o = sum_k (x_k - W[k, o])^2 with W the transposed centres. Both keep W input-major.
  *
- * Blocked: each output is a vector of 16 images; a tile of outputs accumulates broadcast weights against
+ * Blocked: each output is a vector of LF_LANES images; a tile of outputs accumulates broadcast weights against
  * the input vector. Spatial: one image; a tile of output vectors accumulates x[k] against a row of W.
  * Both sum over k in ascending order from zero, then add the bias: the same bits in both layouts.
  */
@@ -45,7 +45,7 @@ static inline __attribute__((always_inline)) void tile_blocked(const lf_layer *l
 /* Spatial tiles: P accumulators and the broadcast input; the weights stream from memory. */
 #define LF_SPATIAL_TILE 8
 
-/* Spatial: P vectors of outputs starting at o; wstride is the weight rows' stride (>= o + 16 P). */
+/* Spatial: P vectors of outputs from w0's column; wstride is the weight rows' stride. */
 static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l, int in_n, const float *w0,
                                                                size_t wstride, const float *bias,
                                                                const float *x, float *out, int P, int rbf)
@@ -60,7 +60,7 @@ static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l
             acc[p] = term(acc[p], xk, lf_load(w + p * LF_LANES), rbf);
     }
     for (int p = 0; p < P; p++)
-        lf_store(out + p * LF_LANES, finish(l, acc[p], rbf ? acc[p] : lf_load(bias + p * LF_LANES), rbf));
+        lf_store(out + p * LF_LANES, finish(l, acc[p], rbf ? lf_set1(0.0f) : lf_load(bias + p * LF_LANES), rbf));
 }
 
 static void dense_blocked(const lf_layer *l, int in_n, int out_n, const float *in, float *out, int rbf)
@@ -82,17 +82,11 @@ static void dense_blocked(const lf_layer *l, int in_n, int out_n, const float *i
 static void dense_spatial(const lf_layer *l, int in_n, int out_n, const float *x, float *out, int rbf)
 {
     if (out_n < LF_LANES) {
-        /* One partial vector: each weight row goes through a zero-padded 16-wide copy. */
-        float w[LF_LANES] = {0}, b[LF_LANES] = {0}, y[LF_LANES];
+        /* One partial vector: each weight row goes through a zero-padded copy. */
         lf_vf acc = lf_set1(0.0f);
-        for (int k = 0; k < in_n; k++) {
-            memcpy(w, l->weight + (size_t)k * out_n, out_n * sizeof(float));
-            acc = term(acc, lf_set1(x[k]), lf_load(w), rbf);
-        }
-        if (!rbf)
-            memcpy(b, l->bias, out_n * sizeof(float));
-        lf_store(y, finish(l, acc, lf_load(b), rbf));
-        memcpy(out, y, out_n * sizeof(float));
+        for (int k = 0; k < in_n; k++)
+            acc = term(acc, lf_set1(x[k]), lf_load_n(l->weight + (size_t)k * out_n, out_n), rbf);
+        lf_store_n(out, finish(l, acc, rbf ? lf_set1(0.0f) : lf_load_n(l->bias, out_n), rbf), out_n);
         return;
     }
     /* Whole vectors in balanced tiles; a ragged end is one more vector aligned to the end, overlapping the

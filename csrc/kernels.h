@@ -35,6 +35,19 @@ typedef float lf_vf __attribute__((vector_size(LF_LANES * sizeof(float))));
 /* Loads and stores through memcpy: no alignment or aliasing assumptions; compiles to one vector move. */
 static inline lf_vf lf_load(const float *p) { lf_vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void lf_store(float *p, lf_vf v) { memcpy(p, &v, sizeof v); }
+/* The first n < LF_LANES floats, through a zero-padded copy: for the ragged end of an array. */
+static inline lf_vf lf_load_n(const float *p, size_t n)
+{
+    float t[LF_LANES] = {0};
+    memcpy(t, p, n * sizeof(float));
+    return lf_load(t);
+}
+static inline void lf_store_n(float *p, lf_vf v, size_t n)
+{
+    float t[LF_LANES];
+    lf_store(t, v);
+    memcpy(p, t, n * sizeof(float));
+}
 /* Broadcast, min, max and reciprocal estimate through the instruction set's own intrinsics (GCC lowers the
  * generic forms poorly). min(a, b) = a < b ? a : b and max(a, b) = a > b ? a : b return the second operand
  * when either is NaN: callers put the value that may be NaN second, so that a NaN (a diverged network)

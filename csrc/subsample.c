@@ -2,7 +2,7 @@
  * subsample.c: 2x2, stride-2 subsampling of each map: trainable (coef * sum + bias, the paper's S2 and
  * S4), average or max, then the layer's activation. Odd rows or columns at the edge are dropped.
  *
- * Blocked: the four inputs of an output are four vectors of 16 images. Spatial: the sums (or maxima) are
+ * Blocked: the four inputs of an output are four vectors of LF_LANES images. Spatial: the sums (or maxima) are
  * gathered with scalar code into the output map, then one vector pass applies the affine part and the
  * activation. The sum is ((a + b) + c) + d in both layouts and the vector pass is the blocked code's, so
  * both give the same bits.
@@ -56,16 +56,12 @@ void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *
                 const float *p = src + 2 * y * gi->rs + 2 * x;
                 dst[y * go->rs + x] = pool4_scalar(p[0], p[1], p[gi->rs], p[gi->rs + 1], l->pool);
             }
-        /* The map is dense (rs == out_w): one vector pass over it, a partial last vector staged. */
+        /* The map is dense (rs == out_w): one vector pass over it. */
         const int count = l->out_h * l->out_w;
         int i = 0;
         for (; i + LF_LANES <= count; i += LF_LANES)
             lf_store(dst + i, finish(l, ch, lf_load(dst + i)));
-        if (i < count) {
-            float tmp[LF_LANES] = {0};
-            memcpy(tmp, dst + i, (count - i) * sizeof(float));
-            lf_store(tmp, finish(l, ch, lf_load(tmp)));
-            memcpy(dst + i, tmp, (count - i) * sizeof(float));
-        }
+        if (i < count)
+            lf_store_n(dst + i, finish(l, ch, lf_load_n(dst + i, count - i)), count - i);
     }
 }

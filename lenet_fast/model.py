@@ -186,9 +186,8 @@ class LeNet5:
     """
 
     def __init__(self, variant="classic", seed=0):
-        _layers(variant)
+        self.layers = _layers(variant)
         self.variant = variant
-        self.layers = VARIANTS[variant]
         self._params = Params(init_params(variant, seed))
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
@@ -302,11 +301,9 @@ def load(path):
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
-    except (OSError, EOFError, ValueError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: not a lenet_fast model file ({exc})") from None
-    except Exception as exc:  # zipfile.BadZipFile and friends from a corrupt archive
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # OSError, EOFError, ValueError, zipfile.BadZipFile: a damaged archive
         raise ValueError(f"{path}: not a lenet_fast model file ({type(exc).__name__}: {exc})") from None
     try:
         version = int(arrays.pop("__format__"))
