@@ -54,4 +54,31 @@ static inline __attribute__((always_inline)) lf_vf lf_activate(lf_vf v, lf_act a
     return v;
 }
 
+/* f'(a) from the output y = f(a), which training keeps: squash A tanh(S a) has f' = (S / A)(A^2 - y^2),
+ * tanh 1 - y^2, ReLU 1 where y > 0 (0 at the kink). */
+static inline __attribute__((always_inline)) lf_vf lf_derivative(lf_vf y, lf_act act)
+{
+    switch (act) {
+    case LF_ACT_SQUASH: {
+        const float k = LF_SQUASH_S / LF_SQUASH_A;
+        return lf_set1(k * LF_SQUASH_A * LF_SQUASH_A) - lf_set1(k) * (y * y);
+    }
+    case LF_ACT_TANH: return lf_set1(1.0f) - y * y;
+    case LF_ACT_RELU: return lf_select(y > lf_set1(0.0f), lf_set1(1.0f), lf_set1(0.0f));
+    case LF_ACT_NONE: break;
+    }
+    return lf_set1(1.0f);
+}
+
+/* The gradient dy with respect to the output, carried back through the activation: dy f'(a), or for second
+ * derivatives (Gauss-Newton) dy f'(a)^2. */
+static inline __attribute__((always_inline)) lf_vf lf_activation_backward(lf_vf dy, lf_vf y, lf_act act,
+                                                                          int second)
+{
+    if (act == LF_ACT_NONE)
+        return dy;
+    const lf_vf d = lf_derivative(y, act);
+    return second ? dy * (d * d) : dy * d;
+}
+
 #endif

@@ -8,6 +8,10 @@
  * stays in registers while the taps stream past it; M > 1 only where the maps read the same inputs (a dense
  * table), so that one load feeds M multiply-adds. Each output is summed in the order (connection, u, v),
  * then the bias is added: the same in both layouts and for any tile shape.
+ *
+ * Backward: the weight gradient correlates the pre-activation gradient with the input, a tile of taps in
+ * registers while the positions stream past; the input gradient is the forward kernel run on the
+ * zero-padded output gradient with the kernels rotated and the table transposed (lf_trainer).
  */
 #include "kernels.h"
 #include "activation.h"
@@ -109,4 +113,135 @@ void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, f
             conv_run(l, o, M, in, gi->cs, tap, plane, go->cs, (span + LF_LANES - 1) / LF_LANES);
         }
     }
+}
+
+/* ---- Backward ---- */
+
+/* The zero-padded output gradient the transposed convolution t reads (pg) and, in the spatial layout, the
+ * wide rows it writes before they are compacted into dx (wide). */
+static void backward_geoms(const lf_layer *t, int lanes, lf_geom *pg, lf_geom *wide)
+{
+    lf_dense_geom(pg, t->in_c, t->in_h, t->in_w, lanes);
+    lf_dense_geom(wide, t->out_c, t->out_h, t->out_w, lanes);
+    if (lanes == 1)
+        lf_wide_geom(t, pg, wide);
+}
+
+size_t LF_ISA(conv_backward_scratch)(const lf_layer *l, int lanes)
+{
+    lf_layer t;
+    lf_geom pg, wide;
+    lf_transpose_shape(l, &t);
+    backward_geoms(&t, lanes, &pg, &wide);
+    return pg.size + (lanes == 1 ? wide.size : 0);
+}
+
+/* g[t] += sum over positions of d * x shifted by tap[t] (x squared for second derivatives), for T taps:
+ * rows of nvec vectors, rows drs and xrs apart. */
+static inline __attribute__((always_inline)) void wgrad_tile(const float *d, ptrdiff_t drs, const float *x,
+                                                             ptrdiff_t xrs, int rows, int nvec,
+                                                             const ptrdiff_t *tap, float *g, int T, int second)
+{
+    lf_vf acc[LF_TILE];
+    for (int t = 0; t < T; t++)
+        acc[t] = lf_set1(0.0f);
+    for (int r = 0; r < rows; r++)
+        for (int p = 0; p < nvec; p++) {
+            const lf_vf dv = lf_load(d + r * drs + p * LF_LANES);
+            const float *xp = x + r * xrs + p * LF_LANES;
+            for (int t = 0; t < T; t++) {
+                lf_vf xv = lf_load(xp + tap[t]);
+                if (second)
+                    xv *= xv;
+                acc[t] += dv * xv;
+            }
+        }
+    for (int t = 0; t < T; t++)
+        g[t] += lf_hsum(acc[t]);
+}
+
+static void wgrad(const float *d, ptrdiff_t drs, const float *x, ptrdiff_t xrs, int rows, int nvec,
+                  const ptrdiff_t *tap, int ntaps, float *g, int second)
+{
+    const int ntiles = (ntaps + LF_TILE - 1) / LF_TILE;
+    for (int i = 0, t0 = 0; i < ntiles; i++) {
+        const int T = (ntaps - t0) / (ntiles - i);
+        switch (T) {
+#define LF_CASE(n)                                                                                               \
+    case n:                                                                                                      \
+        if (second)                                                                                              \
+            wgrad_tile(d, drs, x, xrs, rows, nvec, tap + t0, g + t0, n, 1);                                      \
+        else                                                                                                     \
+            wgrad_tile(d, drs, x, xrs, rows, nvec, tap + t0, g + t0, n, 0);                                      \
+        break;
+            LF_TILE_SIZES(LF_CASE)
+#undef LF_CASE
+        }
+        t0 += T;
+    }
+}
+
+void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b)
+{
+    const lf_geom *gx = b->gx, *gy = b->gy;
+    const int lanes = gx->lanes, blocked = lanes == LF_LANES, ntaps = l->kh * l->kw;
+    ptrdiff_t tap[ntaps];
+    for (int u = 0; u < l->kh; u++)
+        for (int v = 0; v < l->kw; v++)
+            tap[u * l->kw + v] = u * gx->rs + (ptrdiff_t)v * lanes;
+    /* The output positions as rows of vectors: blocked, out_h rows of out_w pixels; spatial, one run over
+     * the wide rows, whose junk columns are zeroed first so that they add nothing. */
+    const int rows = blocked ? l->out_h : 1;
+    const int nvec = blocked ? l->out_w : (int)(gy->cs / LF_LANES);
+    const ptrdiff_t drs = blocked ? gy->rs : 0, xrs = blocked ? gx->rs : 0;
+
+    for (int o = 0; o < l->out_c; o++) {
+        float *d = b->dy + o * gy->cs;
+        const float *y = b->y + o * gy->cs;
+        if (!blocked)
+            for (int r = 0; r < l->out_h; r++) {
+                const ptrdiff_t end = r + 1 < l->out_h ? gy->rs : gy->cs - r * gy->rs;
+                memset(d + r * gy->rs + l->out_w, 0, (end - l->out_w) * sizeof(float));
+            }
+        lf_vf bias = lf_set1(0.0f);
+        for (int r = 0; r < rows; r++)
+            for (int p = 0; p < nvec; p++) {
+                float *dp = d + r * drs + p * LF_LANES;
+                const lf_vf v = lf_activation_backward(lf_load(dp), lf_load(y + r * drs + p * LF_LANES), l->act,
+                                                       b->second);
+                lf_store(dp, v);
+                bias += v;
+            }
+        if (l->bias_at >= 0)
+            b->grad[l->bias_at + o] += lf_hsum(bias);
+        if (l->weight_at < 0)
+            continue;
+        const int c0 = l->conn_start ? l->conn_start[o] : o * l->in_c;
+        const int c1 = l->conn_start ? l->conn_start[o + 1] : c0 + l->in_c;
+        for (int k = c0; k < c1; k++) {
+            const float *x = b->x + (l->conn_in ? l->conn_in[k] : k - c0) * gx->cs;
+            wgrad(d, drs, x, xrs, rows, nvec, tap, ntaps, b->grad + l->weight_at + (size_t)k * ntaps, b->second);
+        }
+    }
+    if (!b->dx)
+        return;
+
+    const lf_layer *t = b->transposed;
+    lf_geom pg, wide;
+    backward_geoms(t, lanes, &pg, &wide);
+    float *pad = b->scratch;
+    memset(pad, 0, pg.size * sizeof(float));
+    for (int o = 0; o < l->out_c; o++)
+        for (int r = 0; r < l->out_h; r++)
+            memcpy(pad + o * pg.cs + (r + l->kh - 1) * pg.rs + (ptrdiff_t)(l->kw - 1) * lanes,
+                   b->dy + o * gy->cs + r * gy->rs, (size_t)l->out_w * lanes * sizeof(float));
+    if (blocked) {
+        LF_ISA(conv_block)(t, pad, &pg, b->dx, gx);
+        return;
+    }
+    float *w = pad + pg.size;
+    LF_ISA(conv_block)(t, pad, &pg, w, &wide);
+    for (int c = 0; c < l->in_c; c++)
+        for (int r = 0; r < l->in_h; r++)
+            memcpy(b->dx + c * gx->cs + r * gx->rs, w + c * wide.cs + r * wide.rs, l->in_w * sizeof(float));
 }

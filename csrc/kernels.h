@@ -31,6 +31,7 @@
 #define LF_LANES 4
 #endif
 typedef float lf_vf __attribute__((vector_size(LF_LANES * sizeof(float))));
+typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t)))); /* comparison results */
 
 /* Loads and stores through memcpy: no alignment or aliasing assumptions; compiles to one vector move. */
 static inline lf_vf lf_load(const float *p) { lf_vf v; memcpy(&v, p, sizeof v); return v; }
@@ -47,6 +48,11 @@ static inline void lf_store_n(float *p, lf_vf v, size_t n)
     float t[LF_LANES];
     lf_store(t, v);
     memcpy(p, t, n * sizeof(float));
+}
+/* a where mask is set (all ones), else b. */
+static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
+{
+    return (lf_vf)((mask & (lf_vi)a) | (~mask & (lf_vi)b));
 }
 /* Broadcast, min, max and reciprocal estimate through the instruction set's own intrinsics (GCC lowers the
  * generic forms poorly). min(a, b) = a < b ? a : b and max(a, b) = a > b ? a : b return the second operand
@@ -73,11 +79,6 @@ static inline lf_vf lf_rcp_estimate(lf_vf a) { return (lf_vf)_mm_rcp_ps((__m128)
 #else
 /* A broadcast; not (lf_vf){0} + s on x86, where GCC keeps the add (0 + -0 is +0). */
 static inline lf_vf lf_set1(float s) { return (lf_vf){0} + s; }
-typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t))));
-static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
-{
-    return (lf_vf)((mask & (lf_vi)a) | (~mask & (lf_vi)b));
-}
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return lf_select(a < b, a, b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
 static inline lf_vf lf_rcp_estimate(lf_vf a) { return lf_set1(1.0f) / a; }
@@ -93,6 +94,15 @@ static inline lf_vf lf_rcp(lf_vf a)
     return r + r * (one - a * r);
 }
 
+/* The lanes of v summed in lane order (a fixed order: the same bits on every run). */
+static inline float lf_hsum(lf_vf v)
+{
+    float s = v[0];
+    for (int i = 1; i < LF_LANES; i++)
+        s += v[i];
+    return s;
+}
+
 /* One block's tensor. */
 typedef struct {
     int c, h, w;
@@ -100,6 +110,103 @@ typedef struct {
     ptrdiff_t rs, cs; /* row and channel strides, in floats */
     size_t size;      /* floats to allocate, including the tail that vector reads may run into */
 } lf_geom;
+
+static inline size_t lf_round_lanes(size_t n) { return (n + LF_LANES - 1) / LF_LANES * LF_LANES; }
+
+/* A tensor without gaps: rows of w, maps of h rows. */
+static inline void lf_dense_geom(lf_geom *g, int c, int h, int w, int lanes)
+{
+    g->c = c, g->h = h, g->w = w, g->lanes = lanes;
+    g->rs = (ptrdiff_t)w * lanes;
+    g->cs = (ptrdiff_t)h * w * lanes;
+    g->size = lf_round_lanes((size_t)c * g->cs);
+}
+
+/* A spatial convolution's output keeps its input's row stride ("wide" rows): a map spans out_h - 1 whole
+ * input rows plus out_w columns, rounded up to whole vectors. Sets go's strides and size, and grows gi's
+ * size to cover the vector reads of the last map's run (up to a vector plus the kernel's reach past it). */
+static inline void lf_wide_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
+{
+    const size_t run = lf_round_lanes((size_t)(l->out_h - 1) * gi->rs + l->out_w);
+    go->rs = gi->rs;
+    go->cs = (ptrdiff_t)run;
+    go->size = (size_t)l->out_c * run;
+    const size_t reach = (size_t)(gi->c - 1) * gi->cs + run + (l->kh - 1) * gi->rs + l->kw - 1;
+    if (gi->size < reach)
+        gi->size = lf_round_lanes(reach);
+}
+
+/* A batch of n images as work items: nblocks blocks of LF_LANES images (the last possibly part full), then
+ * one item per image left over, run in the spatial layout. */
+#define LF_MAX_LAYERS 16
+/* From this many leftover images on, one partly filled block is cheaper than that many single images (an
+ * image costs about 1.5 times as much in the spatial layout as in a block: 27.5 against 18.4 us, classic,
+ * one thread, `python benchmarks/forward.py`). */
+#define LF_PARTIAL_BLOCK_MIN (LF_LANES * 5 / 8)
+
+static inline int lf_blocks(int n) { return n / LF_LANES + (n % LF_LANES >= LF_PARTIAL_BLOCK_MIN); }
+static inline int lf_items(int n, int nblocks) { return nblocks + (n > nblocks * LF_LANES ? n - nblocks * LF_LANES : 0); }
+/* Item it's first image and image count; returns whether it is a block. */
+static inline int lf_item(int n, int nblocks, int it, size_t *first, int *count)
+{
+    if (it < nblocks) {
+        *first = (size_t)it * LF_LANES;
+        *count = n - (int)*first < LF_LANES ? n - (int)*first : LF_LANES;
+        return 1;
+    }
+    *first = (size_t)nblocks * LF_LANES + (it - nblocks);
+    *count = 1;
+    return 0;
+}
+
+/* Where a block keeps every layer's tensor in its workspace. */
+typedef struct {
+    lf_geom g[LF_MAX_LAYERS + 1];  /* g[0] the input, g[i + 1] the output of layer i */
+    size_t off[LF_MAX_LAYERS + 1]; /* where each tensor starts in the workspace */
+    size_t total;
+} lf_plan;
+
+/* What training keeps between calls (lenet_fast.h). */
+struct lf_trainer {
+    const lf_layer *layers;
+    int nlayers;
+    size_t nparams;
+    float *slots;                       /* gradient slots 1 .. LF_GRAD_SLOTS - 1 (slot 0 is the caller's) */
+    lf_layer transposed[LF_MAX_LAYERS]; /* for each convolution but the first layer: the convolution of its
+                                         * zero-padded output gradient that gives its input gradient
+                                         * (kernels rotated by 180 degrees, table transposed) */
+    int *source[LF_MAX_LAYERS];         /* its connection k' carries the layer's connection source[k'] */
+};
+
+/* The shape of the convolution that carries conv layer l's output gradient back to its input: a valid
+ * convolution of that gradient zero-padded by the kernel's reach on every side. */
+static inline void lf_transpose_shape(const lf_layer *l, lf_layer *t)
+{
+    memset(t, 0, sizeof *t);
+    t->kind = LF_LAYER_CONV;
+    t->in_c = l->out_c, t->in_h = l->out_h + 2 * (l->kh - 1), t->in_w = l->out_w + 2 * (l->kw - 1);
+    t->out_c = l->in_c, t->out_h = l->in_h, t->out_w = l->in_w;
+    t->kh = l->kh, t->kw = l->kw;
+    t->act = LF_ACT_NONE;
+    t->weight_at = t->bias_at = -1;
+}
+
+/* Rebuilds the transposed convolutions' kernels from the current weights (squared when second is set). */
+void lf_trainer_rotate(lf_trainer *t, int second);
+
+/* One layer's backward pass on one block. */
+typedef struct {
+    const float *x;       /* the layer's input, geometry gx */
+    const float *y;       /* its output, geometry gy */
+    float *dy;            /* the gradient with respect to y; overwritten by that with respect to the
+                           * pre-activation */
+    float *dx;            /* receives the gradient with respect to x, or NULL when not needed */
+    const lf_geom *gx, *gy;
+    float *grad;          /* the block's gradient slot: weights at weight_at, biases at bias_at (added to) */
+    float *scratch;       /* conv_backward_scratch or full_backward_scratch floats */
+    const lf_layer *transposed; /* conv: the convolution that gives dx */
+    int second;           /* Gauss-Newton second derivatives instead of gradients */
+} lf_backward;
 
 /* Accumulator tiles: how many vectors of outputs one pass keeps in registers (of 32 or 16). */
 #define LF_UPTO_2(X) X(1) X(2)
@@ -131,11 +238,22 @@ typedef struct {
     int (*forward)(const lf_layer *, int, const lf_input *, int, float *);
     void (*softmax)(const float *, int, int, float, int, float *);
     void (*activation)(const float *, size_t, lf_act, float *);
+    int (*gradient)(lf_trainer *, const lf_input *, int, const int64_t *, const lf_loss *, float, int, float *,
+                    float *, float *);
+    int (*train)(lf_trainer *, const lf_input *, int, const int64_t *, const lf_loss *, int, lf_optimizer *,
+                 float *, float *, float *, float *);
+    void (*update)(lf_optimizer *, float *, const float *, size_t);
 } lf_kernel_table;
 
 extern const lf_kernel_table lf_kernels_avx512, lf_kernels_avx2, lf_kernels_baseline;
 
 #ifdef LF_ISA_SUFFIX
+/* net.c: plans and runs the forward pass of one block. */
+void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, lf_plan *p);
+void LF_ISA(pack_input)(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst);
+void LF_ISA(unpack_output)(const float *src, const lf_geom *g, size_t first, int count, float *out);
+void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws);
+
 /* Kernels on one block; in and out are laid out by the geometries. */
 void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
 void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
@@ -143,7 +261,25 @@ void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *
 void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
 void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
 
+/* Backward passes (lf_backward), and the scratch floats they need in a layout of lanes. */
+void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b);
+void LF_ISA(subsample_backward)(const lf_layer *l, const lf_backward *b);
+void LF_ISA(full_backward)(const lf_layer *l, const lf_backward *b);
+void LF_ISA(rbf_backward)(const lf_layer *l, const lf_backward *b);
+size_t LF_ISA(conv_backward_scratch)(const lf_layer *l, int lanes);
+size_t LF_ISA(full_backward_scratch)(const lf_layer *l, int lanes);
+
+/* loss.c: the loss of a block's count images and its gradient times scale (zero in unused lanes) with
+ * respect to the output y (geometry g); second: the output curvature instead (cross-entropy only). */
+void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, const int64_t *labels, int count,
+                        float scale, int second, float *dy, float *losses);
+
 int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out);
+int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
+                     float scale, int second, float *grad, float *losses, float *out);
+int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
+                  int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out);
+void LF_ISA(update)(lf_optimizer *opt, float *params, const float *grad, size_t nparams);
 void LF_ISA(softmax)(const float *x, int n, int k, float sign, int log, float *y);
 void LF_ISA(activation)(const float *x, size_t count, lf_act act, float *y);
 #endif

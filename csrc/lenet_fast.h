@@ -35,6 +35,8 @@ typedef struct {
     lf_act act;                /* activation applied to the layer's output */
     const float *weight;       /* conv: packed kernels; subsample: coef (C); full: (In, Out); rbf: (Out, In) */
     const float *bias;         /* conv, full: (Out,); subsample: (C,); rbf: unused */
+    ptrdiff_t weight_at, bias_at; /* training: where weight's and bias's gradients sit in the flat gradient
+                                   * vector (same shapes as weight and bias), or -1 when not trained */
 } lf_layer;
 
 typedef enum { LF_U8 = 0, LF_F32 } lf_dtype;
@@ -59,6 +61,55 @@ void lf_softmax(const float *x, int n, int k, float sign, int log, float *y);
 
 /* Elementwise activation of count floats. */
 void lf_activation(const float *x, size_t count, lf_act act, float *y);
+
+/* ---- Training ----
+ * Trainable parameters live in one flat float vector (the layers' weight and bias point into it); their
+ * gradients live in a vector of the same layout, at the layers' weight_at and bias_at. Gradients are of
+ * the sum of the per-image losses times a scale (1/n for a mean). They are bit-identical for any thread
+ * count: the batch is cut into blocks by its size alone, each block's gradient is added into one of
+ * LF_GRAD_SLOTS slots (block b into slot b mod slots, in block order), and the slots are summed in slot
+ * order. */
+#define LF_GRAD_SLOTS 16
+
+typedef enum { LF_LOSS_MAP = 0, LF_LOSS_RBF, LF_LOSS_XENT } lf_loss_kind;
+typedef struct {
+    lf_loss_kind kind; /* MAP criterion or plain distance (RBF head: the distances y); softmax
+                        * cross-entropy (a full head: the logits) */
+    float j;           /* MAP: the constant j of exp(-j) */
+} lf_loss;
+
+typedef enum { LF_OPT_SGD = 0, LF_OPT_ADAM, LF_OPT_SDLM } lf_opt_kind;
+typedef struct {
+    lf_opt_kind kind;
+    float lr, momentum, weight_decay; /* SGD; Adam uses lr and weight_decay (added to the gradient) */
+    float beta1, beta2, eps;          /* Adam */
+    int64_t t;                        /* Adam: updates made so far; each update advances it */
+    float *m, *v;                     /* SGD: m is the velocity; Adam: the two moment estimates */
+    const float *step;                /* SDLM: each parameter's step, epsilon / (mu + h) */
+} lf_optimizer;
+
+/* What training keeps between calls: the gradient slots and the transposed convolutions. The layers must
+ * outlive it. NULL when memory is short. */
+typedef struct lf_trainer lf_trainer;
+lf_trainer *lf_trainer_new(const lf_layer *layers, int nlayers, size_t nparams);
+void lf_trainer_free(lf_trainer *t);
+
+/* The gradient of scale * sum of the losses of n images (labels in 0..K-1) into grad; each image's loss
+ * into losses (n) and the network's output into out (n, K). With second set, grad gets the diagonal
+ * Gauss-Newton second derivatives instead (LeCun 1998, appendix C): the curvature at the output is 2 per
+ * RBF input (the y_D term's) or p(1 - p) per logit, propagated with squared weights and derivatives.
+ * Returns 0, or -1 when a workspace cannot be allocated. */
+int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
+                float scale, int second, float *grad, float *losses, float *out);
+
+/* One update of the flat parameter vector from its gradient. */
+void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams);
+
+/* Trains on n images in order, batch_size at a time, each batch's mean gradient followed by an update
+ * (batch_size 1: the paper's per-pattern updates). grad is scratch of nparams floats; losses and out as
+ * in lf_gradient, for all n images, each computed before its batch's update. 0, or -1 as above. */
+int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
+             int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out);
 
 /* Build facts and threads. */
 const char *lf_isa_name(void);          /* the instruction-set path chosen at run time */

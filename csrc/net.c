@@ -6,52 +6,14 @@
  */
 #include "kernels.h"
 
-#define LF_MAX_LAYERS 16
-/* From this many leftover images on, one partly filled block is cheaper than that many single images (an
- * image costs about 1.5 times as much in the spatial layout as in a block: 27.5 against 18.4 us, classic,
- * one thread, `python benchmarks/forward.py`). */
-#define LF_PARTIAL_BLOCK_MIN (LF_LANES * 5 / 8)
-
-typedef struct {
-    lf_geom g[LF_MAX_LAYERS + 1]; /* g[0] the input, g[i + 1] the output of layer i */
-    size_t off[LF_MAX_LAYERS + 1]; /* where each tensor starts in the workspace */
-    size_t total;
-} plan_t;
-
-static size_t round_lanes(size_t n) { return (n + LF_LANES - 1) / LF_LANES * LF_LANES; }
-
-static void dense_geom(lf_geom *g, int c, int h, int w, int lanes)
+void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, lf_plan *p)
 {
-    g->c = c, g->h = h, g->w = w, g->lanes = lanes;
-    g->rs = (ptrdiff_t)w * lanes;
-    g->cs = (ptrdiff_t)h * w * lanes;
-    g->size = round_lanes((size_t)c * g->cs);
-}
-
-/* Floats a spatial convolution's wide output spans in one map: full rows but the last. */
-static size_t conv_span(const lf_layer *l, const lf_geom *gi)
-{
-    return (size_t)(l->out_h - 1) * gi->rs + l->out_w;
-}
-
-static void make_plan(const lf_layer *layers, int nlayers, int lanes, plan_t *p)
-{
-    dense_geom(&p->g[0], layers[0].in_c, layers[0].in_h, layers[0].in_w, lanes);
+    lf_dense_geom(&p->g[0], layers[0].in_c, layers[0].in_h, layers[0].in_w, lanes);
     for (int i = 0; i < nlayers; i++) {
         const lf_layer *l = &layers[i];
-        lf_geom *gi = &p->g[i], *go = &p->g[i + 1];
-        dense_geom(go, l->out_c, l->out_h, l->out_w, lanes);
-        if (l->kind == LF_LAYER_CONV && lanes == 1) {
-            /* Wide rows: the output keeps the input's row stride; the last map's run of whole vectors
-             * reads past the input's last map by up to a vector plus the kernel's reach. */
-            const size_t run = round_lanes(conv_span(l, gi));
-            go->rs = gi->rs;
-            go->cs = (ptrdiff_t)run;
-            go->size = (size_t)l->out_c * run;
-            const size_t reach = (size_t)(gi->c - 1) * gi->cs + run + (l->kh - 1) * gi->rs + l->kw - 1;
-            if (gi->size < reach)
-                gi->size = round_lanes(reach);
-        }
+        lf_dense_geom(&p->g[i + 1], l->out_c, l->out_h, l->out_w, lanes);
+        if (l->kind == LF_LAYER_CONV && lanes == 1)
+            lf_wide_geom(l, &p->g[i], &p->g[i + 1]);
     }
     p->total = 0;
     for (int i = 0; i <= nlayers; i++) {
@@ -61,7 +23,7 @@ static void make_plan(const lf_layer *layers, int nlayers, int lanes, plan_t *p)
 }
 
 /* The network's input for images [first, first + count) into a block's first tensor. */
-static void pack_input(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst)
+void LF_ISA(pack_input)(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst)
 {
     const int oy = (g->h - in->h) / 2, ox = (g->w - in->w) / 2;
     const size_t image = (size_t)in->c * in->h * in->w;
@@ -99,7 +61,7 @@ static void pack_input(const lf_input *in, size_t first, int count, const lf_geo
     }
 }
 
-static void unpack_output(const float *src, const lf_geom *g, size_t first, int count, float *out)
+void LF_ISA(unpack_output)(const float *src, const lf_geom *g, size_t first, int count, float *out)
 {
     const size_t image = (size_t)g->c * g->h * g->w;
     for (int b = 0; b < count; b++)
@@ -110,7 +72,7 @@ static void unpack_output(const float *src, const lf_geom *g, size_t first, int 
                         src[c * g->cs + y * g->rs + x * g->lanes + b];
 }
 
-static void run_block(const lf_layer *layers, int nlayers, const plan_t *p, float *ws)
+void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws)
 {
     for (int i = 0; i < nlayers; i++) {
         const float *in = ws + p->off[i];
@@ -129,23 +91,22 @@ typedef struct {
     const lf_layer *layers;
     int nlayers, n, nblocks;
     const lf_input *input;
-    const plan_t *plans; /* [0] blocked, [1] spatial */
+    const lf_plan *plans; /* [0] blocked, [1] spatial */
     float *out;
 } batch_t;
 
-/* Work item it: a block of images (it < nblocks) or one leftover image. 0, or -1 without a workspace. */
+/* Work item it (lf_item). 0, or -1 without a workspace. */
 static int run_item(const batch_t *b, int it)
 {
-    const int blocked = it < b->nblocks;
-    const size_t first = blocked ? (size_t)it * LF_LANES : (size_t)b->nblocks * LF_LANES + (it - b->nblocks);
-    const int count = blocked ? (b->n - (int)first < LF_LANES ? b->n - (int)first : LF_LANES) : 1;
-    const plan_t *p = &b->plans[!blocked];
+    size_t first;
+    int count;
+    const lf_plan *p = &b->plans[!lf_item(b->n, b->nblocks, it, &first, &count)];
     float *ws = lf_workspace(p->total);
     if (!ws)
         return -1;
-    pack_input(b->input, first, count, &p->g[0], ws);
-    run_block(b->layers, b->nlayers, p, ws);
-    unpack_output(ws + p->off[b->nlayers], &p->g[b->nlayers], first, count, b->out);
+    LF_ISA(pack_input)(b->input, first, count, &p->g[0], ws);
+    LF_ISA(run_block)(b->layers, b->nlayers, p, ws);
+    LF_ISA(unpack_output)(ws + p->off[b->nlayers], &p->g[b->nlayers], first, count, b->out);
     return 0;
 }
 
@@ -153,13 +114,10 @@ int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, 
 {
     if (n <= 0)
         return 0;
-    plan_t plans[2];
-    make_plan(layers, nlayers, LF_LANES, &plans[0]);
-    make_plan(layers, nlayers, 1, &plans[1]);
-
-    const int nfull = n / LF_LANES, rest = n % LF_LANES;
-    const int nblocks = nfull + (rest >= LF_PARTIAL_BLOCK_MIN);
-    const int nitems = nblocks + (n - nblocks * LF_LANES > 0 ? n - nblocks * LF_LANES : 0);
+    lf_plan plans[2];
+    LF_ISA(make_plan)(layers, nlayers, LF_LANES, &plans[0]);
+    LF_ISA(make_plan)(layers, nlayers, 1, &plans[1]);
+    const int nblocks = lf_blocks(n), nitems = lf_items(n, nblocks);
     const batch_t b = {layers, nlayers, n, nblocks, input, plans, out};
     if (nitems == 1) /* one image or one block: no thread team (its fork and join cost microseconds) */
         return run_item(&b, 0);
@@ -177,4 +135,7 @@ const lf_kernel_table LF_ISA(lf_kernels) = {
     .forward = LF_ISA(forward),
     .softmax = LF_ISA(softmax),
     .activation = LF_ISA(activation),
+    .gradient = LF_ISA(gradient),
+    .train = LF_ISA(train),
+    .update = LF_ISA(update),
 };

@@ -6,6 +6,10 @@
  * gathered with scalar code into the output map, then one vector pass applies the affine part and the
  * activation. The sum is ((a + b) + c) + d in both layouts and the vector pass is the blocked code's, so
  * both give the same bits.
+ *
+ * Backward: the gradient of a window's output goes to its four inputs (times the coefficient, or a
+ * quarter, or all of it to the first input that holds the maximum, in the order top-left, top-right,
+ * bottom-left, bottom-right); dropped edge rows and columns get zero.
  */
 #include "kernels.h"
 #include "activation.h"
@@ -63,5 +67,102 @@ void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *
             lf_store(dst + i, finish(l, ch, lf_load(dst + i)));
         if (i < count)
             lf_store_n(dst + i, finish(l, ch, lf_load_n(dst + i, count - i)), count - i);
+    }
+}
+
+/* ---- Backward ---- */
+
+/* What one window's inputs receive of its pre-activation gradient d (second derivatives: of d2). */
+static inline void window_grads(const lf_layer *l, int ch, lf_vf d, lf_vf a, lf_vf b, lf_vf c, lf_vf e,
+                                int second, lf_vf g[4])
+{
+    if (l->pool == LF_POOL_MAX) {
+        const lf_vf m = lf_max(lf_max(a, b), lf_max(c, e)), zero = lf_set1(0.0f);
+        const lf_vi ta = a == m, tb = (b == m) & ~ta, tc = (c == m) & ~(ta | tb), te = ~(ta | tb | tc);
+        g[0] = lf_select(ta, d, zero), g[1] = lf_select(tb, d, zero);
+        g[2] = lf_select(tc, d, zero), g[3] = lf_select(te, d, zero);
+        return;
+    }
+    const float k = l->pool == LF_POOL_TRAINABLE ? l->weight[ch] : 0.25f;
+    g[0] = g[1] = g[2] = g[3] = d * lf_set1(second ? k * k : k);
+}
+
+void LF_ISA(subsample_backward)(const lf_layer *l, const lf_backward *bw)
+{
+    const lf_geom *gx = bw->gx, *gy = bw->gy;
+    const int lanes = gx->lanes, second = bw->second;
+    const int trainable = l->pool == LF_POOL_TRAINABLE;
+    for (int ch = 0; ch < l->out_c; ch++) {
+        float *dy = bw->dy + ch * gy->cs, *dx = bw->dx ? bw->dx + ch * gx->cs : NULL;
+        const float *x = bw->x + ch * gx->cs, *y = bw->y + ch * gy->cs;
+        if (dx && (l->in_h % 2 || l->in_w % 2)) /* the dropped edge */
+            for (int r = 0; r < l->in_h; r++)
+                memset(dx + r * gx->rs, 0, (size_t)l->in_w * lanes * sizeof(float));
+        /* One vector pass turns dy into the pre-activation gradient (the maps are dense: rs == out_w). */
+        const int count = l->out_h * l->out_w * lanes;
+        int i = 0;
+        for (; i + LF_LANES <= count; i += LF_LANES)
+            lf_store(dy + i, lf_activation_backward(lf_load(dy + i), lf_load(y + i), l->act, second));
+        if (i < count)
+            lf_store_n(dy + i,
+                       lf_activation_backward(lf_load_n(dy + i, count - i), lf_load_n(y + i, count - i), l->act,
+                                              second),
+                       count - i);
+        if (lanes == LF_LANES) {
+            lf_vf gc = lf_set1(0.0f), gb = lf_set1(0.0f);
+            for (int r = 0; r < l->out_h; r++)
+                for (int c = 0; c < l->out_w; c++) {
+                    const float *p = x + 2 * r * gx->rs + 2 * c * LF_LANES;
+                    const lf_vf a = lf_load(p), b = lf_load(p + LF_LANES), e = lf_load(p + gx->rs),
+                                f = lf_load(p + gx->rs + LF_LANES);
+                    const lf_vf d = lf_load(dy + r * gy->rs + c * LF_LANES);
+                    if (trainable) {
+                        const lf_vf s = ((a + b) + e) + f;
+                        gc += d * (second ? s * s : s);
+                        gb += d;
+                    }
+                    if (!dx)
+                        continue;
+                    lf_vf g[4];
+                    window_grads(l, ch, d, a, b, e, f, second, g);
+                    float *q = dx + 2 * r * gx->rs + 2 * c * LF_LANES;
+                    lf_store(q, g[0]), lf_store(q + LF_LANES, g[1]);
+                    lf_store(q + gx->rs, g[2]), lf_store(q + gx->rs + LF_LANES, g[3]);
+                }
+            if (trainable) {
+                bw->grad[l->weight_at + ch] += lf_hsum(gc);
+                bw->grad[l->bias_at + ch] += lf_hsum(gb);
+            }
+            continue;
+        }
+        /* Spatial: one image, scalar. */
+        float gc = 0.0f, gb = 0.0f;
+        const float k = trainable ? l->weight[ch] : 0.25f, kk = second ? k * k : k;
+        for (int r = 0; r < l->out_h; r++)
+            for (int c = 0; c < l->out_w; c++) {
+                const float *p = x + 2 * r * gx->rs + 2 * c;
+                const float a = p[0], b = p[1], e = p[gx->rs], f = p[gx->rs + 1];
+                const float d = dy[r * gy->rs + c];
+                if (trainable) {
+                    const float s = ((a + b) + e) + f;
+                    gc += d * (second ? s * s : s);
+                    gb += d;
+                }
+                if (!dx)
+                    continue;
+                float *q = dx + 2 * r * gx->rs + 2 * c;
+                if (l->pool == LF_POOL_MAX) {
+                    const float m = pool4_scalar(a, b, e, f, LF_POOL_MAX);
+                    const int w = a == m ? 0 : b == m ? 1 : e == m ? 2 : 3;
+                    q[0] = w == 0 ? d : 0.0f, q[1] = w == 1 ? d : 0.0f;
+                    q[gx->rs] = w == 2 ? d : 0.0f, q[gx->rs + 1] = w == 3 ? d : 0.0f;
+                } else {
+                    q[0] = q[1] = q[gx->rs] = q[gx->rs + 1] = d * kk;
+                }
+            }
+        if (trainable) {
+            bw->grad[l->weight_at + ch] += gc;
+            bw->grad[l->bias_at + ch] += gb;
+        }
     }
 }

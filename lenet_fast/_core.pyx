@@ -4,7 +4,9 @@
 Nothing reaches C unchecked: dtypes, C-contiguity, shapes, connection tables and finiteness are verified
 here, and errors name the argument. A network is described once (Network) and then run many times.
 """
+from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 cimport numpy as cnp
 import numpy as np
 
@@ -28,12 +30,36 @@ cdef extern from "lenet_fast.h" nogil:
         lf_act act
         const float *weight
         const float *bias
+        ptrdiff_t weight_at, bias_at
     ctypedef struct lf_input:
         const void *data
         lf_dtype dtype
         int c, h, w
         int normalize
     int lf_forward(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out)
+    ctypedef enum lf_loss_kind:
+        LF_LOSS_MAP, LF_LOSS_RBF, LF_LOSS_XENT
+    ctypedef struct lf_loss:
+        lf_loss_kind kind
+        float j
+    ctypedef enum lf_opt_kind:
+        LF_OPT_SGD, LF_OPT_ADAM, LF_OPT_SDLM
+    ctypedef struct lf_optimizer:
+        lf_opt_kind kind
+        float lr, momentum, weight_decay, beta1, beta2, eps
+        int64_t t
+        float *m
+        float *v
+        const float *step
+    ctypedef struct lf_trainer:
+        pass
+    lf_trainer *lf_trainer_new(const lf_layer *layers, int nlayers, size_t nparams)
+    void lf_trainer_free(lf_trainer *t)
+    int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
+                    float scale, int second, float *grad, float *losses, float *out)
+    void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams)
+    int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
+                 int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out)
     void lf_softmax(const float *x, int n, int k, float sign, int log, float *y)
     void lf_activation(const float *x, size_t count, lf_act act, float *y)
     const char *lf_isa_name()
@@ -128,10 +154,12 @@ cdef class Network:
     cdef readonly tuple input_shape, output_shape
     cdef int in_c, in_h, in_w, out_c, out_h, out_w
     cdef list _keep  # the arrays whose memory the C layers point into
+    cdef list _trainable  # (layer index, True for the weight or False for the bias, array)
 
     def __cinit__(self, input_shape, layers):
         self.layers = NULL
         self._keep = []
+        self._trainable = []
         layers = list(layers)
         if not 1 <= len(layers) <= _MAX_LAYERS:
             raise ValueError(f"a network has 1 to {_MAX_LAYERS} layers, got {len(layers)}")
@@ -171,6 +199,10 @@ cdef class Network:
         self._keep.append(a)
         return a
 
+    cdef object _trained(self, int i, bint weight, a):
+        self._trainable.append((i, weight, a))
+        return a
+
     cdef const float *_ptr(self, a):
         cdef const float[::1] v = a.reshape(-1)
         return &v[0] if v.shape[0] else NULL
@@ -185,7 +217,8 @@ cdef class Network:
         l.conn_start = l.conn_in = NULL
         l.pool = LF_POOL_TRAINABLE
         l.act = _choice(spec.get("act", "none"), ACTIVATIONS, f"{where}: act")
-        l.bias = NULL
+        l.weight = l.bias = NULL
+        l.weight_at = l.bias_at = -1
         if l.kind == LF_LAYER_CONV:
             co = _positive(spec.get("out"), f"{where}: out")
             try:
@@ -218,15 +251,16 @@ cdef class Network:
                 l.conn_start, l.conn_in = &start[0], &conn[0]
                 weight = self._param(spec, "weight", (len(cols), kh, kw), where)
             l.weight = self._ptr(weight)
-            l.bias = self._ptr(self._param(spec, "bias", (co,), where))
+            l.bias = self._ptr(self._trained(i, False, self._param(spec, "bias", (co,), where)))
+            self._trained(i, True, weight)
         elif l.kind == LF_LAYER_SUBSAMPLE:
             if h < 2 or w < 2:
                 raise ValueError(f"{where}: 2x2 subsampling needs at least a 2x2 input, got {h}x{w}")
             l.out_c, l.out_h, l.out_w = c, h // 2, w // 2
             l.pool = _choice(spec.get("pool"), POOLS, f"{where}: pool")
             if l.pool == LF_POOL_TRAINABLE:
-                l.weight = self._ptr(self._param(spec, "coef", (c,), where))
-                l.bias = self._ptr(self._param(spec, "bias", (c,), where))
+                l.weight = self._ptr(self._trained(i, True, self._param(spec, "coef", (c,), where)))
+                l.bias = self._ptr(self._trained(i, False, self._param(spec, "bias", (c,), where)))
         else:
             if i > 0 and self.layers[i - 1].kind == LF_LAYER_CONV:
                 raise ValueError(f"{where}: a full or RBF layer takes a subsampling or full layer's output "
@@ -234,8 +268,8 @@ cdef class Network:
             n_in = c * h * w
             if l.kind == LF_LAYER_FULL:
                 k = _positive(spec.get("out"), f"{where}: out")
-                l.weight = self._ptr(self._param(spec, "weight", (n_in, k), where))
-                l.bias = self._ptr(self._param(spec, "bias", (k,), where))
+                l.weight = self._ptr(self._trained(i, True, self._param(spec, "weight", (n_in, k), where)))
+                l.bias = self._ptr(self._trained(i, False, self._param(spec, "bias", (k,), where)))
             else:
                 centers = spec.get("centers")
                 if centers is None or np.ndim(centers) != 2:
@@ -250,21 +284,13 @@ cdef class Network:
             l.out_c, l.out_h, l.out_w = k, 1, 1
         return l.out_c, l.out_h, l.out_w
 
-    def forward(self, x, bint normalize=False):
-        """Run the network on x, (N, C, H, W) C-contiguous uint8 or float32.
-
-        normalize=False: x is float32 of exactly input_shape per image, the first layer's input as it is.
-        normalize=True: x holds pixels, uint8 0-255 or float32 in [0, 1], 0 the background; they map to
-        the paper's [-0.1, 1.175] and an image smaller than input_shape is centred with background around.
-        Returns (N,) + output_shape float32.
-        """
-        cdef lf_input inp
-        cdef cnp.ndarray a, out
+    cdef Py_ssize_t _input(self, x, bint normalize, lf_input *inp) except -1:
+        """Checks a batch for forward and sets inp; returns the number of images."""
+        cdef cnp.ndarray a
         cdef cnp.npy_intp *d
-        cdef cnp.npy_intp dims[4]
         cdef Py_ssize_t size
-        cdef int rc, typenum
-        # Through numpy's C API: this call is on the path of every single-image prediction.
+        cdef int typenum
+        # Through numpy's C API: this is on the path of every single-image prediction.
         if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 4:
             raise ValueError(f"x must be a 4-D (N, C, H, W) numpy array, got {type(x).__name__} "
                              f"of shape {np.shape(x)}")
@@ -294,16 +320,209 @@ cdef class Network:
             inp.dtype = LF_F32
         else:
             raise TypeError(f"x must be uint8 or float32, got {x.dtype}")
-        dims[0], dims[1], dims[2], dims[3] = d[0], self.out_c, self.out_h, self.out_w
-        out = cnp.PyArray_EMPTY(4, dims, cnp.NPY_FLOAT32, 0)
-        if d[0] == 0:
-            return out
         inp.c, inp.h, inp.w, inp.normalize = d[1], d[2], d[3], normalize
+        return d[0]
+
+    cdef cnp.ndarray _output(self, Py_ssize_t n):
+        cdef cnp.npy_intp dims[4]
+        dims[0], dims[1], dims[2], dims[3] = n, self.out_c, self.out_h, self.out_w
+        return cnp.PyArray_EMPTY(4, dims, cnp.NPY_FLOAT32, 0)
+
+    def forward(self, x, bint normalize=False):
+        """Run the network on x, (N, C, H, W) C-contiguous uint8 or float32.
+
+        normalize=False: x is float32 of exactly input_shape per image, the first layer's input as it is.
+        normalize=True: x holds pixels, uint8 0-255 or float32 in [0, 1], 0 the background; they map to
+        the paper's [-0.1, 1.175] and an image smaller than input_shape is centred with background around.
+        Returns (N,) + output_shape float32.
+        """
+        cdef lf_input inp
+        cdef Py_ssize_t n = self._input(x, normalize, &inp)
+        cdef cnp.ndarray out = self._output(n)
+        cdef int rc
+        if n == 0:
+            return out
         with nogil:
-            rc = lf_forward(self.layers, self.nlayers, &inp, <int>d[0], <float *>cnp.PyArray_DATA(out))
+            rc = lf_forward(self.layers, self.nlayers, &inp, <int>n, <float *>cnp.PyArray_DATA(out))
         if rc != 0:
             raise MemoryError("cannot allocate the per-thread workspace")
         return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training
+
+LOSSES = {"map": LF_LOSS_MAP, "rbf": LF_LOSS_RBF, "xent": LF_LOSS_XENT}
+OPTIMIZERS = {"sgd": LF_OPT_SGD, "adam": LF_OPT_ADAM, "sdlm": LF_OPT_SDLM}
+
+
+cdef class Trainer:
+    """Gradients and updates for a Network whose trainable arrays are all views into one flat vector.
+
+    Trainer(network, params): params is a 1-D C-contiguous float32 array; every trainable array of the
+    network (convolution and full weights and biases, trainable subsampling coefficients and biases) must
+    lie inside it. Gradients come back in the same layout. The RBF centres are fixed. A Trainer is used by
+    one thread at a time: a call while another thread is inside one raises RuntimeError.
+    """
+    cdef lf_trainer *trainer
+    cdef lf_layer *layers  # the network's layers, with where each one's gradients go
+    cdef readonly Network network
+    cdef readonly object params
+    cdef object _scratch  # the gradient of train()
+    cdef object _lock
+
+    def __cinit__(self, Network network, params):
+        import threading
+        self.trainer = NULL
+        self.layers = NULL
+        if not isinstance(params, np.ndarray) or params.dtype != np.float32 or params.ndim != 1 \
+                or not params.flags.c_contiguous or not params.flags.writeable:
+            raise TypeError("params must be a writable 1-D C-contiguous float32 numpy array")
+        self.network, self.params = network, params
+        self._lock = threading.Lock()
+        self.layers = <lf_layer *>malloc(network.nlayers * sizeof(lf_layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        memcpy(self.layers, network.layers, network.nlayers * sizeof(lf_layer))
+        base, end = params.__array_interface__["data"][0], params.nbytes
+        for i, weight, a in network._trainable:
+            at = a.__array_interface__["data"][0] - base
+            if a.size and not (0 <= at and at + a.nbytes <= end):
+                raise ValueError(f"layer {i}: its {'weight' if weight else 'bias'} is not a view into params")
+            if weight:
+                self.layers[i].weight_at = at // 4
+            else:
+                self.layers[i].bias_at = at // 4
+        self.trainer = lf_trainer_new(self.layers, network.nlayers, params.shape[0])
+        if self.trainer == NULL:
+            raise MemoryError("cannot allocate the trainer's gradient slots")
+        self._scratch = np.empty_like(params)
+
+    def __dealloc__(self):
+        lf_trainer_free(self.trainer)
+        free(self.layers)
+
+    cdef lf_loss _loss(self, str loss, double j) except *:
+        cdef lf_loss out
+        out.kind = _choice(loss, LOSSES, "loss")
+        rbf_head = self.layers[self.network.nlayers - 1].kind == LF_LAYER_RBF
+        if rbf_head != (out.kind != LF_LOSS_XENT):
+            raise ValueError(f"loss {loss!r} does not fit the network's "
+                             f"{'RBF' if rbf_head else 'full'} output layer")
+        if not (j > 0 and j < 1e30):
+            raise ValueError(f"j must be a positive number, got {j!r}")
+        out.j = j
+        return out
+
+    cdef cnp.ndarray _labels(self, labels, Py_ssize_t n):
+        y = np.asarray(labels)
+        if y.dtype.kind not in "iu" or y.shape != (n,):
+            raise ValueError(f"labels must be {n} integers (one per image), got {y.dtype} of shape {y.shape}")
+        k = self.network.out_c * self.network.out_h * self.network.out_w
+        if n and (y.min() < 0 or y.max() >= k):
+            raise ValueError(f"labels must lie in 0..{k - 1}")
+        return np.ascontiguousarray(y, dtype=np.int64)
+
+    def gradient(self, x, labels, str loss, double j=10.0, double scale=1.0, bint second=False,
+                 bint normalize=True):
+        """(grad, losses, out): the gradient of scale * (sum of the images' losses) in params' layout,
+        each image's loss (N,) and the network's output (N, ...). second=True: the diagonal Gauss-Newton
+        second derivatives instead of the gradient (lenet_fast.h)."""
+        cdef lf_input inp
+        cdef lf_loss ls = self._loss(loss, j)
+        cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
+        cdef cnp.ndarray y = self._labels(labels, n), out = self.network._output(n)
+        cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
+        cdef float s = scale
+        cdef int rc, sec = second
+        if not self._lock.acquire(False):
+            raise RuntimeError("this trainer is in use by another thread")
+        try:
+            with nogil:
+                rc = lf_gradient(self.trainer, &inp, <int>n, <const int64_t *>cnp.PyArray_DATA(y), &ls, s, sec,
+                                 <float *>cnp.PyArray_DATA(grad), <float *>cnp.PyArray_DATA(losses),
+                                 <float *>cnp.PyArray_DATA(out))
+        finally:
+            self._lock.release()
+        if rc != 0:
+            raise MemoryError("cannot allocate the per-thread workspace")
+        return grad, losses, out
+
+    def train(self, x, labels, int batch_size, optimizer, str loss, double j=10.0, bint normalize=True):
+        """Train on the images in order, batch_size at a time, each batch's mean gradient followed by an
+        update of params by optimizer (see _optimizer). Returns (losses, out) for every image, each from
+        before its batch's update."""
+        cdef lf_input inp
+        cdef lf_loss ls = self._loss(loss, j)
+        cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
+        cdef cnp.ndarray y = self._labels(labels, n), out = self.network._output(n)
+        cdef cnp.ndarray losses = np.empty(n, dtype=np.float32)
+        cdef cnp.ndarray params = self.params, grad = self._scratch
+        cdef lf_optimizer opt
+        cdef int rc, bs = _positive(batch_size, "batch_size")
+        keep = _optimizer(optimizer, self.params.shape[0], &opt)
+        if n == 0:
+            return losses, out
+        if not self._lock.acquire(False):
+            raise RuntimeError("this trainer is in use by another thread")
+        try:
+            with nogil:
+                rc = lf_train(self.trainer, &inp, <int>n, <const int64_t *>cnp.PyArray_DATA(y), &ls, bs, &opt,
+                              <float *>cnp.PyArray_DATA(params), <float *>cnp.PyArray_DATA(grad),
+                              <float *>cnp.PyArray_DATA(losses), <float *>cnp.PyArray_DATA(out))
+        finally:
+            self._lock.release()
+            optimizer.t = opt.t
+        if rc != 0:
+            raise MemoryError("cannot allocate the per-thread workspace")
+        return losses, out
+
+
+cdef float *_state(a, Py_ssize_t n, str name) except? NULL:
+    if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.shape != (n,) or not a.flags.c_contiguous \
+            or not a.flags.writeable:
+        raise TypeError(f"{name} must be a writable C-contiguous float32 array of shape ({n},)")
+    return <float *>cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef object _optimizer(o, Py_ssize_t n, lf_optimizer *opt):
+    """Fills opt from an optimizer object's attributes: kind ("sgd", "adam" or "sdlm"); sgd: lr, momentum,
+    weight_decay and m (the velocity); adam: lr, beta1, beta2, eps, weight_decay, t, m and v; sdlm: step,
+    each parameter's step size. Arrays are float32 (n,), updated in place. Returns what must stay alive."""
+    opt.kind = _choice(o.kind, OPTIMIZERS, "optimizer kind")
+    opt.m = opt.v = NULL
+    opt.step = NULL
+    opt.lr = opt.momentum = opt.weight_decay = opt.beta1 = opt.beta2 = opt.eps = 0
+    opt.t = 0
+    if opt.kind == LF_OPT_SDLM:
+        opt.step = _state(o.step, n, "optimizer.step")
+        if not all_finite(o.step):
+            raise ValueError("optimizer.step contains NaN or infinity")
+        return (o.step,)
+    opt.lr, opt.weight_decay = o.lr, o.weight_decay
+    opt.m = _state(o.m, n, "optimizer.m")
+    if opt.kind == LF_OPT_SGD:
+        opt.momentum = o.momentum
+        return (o.m,)
+    opt.beta1, opt.beta2, opt.eps, opt.t = o.beta1, o.beta2, o.eps, o.t
+    opt.v = _state(o.v, n, "optimizer.v")
+    return (o.m, o.v)
+
+
+def update(params, grad, optimizer):
+    """One update of params (1-D float32, in place) from grad by optimizer (see _optimizer)."""
+    if not isinstance(params, np.ndarray) or params.ndim != 1:
+        raise TypeError("params must be a 1-D float32 numpy array")
+    cdef Py_ssize_t n = params.shape[0]
+    cdef float *p = _state(params, n, "params")
+    g = float32_array(grad, "grad", (n,))
+    cdef const float[::1] gv = g
+    cdef lf_optimizer opt
+    keep = _optimizer(optimizer, n, &opt)
+    if n:
+        with nogil:
+            lf_update(&opt, p, &gv[0], n)
+    optimizer.t = opt.t
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -122,6 +122,20 @@ def init_params(variant, seed=0):
     return params
 
 
+def flat_params(arrays):
+    """(flat, views): one float32 vector holding every array of the ordered mapping arrays, and an ordered
+    mapping of the same names to views into it, filled with the arrays' values. The engine trains a flat
+    vector: its gradients and optimizer states share this layout."""
+    flat = np.empty(sum(np.size(a) for a in arrays.values()), dtype=np.float32)
+    views, at = OrderedDict(), 0
+    for name, a in arrays.items():
+        view = flat[at : at + np.size(a)].reshape(np.shape(a))
+        view[...] = a
+        views[name] = view
+        at += view.size
+    return flat, views
+
+
 def build_network(variant, params, rbf_centers=None):
     """The C engine's Network for a variant, running on the given parameter arrays in place."""
     specs = []
@@ -188,7 +202,8 @@ class LeNet5:
     def __init__(self, variant="classic", seed=0):
         self.layers = _layers(variant)
         self.variant = variant
-        self._params = Params(init_params(variant, seed))
+        self._flat, arrays = flat_params(init_params(variant, seed))
+        self._params = Params(arrays)
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
 
