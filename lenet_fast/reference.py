@@ -9,12 +9,28 @@ are taken as given, with no validation beyond what the computation needs.
 Every function but normalize_input (which turns pixels into float32 or
 float64) preserves the floating dtype of its inputs, float32 or float64
 (gradient checks run it in float64), and accepts an empty batch (N = 0).
+
+Besides the forward pass it holds the training side, in the same style: the
+backward pass of each layer (beside its forward function), the three losses
+(map_loss, rbf_loss, cross_entropy), the whole network's gradient (backward),
+the diagonal Gauss-Newton curvature of the paper's stochastic diagonal
+Levenberg-Marquardt (gauss_newton_diagonal) and the optimizer steps
+(sgd_update, adam_update, sdlm_update).
+
+Conventions of the backward functions: dy is always the gradient of a scalar
+loss with respect to the function's output; parameter gradients are SUMMED
+over the batch (the loss is the sum of the per-image losses), and come in the
+parameter's own layout (packed kernels stay packed).
 """
 
 import math
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+# Plain constants of the paper (the rubbish-class distance j of the MAP loss, the
+# SDLM damping mu); lenet_fast.paper computes nothing, so this shares no code.
+from lenet_fast.paper import MAP_J, SDLM_MU
 
 # The paper's scaled tanh, f(a) = A tanh(S a), chosen so that f(1) = 1 and f(-1) = -1.
 SQUASH_A = 1.7159
@@ -63,6 +79,38 @@ def activation(a, name):
     return ACTIVATIONS[name](a)
 
 
+def activation_derivative(a, name):
+    """f'(a) of the activation called name, from the PRE-activation a.
+
+    squash: A S (1 - tanh(S a)^2); tanh: 1 - tanh(a)^2; relu: 1 where a > 0,
+    else 0 (so 0 at a = 0); none: 1.
+    """
+    if name == "squash":
+        t = np.tanh(SQUASH_S * a)
+        return (SQUASH_A * SQUASH_S) * (1 - t * t)
+    if name == "tanh":
+        t = np.tanh(a)
+        return 1 - t * t
+    if name == "relu":
+        return (a > 0).astype(a.dtype)
+    if name == "none":
+        return np.ones_like(a)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def activation_backward(a, dy, name):
+    """Gradient through an activation: da = dy * f'(a), a the PRE-activation.
+
+    For relu, da is exactly 0 where a <= 0 (also where dy is infinite or NaN);
+    for none it is dy itself, as identity returns its input.
+    """
+    if name == "relu":
+        return np.where(a > 0, dy, np.zeros((), dtype=dy.dtype))
+    if name == "none":
+        return dy
+    return dy * activation_derivative(a, name)
+
+
 def conv2d(x, w, b, table=None):
     """Valid 2-D cross-correlation, stride 1.
 
@@ -73,16 +121,51 @@ def conv2d(x, w, b, table=None):
     y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * x[n, c, i + u, j + v].
     """
     if table is not None:
-        # Boolean-mask assignment fills the True entries in row-major order,
-        # which is exactly the packing order; missing connections stay zero.
-        table = np.asarray(table, dtype=bool)
-        dense = np.zeros(table.shape + w.shape[1:], dtype=w.dtype)
-        dense[table] = w
-        w = dense
+        w, _ = _dense_kernels(w, table)
     kh, kw = w.shape[2:]
     windows = sliding_window_view(x, (kh, kw), axis=(2, 3))  # (N, Ci, Ho, Wo, kh, kw), a view
     y = np.tensordot(windows, w, axes=((1, 4, 5), (1, 2, 3)))  # (N, Ho, Wo, Co)
     return y.transpose(0, 3, 1, 2) + b[:, None, None]
+
+
+def _dense_kernels(w, table):
+    """Packed kernels (n_conn, kh, kw) -> (dense (Co, Ci, kh, kw), table as a boolean array).
+
+    Boolean-mask assignment fills the True entries in row-major order, which is
+    exactly the packing order; missing connections stay zero.
+    """
+    table = np.asarray(table, dtype=bool)
+    dense = np.zeros(table.shape + w.shape[1:], dtype=w.dtype)
+    dense[table] = w
+    return dense, table
+
+
+def conv2d_backward(x, w, dy, table=None):
+    """Backward pass of conv2d: returns (dx, dw, db).
+
+    x: (N, Ci, H, W) the forward input; w as in conv2d (dense, or packed with
+    table); dy: (N, Co, Ho, Wo) the gradient w.r.t. conv2d's output (before any
+    activation). Gradients are summed over the batch:
+        dw[o, c, u, v] = sum_{n, i, j} dy[n, o, i, j] * x[n, c, i + u, j + v]
+        dx[n, c, p, q] = sum_{o, u, v} dy[n, o, p - u, q - v] * w[o, c, u, v]
+        db[o]          = sum_{n, i, j} dy[n, o, i, j]
+    dw has the layout of w: (Co, Ci, kh, kw), or with a table the packed
+    (n_conn, kh, kw), one kernel per True entry in row-major order.
+    """
+    if table is not None:
+        w, table = _dense_kernels(w, table)
+    kh, kw = w.shape[2:]
+    windows = sliding_window_view(x, (kh, kw), axis=(2, 3))  # (N, Ci, Ho, Wo, kh, kw)
+    dw = np.tensordot(dy, windows, axes=((0, 2, 3), (0, 2, 3)))  # (Co, Ci, kh, kw)
+    # dx is the "full" correlation of dy (zero-padded by the kernel size - 1) with the
+    # kernels turned by 180 degrees: padded[p + a] = dy[p + a - (kh - 1)], u = kh - 1 - a.
+    padded = np.pad(dy, ((0, 0), (0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)))
+    dy_windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))  # (N, Co, H, W, kh, kw)
+    dx = np.tensordot(dy_windows, w[:, :, ::-1, ::-1], axes=((1, 4, 5), (0, 2, 3)))  # (N, H, W, Ci)
+    db = dy.sum(axis=(0, 2, 3))
+    if table is not None:
+        dw = dw[table]
+    return dx.transpose(0, 3, 1, 2), dw, db
 
 
 def subsample(x, mode, coef=None, bias=None):
@@ -103,9 +186,73 @@ def subsample(x, mode, coef=None, bias=None):
     raise ValueError(f"unknown subsampling mode {mode!r}")
 
 
+def _blocks(x):
+    """The 2x2 blocks of x (N, C, H, W), odd edges dropped: (N, C, H // 2, 2, W // 2, 2), a view."""
+    n, c, h, w = x.shape
+    return x[:, :, : h - h % 2, : w - w % 2].reshape(n, c, h // 2, 2, w // 2, 2)
+
+
+def _max_routing(x):
+    """For each 2x2 window of x, a one-hot (N, C, H // 2, 2, W // 2, 2) boolean mask of the input
+    that max pooling's gradient goes to: the first of (top-left, top-right, bottom-left,
+    bottom-right) equal to the window's maximum (np.argmax's first-occurrence rule)."""
+    blocks = _blocks(x)
+    n, c, ho, _, wo, _ = blocks.shape
+    flat = blocks.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, 4)  # TL, TR, BL, BR
+    first = flat.argmax(axis=-1)
+    hit = first[..., None] == np.arange(4)
+    return hit.reshape(n, c, ho, wo, 2, 2).transpose(0, 1, 2, 4, 3, 5)
+
+
+def _unblock(x, block_grad):
+    """Scatter a (N, C, Ho, 2, Wo, 2) gradient back to x's shape; dropped odd edges get 0."""
+    n, c, ho, _, wo, _ = block_grad.shape
+    dx = np.zeros(x.shape, dtype=block_grad.dtype)
+    dx[:, :, : 2 * ho, : 2 * wo] = block_grad.reshape(n, c, 2 * ho, 2 * wo)
+    return dx
+
+
+def subsample_backward(x, dy, mode, coef=None):
+    """Backward pass of subsample: returns (dx, dcoef, dbias).
+
+    x: (N, C, H, W) the forward input; dy: (N, C, H // 2, W // 2) the gradient
+    w.r.t. subsample's output. dcoef and dbias are (C,), summed over the batch,
+    for "trainable" (dcoef[c] = sum dy * (sum of the 2x2 block), dbias[c] =
+    sum dy) and None for the other modes. An odd last row or column, dropped by
+    the forward pass, gets dx = 0.
+      trainable: each of the 4 inputs of a block gets coef[c] * dy.
+      average:   each of the 4 inputs gets dy / 4.
+      max:       the whole of dy goes to ONE input per window: the first of
+                 (top-left, top-right, bottom-left, bottom-right) equal to the
+                 window's maximum; on a tie the others get 0.
+    """
+    n, c, ho, wo = dy.shape
+    shape = (n, c, ho, 2, wo, 2)
+    spread = dy[:, :, :, None, :, None]
+    if mode == "trainable":
+        dx = _unblock(x, np.broadcast_to(coef[:, None, None, None, None] * spread, shape))
+        sums = _blocks(x).sum(axis=(3, 5))
+        return dx, (dy * sums).sum(axis=(0, 2, 3)), dy.sum(axis=(0, 2, 3))
+    if mode == "average":
+        return _unblock(x, np.broadcast_to(spread / 4, shape)), None, None
+    if mode == "max":
+        routed = np.where(_max_routing(x), spread, np.zeros((), dtype=dy.dtype))
+        return _unblock(x, routed), None, None
+    raise ValueError(f"unknown subsampling mode {mode!r}")
+
+
 def linear(x, w, b):
     """Full layer: x (N, In), w (In, Out) input-major, b (Out,) -> x @ w + b, (N, Out)."""
     return x @ w + b
+
+
+def linear_backward(x, w, dy):
+    """Backward pass of linear: returns (dx, dw, db).
+
+    x: (N, In); w: (In, Out); dy: (N, Out). dx = dy @ w.T (N, In);
+    dw = x.T @ dy (In, Out) and db = sum of dy over the batch (Out,).
+    """
+    return dy @ w.T, x.T @ dy, dy.sum(axis=0)
 
 
 def rbf(x, centers):
@@ -118,6 +265,15 @@ def rbf(x, centers):
     return np.einsum("nkd,nkd->nk", diff, diff)
 
 
+def rbf_backward(x, centers, dy):
+    """Backward pass of rbf w.r.t. its input x: dx[n, d] = 2 sum_k dy[n, k] (x[n, d] - centers[k, d]).
+
+    x: (N, D); centers: (K, D), fixed (no gradient); dy: (N, K). Returns (N, D).
+    """
+    diff = x[:, None, :] - centers[None, :, :]
+    return 2 * np.einsum("nk,nkd->nd", dy, diff)
+
+
 def softmax(z):
     """Softmax over the last axis."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))  # shift so the largest exponent is 0: no overflow
@@ -128,6 +284,53 @@ def log_softmax(z):
     """Log of the softmax over the last axis, without forming the softmax itself."""
     shifted = z - z.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+# --- losses ----------------------------------------------------------------------------------------
+# Each takes the network output (N, K) and the labels (N,) (integers in 0..K-1) and returns
+# (per-image loss (N,), gradient (N, K) of the SUM of the per-image losses w.r.t. the output).
+
+
+def _one_hot(labels, k, dtype):
+    return (np.asarray(labels)[:, None] == np.arange(k)).astype(dtype)
+
+
+def _pick(y, labels):
+    """y[p, labels[p]] for every row p."""
+    return np.take_along_axis(y, np.asarray(labels)[:, None], axis=1)[:, 0]
+
+
+def map_loss(y, labels, j=MAP_J):
+    """The paper's MAP criterion on RBF distances y (N, K): returns (loss (N,), grad (N, K)).
+
+        loss_p = y[p, D_p] + log(exp(-j) + sum_i exp(-y[p, i]))
+        grad   = onehot(D) - exp(-y_i) / (exp(-j) + sum_l exp(-y_l))
+
+    j > 0 is the distance of the "rubbish" class. Evaluated as a log-sum-exp
+    shifted by m = min(j, min_i y_i), so that every exponent is <= 0 and one is
+    0: huge distances give a finite loss and gradient. Each gradient row sums
+    to exp(-j) / (exp(-j) + sum_l exp(-y_l)), the rubbish class's share.
+    """
+    j = np.asarray(j, dtype=y.dtype)  # keep y's dtype whatever the type of j
+    m = np.minimum(j, y.min(axis=1))[:, None]  # (N, 1)
+    e = np.exp(-(y - m))
+    total = np.exp(-(j - m)) + e.sum(axis=1, keepdims=True)  # in [1, K + 1]
+    loss = _pick(y, labels) - m[:, 0] + np.log(total[:, 0])
+    return loss, _one_hot(labels, y.shape[1], y.dtype) - e / total
+
+
+def rbf_loss(y, labels):
+    """The plain loss on RBF distances y (N, K): loss_p = y[p, D_p], grad = onehot(D)."""
+    return _pick(y, labels), _one_hot(labels, y.shape[1], y.dtype)
+
+
+def cross_entropy(z, labels):
+    """Softmax cross-entropy on logits z (N, K): loss_p = -log_softmax(z)[p, D_p],
+    grad = softmax(z) - onehot(D) (each row sums to 0)."""
+    return -_pick(log_softmax(z), labels), softmax(z) - _one_hot(labels, z.shape[1], z.dtype)
+
+
+LOSSES = {"map": map_loss, "rbf": rbf_loss, "xent": cross_entropy}
 
 
 def normalize_input(images):
@@ -162,33 +365,249 @@ def _flatten(a):
     return a.reshape(a.shape[0], math.prod(a.shape[1:]))
 
 
+# The two networks as layer tables: (kind, name, activation, extra), extra the connection
+# table of a convolution or the mode of a subsampling layer. Parameters are named
+# name + ".weight" / ".bias" (conv, full) or ".coef" / ".bias" (trainable subsampling); the
+# RBF layer reads the fixed "rbf.centers".
+_NETWORKS = {
+    "classic": (
+        ("conv", "c1", "squash", None),
+        ("pool", "s2", "squash", "trainable"),
+        ("conv", "c3", "squash", C3_TABLE),
+        ("pool", "s4", "squash", "trainable"),
+        ("full", "c5", "squash", None),  # a 5x5 convolution over 5x5 maps: a full layer on 400 inputs
+        ("full", "f6", "squash", None),
+        ("rbf", "rbf", "none", None),
+    ),
+    "modern": (
+        ("conv", "c1", "relu", None),
+        ("pool", "s2", "none", "max"),
+        ("conv", "c3", "relu", None),
+        ("pool", "s4", "none", "max"),
+        ("full", "c5", "relu", None),
+        ("full", "f6", "relu", None),
+        ("full", "out", "none", None),
+    ),
+}
+_DEFAULT_LOSS = {"classic": "map", "modern": "xent"}
+_VARIANT_LOSSES = {"classic": ("map", "rbf"), "modern": ("xent",)}
+
+
+def _network(variant):
+    try:
+        return _NETWORKS[variant]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown variant {variant!r}") from None
+
+
+def _loss_name(variant, loss):
+    """The loss to use for variant (its default for None); ValueError for an unknown variant or a
+    loss of the other output head."""
+    _network(variant)
+    loss = _DEFAULT_LOSS[variant] if loss is None else loss
+    if loss not in _VARIANT_LOSSES[variant]:
+        allowed = _VARIANT_LOSSES[variant]
+        raise ValueError(f"loss {loss!r} does not apply to {variant!r}; use one of {allowed}")
+    return loss
+
+
+def _param_names(layers):
+    """The trainable parameter names of a layer table, in order."""
+    names = []
+    for kind, name, _, extra in layers:
+        if kind in ("conv", "full"):
+            names += [name + ".weight", name + ".bias"]
+        elif kind == "pool" and extra == "trainable":
+            names += [name + ".coef", name + ".bias"]
+    return names
+
+
+def _layer_forward(layer, params, x):
+    """One layer's pre-activation output."""
+    kind, name, _, extra = layer
+    if kind == "conv":
+        return conv2d(x, params[name + ".weight"], params[name + ".bias"], table=extra)
+    if kind == "pool":
+        if extra == "trainable":
+            return subsample(x, extra, params[name + ".coef"], params[name + ".bias"])
+        return subsample(x, extra)
+    if kind == "full":
+        return linear(_flatten(x), params[name + ".weight"], params[name + ".bias"])
+    return rbf(x, params["rbf.centers"])
+
+
+def _forward_trace(params, x, variant):
+    """The forward pass, keeping what the backward passes need.
+
+    Returns (trace, out): trace lists (layer, input, pre-activation) for every
+    layer in order, out is the network's output (N, 10).
+    """
+    trace = []
+    for layer in _network(variant):
+        pre = _layer_forward(layer, params, x)
+        trace.append((layer, x, pre))
+        x = activation(pre, layer[2])
+    return trace, x
+
+
 def forward(params, x, variant):
     """Run the whole network on normalized input x: (N, 1, 32, 32).
 
     params maps names (e.g. "c1.weight") to arrays; variant is "classic" (the
     paper's network) or "modern". Returns (N, 10): the RBF distances for
     "classic" (smaller is better), the logits for "modern".
+    classic: C1 conv + squash, S2 trainable subsampling + squash, C3 conv wired
+    by C3_TABLE + squash, S4 as S2, C5 and F6 full + squash, RBF distances to
+    params["rbf.centers"]. modern: C1 conv + relu, S2 max, C3 dense conv +
+    relu, S4 max, C5 and F6 full + relu, "out" full (logits).
     C5 is a 5x5 convolution over 5x5 maps, i.e. a full layer on the 400
     flattened S4 values (index c * 25 + i * 5 + j).
     """
-    p = params
-    if variant == "classic":
-        c1 = squash(conv2d(x, p["c1.weight"], p["c1.bias"]))
-        s2 = squash(subsample(c1, "trainable", p["s2.coef"], p["s2.bias"]))
-        c3 = squash(conv2d(s2, p["c3.weight"], p["c3.bias"], table=C3_TABLE))
-        s4 = squash(subsample(c3, "trainable", p["s4.coef"], p["s4.bias"]))
-        c5 = squash(linear(_flatten(s4), p["c5.weight"], p["c5.bias"]))
-        f6 = squash(linear(c5, p["f6.weight"], p["f6.bias"]))
-        return rbf(f6, p["rbf.centers"])
-    if variant == "modern":
-        c1 = relu(conv2d(x, p["c1.weight"], p["c1.bias"]))
-        s2 = subsample(c1, "max")
-        c3 = relu(conv2d(s2, p["c3.weight"], p["c3.bias"]))
-        s4 = subsample(c3, "max")
-        c5 = relu(linear(_flatten(s4), p["c5.weight"], p["c5.bias"]))
-        f6 = relu(linear(c5, p["f6.weight"], p["f6.bias"]))
-        return linear(f6, p["out.weight"], p["out.bias"])
-    raise ValueError(f"unknown variant {variant!r}")
+    return _forward_trace(params, x, variant)[1]
+
+
+def backward(params, x, labels, variant, loss=None, j=MAP_J):
+    """Loss and gradient of the whole network: returns (losses (N,), grads).
+
+    x: (N, 1, 32, 32) normalized input; labels: (N,) integer classes. loss is
+    "map" (the paper's MAP criterion, with rubbish distance j; the classic
+    default) or "rbf" (the plain distance y_D) for "classic", "xent" (softmax
+    cross-entropy, the default) for "modern". grads maps every trainable
+    parameter name (in the order of model.param_shapes) to the gradient of the
+    SUM of the per-image losses, in the parameter's layout (C3's kernels packed
+    by C3_TABLE for "classic"). The classic RBF centres are fixed: no gradient.
+    """
+    loss = _loss_name(variant, loss)
+    trace, out = _forward_trace(params, x, variant)
+    losses, g = map_loss(out, labels, j) if loss == "map" else LOSSES[loss](out, labels)
+    grads = {}
+    for (kind, name, act, extra), inp, pre in reversed(trace):
+        if kind == "rbf":
+            g = rbf_backward(inp, params["rbf.centers"], g)
+            continue
+        g = activation_backward(pre, g, act)
+        if kind == "conv":
+            g, grads[name + ".weight"], grads[name + ".bias"] = conv2d_backward(
+                inp, params[name + ".weight"], g, table=extra
+            )
+        elif kind == "pool":
+            g, dcoef, dbias = subsample_backward(inp, g, extra, params.get(name + ".coef"))
+            if extra == "trainable":
+                grads[name + ".coef"], grads[name + ".bias"] = dcoef, dbias
+        else:
+            dx, grads[name + ".weight"], grads[name + ".bias"] = linear_backward(
+                _flatten(inp), params[name + ".weight"], g
+            )
+            g = dx.reshape(inp.shape)
+    return losses, {name: grads[name] for name in _param_names(_network(variant))}
+
+
+def _subsample_curvature(x, d2y, mode, coef=None):
+    """Gauss-Newton rule through subsample: (d2x, d2coef, d2bias) from the output curvature d2y.
+
+    trainable: d2x = coef^2 d2y on each input of the block, d2coef = sum s^2 d2y
+    (s the block's sum), d2bias = sum d2y; average: d2x = d2y / 16; max: d2y
+    routed like the gradient. Dropped odd edges get 0.
+    """
+    if mode == "trainable":
+        sums = _blocks(x).sum(axis=(3, 5))
+        d2x = subsample_backward(x, d2y, mode, coef * coef)[0]
+        return d2x, (d2y * sums * sums).sum(axis=(0, 2, 3)), d2y.sum(axis=(0, 2, 3))
+    if mode == "average":
+        return subsample_backward(x, d2y, mode)[0] / 4, None, None  # (1/4)^2 = the gradient's 1/4, again
+    return subsample_backward(x, d2y, mode)[0], None, None
+
+
+def gauss_newton_diagonal(params, x, variant, loss=None):
+    """Diagonal Gauss-Newton second derivatives d2E/dw2, summed over the images of x.
+
+    The curvature estimate of the paper's stochastic diagonal Levenberg-Marquardt
+    (LeCun et al. 1998, appendix C; LeCun et al., "Efficient BackProp", sec. 9):
+    second derivatives are back-propagated like gradients, with every
+    off-diagonal term and every term in f'' dropped, so all entries are >= 0.
+    Returns a dict with the names and shapes of backward's grads.
+
+    Seed at the output, per image:
+      classic ("map" or "rbf"): d2E/dx_k^2 = 2 for each of the 84 F6 outputs x_k,
+        the curvature of the plain loss y_D = sum_k (x_k - w_Dk)^2, exact for
+        that term. The MAP criterion's log-sum-exp term is left out, as in the
+        paper's Gauss-Newton approximation; the RBF layer itself is not traversed.
+      modern ("xent"): d2E/dz_i^2 = p_i (1 - p_i) at the logits z, p = softmax(z)
+        (the diagonal of the cross-entropy's Hessian).
+    Through a layer with pre-activation a, input x and output curvature d2Y:
+      activation:   d2A = d2Y * f'(a)^2
+      conv, full:   d2W = sum over the weight's uses of x^2 * d2A;  d2b = sum d2A;
+                    d2X = sum over the input's uses of W^2 * d2A
+      trainable pooling: d2X = coef^2 * d2A (each input of the block);
+                    d2coef = sum s^2 * d2A, s the 2x2 block's sum; d2bias = sum d2A
+      average pooling: d2X = d2A / 16;  max pooling: d2A routed to the same
+                    input as the gradient (subsample_backward's tie rule).
+    """
+    loss = _loss_name(variant, loss)
+    trace, out = _forward_trace(params, x, variant)
+    if loss == "xent":
+        p = softmax(out)
+        d2 = p * (1 - p)
+    else:
+        f6_output = trace[-1][1]  # the RBF layer's input; the RBF layer is not traversed
+        trace = trace[:-1]
+        d2 = np.full_like(f6_output, 2)
+    curv = {}
+    for (kind, name, act, extra), inp, pre in reversed(trace):
+        d2 = d2 * activation_derivative(pre, act) ** 2
+        if kind == "conv":
+            w = params[name + ".weight"]
+            d2, curv[name + ".weight"], curv[name + ".bias"] = conv2d_backward(
+                inp * inp, w * w, d2, table=extra
+            )
+        elif kind == "pool":
+            d2, d2coef, d2bias = _subsample_curvature(inp, d2, extra, params.get(name + ".coef"))
+            if extra == "trainable":
+                curv[name + ".coef"], curv[name + ".bias"] = d2coef, d2bias
+        else:
+            flat = _flatten(inp)
+            w = params[name + ".weight"]
+            d2x, curv[name + ".weight"], curv[name + ".bias"] = linear_backward(flat * flat, w * w, d2)
+            d2 = d2x.reshape(inp.shape)
+    return {name: curv[name] for name in _param_names(_network(variant))}
+
+
+# --- optimizer steps: pure functions, returning new arrays (their inputs are left alone) ---------
+# The scalars (lr, momentum, betas, t, epsilon, ...) are meant as Python numbers, which keep the
+# arrays' dtype; NumPy float64 scalars would promote float32 arrays to float64.
+
+
+def sgd_update(w, g, velocity, lr, momentum=0.0, weight_decay=0.0):
+    """One SGD step, PyTorch's convention: returns (w, velocity), both new.
+
+    d = g + weight_decay * w;  velocity = momentum * velocity + d;  w = w - lr * velocity.
+    """
+    d = g + weight_decay * w
+    velocity = momentum * velocity + d
+    return w - lr * velocity, velocity
+
+
+def adam_update(w, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """One Adam step (t the 1-based step number): returns (w, m, v), all new.
+
+    d = g + weight_decay * w;  m = beta1 m + (1 - beta1) d;  v = beta2 v + (1 - beta2) d^2;
+    w = w - lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
+    """
+    d = g + weight_decay * w
+    m = beta1 * m + (1 - beta1) * d
+    v = beta2 * v + (1 - beta2) * (d * d)
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def sdlm_update(w, g, h, epsilon, mu=SDLM_MU):
+    """One stochastic diagonal Levenberg-Marquardt step: w - epsilon / (mu + h) * g, new.
+
+    h: the Gauss-Newton diagonal estimate for w (gauss_newton_diagonal, per
+    pattern); epsilon the global rate (paper.sdlm_epsilon); mu the damping.
+    """
+    return w - epsilon / (mu + h) * g
 
 
 def predict(params, x, variant):
