@@ -1,0 +1,224 @@
+"""Digits from image files and arrays, in the form the network was trained on (MNIST's).
+
+MNIST's digits were scanned as dark ink on light paper; each was cropped to its ink, scaled with
+anti-aliasing so that its longer side is 20 pixels (aspect ratio kept), and pasted into a 28x28 field with
+its centre of mass at the centre; ink is bright (255) on a black (0) background. A digit photographed or
+drawn anywhere else looks nothing like that until it goes through the same steps, which read_digit does:
+
+1. Gray levels in [0, 1], 1 white. Colour is reduced to luma (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B,
+   as Pillow's "L"). Transparent pixels are background: the image is composited over white, or over black
+   when its visible pixels are light on average (alpha-weighted mean luma above 0.5), so that both dark and
+   light strokes drawn on a transparent canvas stay visible.
+2. Polarity. The paper's level is the median of the border pixels (the outermost row and column on each
+   side), which is background however much of the image the ink covers, unless the ink covers half the
+   border. Ink is what differs from the paper, and the mean of the whole image moves towards it: below the
+   paper's level, the ink is dark and the image is inverted; otherwise it is already light on dark.
+3. Levels. The paper's level is subtracted, and with it a noise floor (3 robust standard deviations of
+   the border, 1.4826 x its median absolute deviation; 0 for a clean image), so that speckled or grainy
+   paper becomes 0 rather than faint ink. The strongest ink must rise above the floor by MIN_CONTRAST (0.1
+   of the full range) and by the floor's own height (so that noise alone never passes); if not, the image
+   has no ink: ValueError.
+4. Crop to the bounding box of the pixels holding at least INK_THRESHOLD (a quarter) of the strongest
+   ink: the stroke, without the faintest anti-aliasing and residual noise around it.
+5. Scale by area averaging (each output pixel is the mean of the input area it covers; up-scaling spreads
+   each input pixel over the outputs it overlaps) so that the longer side is 20 pixels, then stretch the
+   levels so that the strongest ink is 255, as in a clean scan whatever the pen's or the photo's contrast.
+6. Paste into 28x28 with the centre of mass (index coordinates, as MNIST's averages 14.0) at (14, 14):
+   the offset is rounded to whole pixels and clipped so the 20-pixel box stays inside the field.
+
+Files need Pillow (pip install "lenet_fast[images]"), imported only when a file is read; arrays never
+need it.
+"""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SIZE = 28                 # the field
+BOX = 20                  # the longer side of the scaled digit
+CENTRE = 14.0             # where the centre of mass goes, in index coordinates
+INK_THRESHOLD = 0.25      # of the strongest ink: what counts for the bounding box
+MIN_CONTRAST = 0.1        # of the full range: less is no ink
+NOISE_SIGMAS = 3.0        # the noise floor, in robust standard deviations of the border
+LUMA = np.array([0.299, 0.587, 0.114])
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".pnm", ".ppm", ".tif", ".tiff",
+                    ".webp")
+PILLOW_MISSING = 'Reading image files needs Pillow: pip install "lenet_fast[images]"'
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def read_digit(source):
+    """One digit as a (28, 28) uint8 MNIST image (ink 255 on 0), by the steps in the module docstring.
+
+    source: a path to an image file (str or os.PathLike; needs Pillow; EXIF orientation is applied, so
+    photos come out upright), a PIL.Image, or an array: (H, W) gray, (H, W, 1), (H, W, 3) RGB or
+    (H, W, 4) RGBA, of uint8 or other integers in 0..255, booleans, or floats in [0, 1]. Any size, either
+    polarity: dark ink on light paper or light on dark.
+
+    Raises ValueError for an image with no ink, a file Pillow cannot read (naming it) or a bad array
+    (shape, range, NaN), TypeError for non-numeric pixels, FileNotFoundError for a missing file and
+    ImportError when a file is given and Pillow is not installed.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        try:
+            gray = _gray(_read_file(source))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        return _normalize(gray, name)
+    if _is_pil_image(source):
+        return _normalize(_gray(_pil_pixels(source)), "the image")
+    return _normalize(_gray(source), "the image")
+
+
+def read_digits(sources):
+    """(images, paths): the digits of several sources as an (N, 28, 28) uint8 array, read by read_digit,
+    and for each the pathlib.Path it came from (None for an array or a PIL.Image).
+
+    sources: a folder (str or os.PathLike), for the files image_files(folder) lists, or an iterable of
+    sources as read_digit takes them. The first source that cannot be read raises, naming it.
+    """
+    if isinstance(sources, (str, os.PathLike)):
+        sources = image_files(sources)
+    sources = list(sources)
+    images = np.empty((len(sources), SIZE, SIZE), dtype=np.uint8)
+    paths = []
+    for i, source in enumerate(sources):
+        path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+        try:
+            images[i] = read_digit(source)
+        except (TypeError, ValueError) as exc:
+            if path is not None:  # read_digit named the file already
+                raise
+            raise type(exc)(f"sources[{i}]: {exc}") from None
+        paths.append(path)
+    return images, paths
+
+
+def image_files(folder):
+    """The image files directly in folder, sorted by name (plain string order: "10.png" before "2.png"):
+    names ending in IMAGE_EXTENSIONS, any case; hidden files (".name", such as macOS's "._x.png") are
+    skipped. FileNotFoundError or NotADirectoryError when folder is not a folder; ValueError when it holds
+    no image file."""
+    with os.scandir(folder) as entries:
+        paths = sorted(Path(e.path) for e in entries
+                       if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(IMAGE_EXTENSIONS))
+    if not paths:
+        raise ValueError(f"{os.fspath(folder)}: no image files (names ending in {', '.join(IMAGE_EXTENSIONS)})")
+    return paths
+
+
+def sample_paths():
+    """The sample digits shipped with the package, digit_0.png to digit_9.png: for each class the first
+    image of the MNIST test set, drawn dark on white and enlarged to 84x84 (tools/make_samples.py)."""
+    return sorted(SAMPLES.glob("digit_*.png"))
+
+
+def _read_file(path):
+    """The pixels of an image file, as _pil_pixels gives them."""
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        raise ImportError(PILLOW_MISSING) from None
+    try:
+        with Image.open(path) as img:
+            return _pil_pixels(ImageOps.exif_transpose(img))
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError, a truncated or damaged file
+        raise ValueError(f"not an image file Pillow can read ({exc})") from None
+
+
+def _is_pil_image(x):
+    """Whether x is a PIL.Image, without importing Pillow: if PIL.Image is not loaded, x cannot be one."""
+    module = sys.modules.get("PIL.Image")
+    return module is not None and isinstance(x, module.Image)
+
+
+def _pil_pixels(img):
+    """A PIL image's pixels as an array _gray takes: 8-bit gray, or RGBA when there is transparency."""
+    if img.mode.startswith("I"):  # 16-bit (and 32-bit) integer gray: Pillow's "L" would clip it
+        return np.clip(np.asarray(img, dtype=np.float64) / 65535, 0.0, 1.0)
+    if img.mode == "F":  # float gray: taken like a float array, in [0, 1]
+        return np.asarray(img)
+    transparent = "A" in img.getbands() or "transparency" in img.info
+    return np.asarray(img.convert("RGBA" if transparent else "L"))
+
+
+def _gray(a):
+    """A float64 (H, W) image in [0, 1], 1 white, from an array source; transparency resolved as the
+    module docstring says."""
+    a = np.asarray(a)
+    if a.dtype != bool and a.dtype.kind not in "uif":
+        raise TypeError(f"image pixels must be numbers or booleans, got dtype {a.dtype}")
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+        raise ValueError(f"an image array must be (H, W) gray, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA, "
+                         f"got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"the image is empty: shape {a.shape}")
+    if a.dtype.kind in "ui":
+        if a.min() < 0 or a.max() > 255:
+            raise ValueError("integer pixels must lie in 0..255")
+    elif a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise ValueError("the image contains NaN or infinite pixels")
+        if a.min() < 0 or a.max() > 1:
+            raise ValueError("float pixels must lie in [0, 1]")
+    unit = 1 / 255 if a.dtype.kind in "ui" else 1.0
+    if a.ndim == 2 or a.shape[2] == 1:
+        return np.multiply(a.reshape(a.shape[:2]), unit, dtype=np.float64)
+    gray = np.einsum("ijk,k->ij", a[..., :3], LUMA * unit)  # no float copy of the colour planes (photos)
+    if a.shape[2] == 4:
+        alpha = np.multiply(a[..., 3], unit, dtype=np.float64)
+        paper = 1.0 if np.vdot(alpha, gray) <= 0.5 * alpha.sum() else 0.0
+        gray -= paper  # over the paper: paper + alpha * (gray - paper)
+        gray *= alpha
+        gray += paper
+    return gray
+
+
+def _normalize(gray, name):
+    """The MNIST form of a gray image (module docstring, steps 2-6); name is for the no-ink error."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    paper = np.median(border)
+    noise = NOISE_SIGMAS * 1.4826 * np.median(np.abs(border - paper))
+    # gray is this call's own array: turned into the ink in place (a photo's planes are large)
+    ink = np.subtract(paper, gray, out=gray) if gray.mean() < paper else np.subtract(gray, paper, out=gray)
+    contrast = ink.max()
+    if contrast - noise < max(MIN_CONTRAST, noise):
+        raise ValueError(f"{name} contains no ink: nothing stands out from the background (strongest "
+                         f"contrast {contrast:.3f} of the full range, noise floor {noise:.3f})")
+    ink -= noise
+    np.maximum(ink, 0.0, out=ink)
+    peak = contrast - noise
+    strong = ink >= INK_THRESHOLD * peak
+    rows = np.flatnonzero(strong.any(axis=1))
+    cols = np.flatnonzero(strong.any(axis=0))
+    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = ink.shape
+    scale = BOX / max(h, w)
+    bh, bw = max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
+    box = _area_weights(h, bh) @ ink @ _area_weights(w, bw).T
+    box /= box.max()
+    mass = box.sum()
+    top = _offset(box.sum(axis=1) @ np.arange(bh) / mass, bh)
+    left = _offset(box.sum(axis=0) @ np.arange(bw) / mass, bw)
+    out = np.zeros((SIZE, SIZE))
+    out[top:top + bh, left:left + bw] = box
+    return np.floor(out * 255 + 0.5).astype(np.uint8)
+
+
+def _area_weights(n_in, n_out):
+    """(n_out, n_in) box-filter resampling matrix: output pixel i averages the input over its footprint
+    [i, i + 1) * n_in / n_out, each input pixel weighted by the length it overlaps."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    pixels = np.arange(n_in)
+    overlap = np.minimum(edges[1:, None], pixels + 1.0) - np.maximum(edges[:-1, None], pixels)
+    return np.maximum(overlap, 0.0) * (n_out / n_in)
+
+
+def _offset(centre_of_mass, length):
+    """Where a box of this length starts so that its centre of mass lands on CENTRE, in whole pixels
+    (rounded half up), kept inside the field."""
+    return min(max(int(np.floor(CENTRE - centre_of_mass + 0.5)), 0), SIZE - length)
