@@ -2,13 +2,18 @@
 
     import lenet_fast
     model = lenet_fast.LeNet5("classic")
-    model.predict(images)        # (N, 28, 28) uint8 -> (N,) digits
+    model.fit(images, labels)                  # the paper's SDLM, or optimizer="adam" etc. (lenet_fast.optim)
+    model.predict(images)                      # (N, 28, 28) uint8 -> (N,) digits
+    model.predict(lenet_fast.read_digit("digit.png"))
 """
-from . import _core
+from . import _core, datasets, optim
+from .datasets import load_mnist, read_idx
+from .images import read_digit, read_digits, sample_paths
 from .model import LeNet5, load
 
 __version__ = "0.1.0"
-__all__ = ["LeNet5", "load", "build_info", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["LeNet5", "load", "optim", "datasets", "load_mnist", "read_idx", "read_digit", "read_digits",
+           "sample_paths", "build_info", "get_num_threads", "set_num_threads", "__version__"]
 
 
 def get_num_threads():

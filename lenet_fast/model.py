@@ -10,6 +10,7 @@ Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for th
 """
 import os
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import NamedTuple, Optional
@@ -206,11 +207,24 @@ class LeNet5:
         self._params = Params(arrays)
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
+        self._trainer = None
+        self._fit_thread = None  # the thread inside fit(), if any
 
     @property
     def params(self):
         """Ordered mapping name -> float32 array (see param_shapes for the names and shapes)."""
         return self._params
+
+    @property
+    def params_vector(self):
+        """Every parameter in one float32 vector (params are views into it, in order): the layout of
+        gradients and optimizer state."""
+        return self._flat
+
+    @property
+    def default_loss(self):
+        """"map" (the paper's MAP criterion) for classic, "xent" (softmax cross-entropy) for modern."""
+        return "map" if self.variant == "classic" else "xent"
 
     @property
     def n_params(self):
@@ -229,17 +243,75 @@ class LeNet5:
 
     def forward(self, x, normalized=False):
         """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern)."""
+        if self._fit_thread is not None and self._fit_thread != threading.get_ident():
+            raise RuntimeError("this model is being trained in another thread; predict after fit returns "
+                               "(or on a copy: lenet_fast.load of a checkpoint)")
         x, normalize = _as_batch(x, normalized)
         return self._net.forward(x, normalize).reshape(len(x), self._net.output_shape[0])
 
     def predict(self, x, normalized=False):
         """(N,) int64 class ids."""
-        out = self.forward(x, normalized)
+        return self._classes(self.forward(x, normalized))
+
+    def _classes(self, out):
         return (out.argmin(axis=1) if self.variant == "classic" else out.argmax(axis=1)).astype(np.int64)
 
     def predict_proba(self, x, normalized=False):
         """(N, 10) probabilities: softmax of the logits (modern) or of the negated distances (classic)."""
         return _core.softmax(self.forward(x, normalized), negate=self.variant == "classic")
+
+    def fit(self, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
+            validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False):
+        """Train on images (any form forward takes) and labels (0-9); returns the history, a list of one
+        dict per epoch: epoch, loss (mean), error (the running training error: each pattern classified
+        just before its update), val_error (with validation=(images, labels)), lr and seconds.
+
+        optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default), "sgd", "adam"
+        (modern's default, batch_size 32), or an instance from lenet_fast.optim with its own settings and
+        schedule. loss: "map" (classic's default, with the constant j), "rbf" (the plain distance), or
+        "xent" (modern). seed fixes the shuffling. verbose: 0 silent, 1 a progress bar (tqdm, when
+        installed) or a line per epoch, 2 a line per epoch. checkpoint=path saves after every epoch;
+        resume=path continues such a run exactly (same data and settings; epochs is the total).
+        Every argument is checked before any work starts."""
+        from .train import fit
+
+        return fit(self, images, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
+                   j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint, resume=resume,
+                   normalized=normalized)
+
+    def gradient(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
+        """(grads, losses): the gradient of the summed loss of the images, as an ordered mapping of the
+        parameters' names to float32 arrays, and each image's loss."""
+        from .train import check_labels
+
+        x, normalize = _as_batch(images, normalized)
+        y = check_labels(labels, len(x))
+        loss = self.default_loss if loss is None else loss
+        self._check_loss(loss, j)
+        grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
+        return _views(grad, self._params), losses
+
+    def _gauss_newton(self, x, y, loss, j, normalize):
+        """The Gauss-Newton diagonal averaged over the images x (as _as_batch gives them), flat."""
+        h, _, _ = self._get_trainer().gradient(x, y, loss, j, 1.0 / len(x), True, normalize)
+        return h
+
+    def _check_loss(self, loss, j):
+        allowed = ("map", "rbf") if self.variant == "classic" else ("xent",)
+        if loss not in allowed:
+            raise ValueError(f"loss for {self.variant!r} must be one of {allowed}, got {loss!r}")
+        if isinstance(j, bool) or not isinstance(j, (int, float, np.floating)) or not 0 < j < 1e30:
+            raise ValueError(f"j must be a positive number, got {j!r}")
+
+    def _get_trainer(self):
+        if self._trainer is None:
+            self._trainer = _core.Trainer(self._net, self._flat)
+        return self._trainer
+
+    def _fitting(self):
+        from .train import Fitting
+
+        return Fitting(self)
 
     def save(self, path):
         """Save to a .npz file (format version, variant and parameters; no pickled objects). The file is
@@ -295,11 +367,19 @@ def _check_params(variant, params):
     return out
 
 
-def save(model, path):
-    """Write model to path as .npz: format version, variant, parameters (see LeNet5.save)."""
+def _views(flat, like):
+    """flat (in like's layout) as an ordered mapping of like's names to views of the same shapes."""
+    out, at = OrderedDict(), 0
+    for name, a in like.items():
+        out[name] = flat[at : at + a.size].reshape(a.shape)
+        at += a.size
+    return out
+
+
+def write_npz(path, arrays):
+    """arrays to path as .npz, written beside it and moved into place: a failure (or Ctrl-C) part way
+    leaves any earlier file at path as it was."""
     path = os.fspath(path)
-    arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
-    arrays.update(model.params)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".lenet_fast-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -310,16 +390,32 @@ def save(model, path):
         raise
 
 
-def load(path):
-    """Load a model saved by LeNet5.save. Never unpickles; a file that is not a complete lenet_fast
-    model of a known format and variant raises ValueError saying why."""
+def read_npz(path, what):
+    """Every array of an .npz file, never unpickling; a damaged file raises ValueError."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
+            return {name: f[name] for name in f.files}
     except FileNotFoundError:
         raise
     except Exception as exc:  # OSError, EOFError, ValueError, zipfile.BadZipFile: a damaged archive
-        raise ValueError(f"{path}: not a lenet_fast model file ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: not a lenet_fast {what} file ({type(exc).__name__}: {exc})") from None
+
+
+def save(model, path):
+    """Write model to path as .npz: format version, variant, parameters (see LeNet5.save)."""
+    arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
+    arrays.update(model.params)
+    write_npz(path, arrays)
+
+
+def load(path):
+    """Load a model saved by LeNet5.save, or the weights of a training checkpoint. Never unpickles; a file
+    that is not a complete lenet_fast model of a known format and variant raises ValueError saying why."""
+    arrays = read_npz(path, "model")
+    if "__checkpoint__" in arrays:  # the weights of a checkpoint; its other entries are for resuming
+        arrays = {k: v for k, v in arrays.items()
+                  if k in ("__variant__",) or not (k.startswith("__") or k.startswith("optimizer."))}
+        arrays["__format__"] = np.array(FORMAT_VERSION)
     try:
         version = int(arrays.pop("__format__"))
         variant = str(arrays.pop("__variant__"))

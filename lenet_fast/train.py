@@ -1,0 +1,187 @@
+"""LeNet5.fit: epochs of shuffled mini-batches (or the paper's single patterns) through the C trainer, with
+progress, validation, checkpoints and exact resumption.
+
+A checkpoint is written after every epoch, atomically (a temporary file beside it, then os.replace): the
+weights, the optimizer's state, the shuffling generator's state, the epoch and the history so far. Resuming
+from it replays nothing: the next epoch draws the same permutation and starts from the same weights and
+state, so an interrupted and resumed run ends bit-identical to an uninterrupted one.
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import _core, optim, paper
+
+CHECKPOINT_FORMAT = 1
+_CHUNK = 4096  # images per call into C between progress updates
+
+
+def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
+        validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False):
+    """See LeNet5.fit."""
+    from .model import _as_batch
+
+    x, normalize = _as_batch(images, normalized)
+    if x.dtype == np.float32 and not _core.all_finite(x):
+        raise ValueError("images contain NaN or infinity")
+    if len(x) == 0:
+        raise ValueError("no training images (an empty batch)")
+    y = check_labels(labels, len(x))
+    if validation is not None:
+        try:
+            xv, yv = validation
+        except (TypeError, ValueError):
+            raise ValueError("validation must be a pair (images, labels)") from None
+        xv, _ = _as_batch(xv, normalized)
+        yv = check_labels(yv, len(xv), "validation labels")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    opt = optim.make(optimizer if optimizer is not None else "sdlm" if model.variant == "classic" else "adam")
+    if batch_size is None:
+        batch_size = 1 if opt.kind == "sdlm" else 32
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    loss = model.default_loss if loss is None else loss
+    model._check_loss(loss, j)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0 (silent), 1 (progress) or 2 (a line per epoch), got {verbose!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    opt.bind(model.params_vector.size)
+
+    settings = {"variant": model.variant, "batch_size": batch_size, "loss": loss, "j": float(j),
+                "optimizer": opt.kind, "n": len(x)}
+    rng = np.random.default_rng(seed)
+    start, history = 0, []
+    if resume is not None:
+        start, history = _restore(resume, model, opt, rng, settings)
+
+    trainer = model._get_trainer()
+    with model._fitting():
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            order = rng.permutation(len(x))
+            xe, ye = x[order], y[order]
+            opt.start_epoch(epoch, model, xe, ye, loss, j, normalize)
+            total, wrong = 0.0, 0
+            chunk = max(batch_size, _CHUNK // batch_size * batch_size)  # whole batches per call
+            bar = _progress(verbose, len(x), f"epoch {epoch + 1}/{epochs}")
+            for s in range(0, len(x), chunk):
+                losses, out = trainer.train(xe[s : s + chunk], ye[s : s + chunk], batch_size, opt, loss, j,
+                                            normalize)
+                if not np.isfinite(losses).all():
+                    raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is not finite "
+                                             "(lower the learning rate); the last checkpoint is intact")
+                total += float(losses.sum(dtype=np.float64))
+                wrong += int((model._classes(out.reshape(len(losses), -1)) != ye[s : s + chunk]).sum())
+                if bar is not None:
+                    bar.update(len(losses))
+                    bar.set_postfix(loss=f"{total / (s + len(losses)):.4f}",
+                                    error=f"{100 * wrong / (s + len(losses)):.2f}%")
+            if not _core.all_finite(model.params_vector):
+                raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the weights are not finite")
+            record = {"epoch": epoch + 1, "loss": total / len(x), "error": wrong / len(x), "lr": opt.lr}
+            if validation is not None:
+                record["val_error"] = float((model.predict(xv, normalized) != yv).mean()) if len(xv) else 0.0
+            record["seconds"] = time.perf_counter() - t0
+            history.append(record)
+            if bar is not None:
+                bar.close()
+            if verbose:
+                _report(record, epochs, bar is None)
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, opt, rng, history, settings)
+    return history
+
+
+def check_labels(labels, n, name="labels"):
+    """labels as an int64 array of n class ids in 0..9."""
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu" or y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of integer class ids, got {y.dtype} of shape {y.shape}")
+    if len(y) != n:
+        raise ValueError(f"{name}: {len(y)} labels for {n} images")
+    if n and (y.min() < 0 or y.max() > 9):
+        raise ValueError(f"{name} must lie in 0..9, got {y.min()}..{y.max()}")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def _progress(verbose, total, desc):
+    """A tqdm bar when verbose is 1 and tqdm is installed; None otherwise."""
+    if verbose != 1:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="img", leave=True, file=sys.stderr)
+
+
+def _report(r, epochs, plain):
+    if not plain and "val_error" not in r:
+        return  # the bar already said it
+    line = f"epoch {r['epoch']}/{epochs}: loss {r['loss']:.4f}, training error {100 * r['error']:.2f}%"
+    if "val_error" in r:
+        line += f", validation error {100 * r['val_error']:.2f}%"
+    print(line + f", {r['seconds']:.1f} s", file=sys.stderr, flush=True)
+
+
+def save_checkpoint(path, model, opt, rng, history, settings):
+    """Weights, optimizer state, generator state and history, atomically (see the module docstring)."""
+    from .model import write_npz
+
+    arrays = {
+        "__format__": np.array(CHECKPOINT_FORMAT),
+        "__checkpoint__": np.array(json.dumps({"settings": settings, "history": history,
+                                                "rng": rng.bit_generator.state})),
+        "__variant__": np.array(model.variant),
+    }
+    arrays.update(model.params)
+    arrays.update(("optimizer." + k, v) for k, v in opt.state().items())
+    write_npz(path, arrays)
+
+
+def _restore(path, model, opt, rng, settings):
+    """Load a checkpoint into model, opt and rng; returns (epochs done, history)."""
+    from .model import read_npz
+
+    arrays = read_npz(path, "checkpoint")
+    try:
+        if int(arrays.pop("__format__")) != CHECKPOINT_FORMAT:
+            raise ValueError("an unknown checkpoint format")
+        meta = json.loads(str(arrays.pop("__checkpoint__")))
+        saved, history, state = meta["settings"], meta["history"], meta["rng"]
+        arrays.pop("__variant__")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a lenet_fast checkpoint ({exc})") from None
+    differ = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
+    if differ:
+        raise ValueError(f"{path}: the checkpoint was made with other settings (saved, now): {differ}")
+    opt_state = {k[len("optimizer."):]: arrays.pop(k) for k in list(arrays) if k.startswith("optimizer.")}
+    try:
+        model.set_params(arrays)
+        opt.load_state(opt_state)
+        rng.bit_generator.state = state
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return len(history), history
+
+
+class Fitting:
+    """Marks a model as being trained by the current thread: prediction from another thread meanwhile is
+    refused (it would read weights while they change)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        if self.model._fit_thread is not None:
+            raise RuntimeError("this model is already being trained")
+        self.model._fit_thread = threading.get_ident()
+
+    def __exit__(self, *exc):
+        self.model._fit_thread = None
