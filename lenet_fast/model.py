@@ -261,7 +261,7 @@ class LeNet5:
         return _core.softmax(self.forward(x, normalized), negate=self.variant == "classic")
 
     def fit(self, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
-            validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False):
+            validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None):
         """Train on images (any form forward takes) and labels (0-9); returns the history, a list of one
         dict per epoch: epoch, loss (mean), error (the running training error: each pattern classified
         just before its update), val_error (with validation=(images, labels)), lr and seconds.
@@ -272,12 +272,14 @@ class LeNet5:
         "xent" (modern). seed fixes the shuffling. verbose: 0 silent, 1 a progress bar (tqdm, when
         installed) or a line per epoch, 2 a line per epoch. checkpoint=path saves after every epoch;
         resume=path continues such a run exactly (same data and settings; epochs is the total).
-        Every argument is checked before any work starts."""
+        augment(images, rng) -> images, if given, transforms each epoch's shuffled images (e.g.
+        lenet_fast.distort.random_affine) with fit's seeded generator. Every argument is checked before
+        any work starts."""
         from .train import fit
 
         return fit(self, images, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
                    j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint, resume=resume,
-                   normalized=normalized)
+                   normalized=normalized, augment=augment)
 
     def gradient(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
         """(grads, losses): the gradient of the summed loss of the images, as an ordered mapping of the

@@ -21,7 +21,7 @@ _CHUNK = 4096  # images per call into C between progress updates
 
 
 def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
-        validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False):
+        validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None):
     """See LeNet5.fit."""
     from .model import _as_batch
 
@@ -49,6 +49,8 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     model._check_loss(loss, j)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0 (silent), 1 (progress) or 2 (a line per epoch), got {verbose!r}")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"augment must be callable (images, rng) -> images, got {augment!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer, got {seed!r}")
     opt.bind(model.params_vector.size)
@@ -66,6 +68,8 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             t0 = time.perf_counter()
             order = rng.permutation(len(x))
             xe, ye = x[order], y[order]
+            if augment is not None:
+                xe = _augmented(augment, xe, rng, normalize)
             opt.start_epoch(epoch, model, xe, ye, loss, j, normalize)
             total, wrong = 0.0, 0
             chunk = max(batch_size, _CHUNK // batch_size * batch_size)  # whole batches per call
@@ -96,6 +100,17 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             if checkpoint is not None:
                 save_checkpoint(checkpoint, model, opt, rng, history, settings)
     return history
+
+
+def _augmented(augment, x, rng, normalize):
+    """augment(x, rng), checked to be images of x's shape and kind (pixels, unless normalized)."""
+    out = np.asarray(augment(x, rng))
+    if out.shape != x.shape or out.dtype.kind not in "uf":
+        raise ValueError(f"augment must return images of shape {x.shape}, got {out.dtype} {out.shape}")
+    out = np.ascontiguousarray(out, dtype=np.uint8 if out.dtype.kind == "u" and normalize else np.float32)
+    if out.dtype == np.float32 and normalize:
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
 def check_labels(labels, n, name="labels"):
