@@ -1,0 +1,75 @@
+"""Training throughput: LeNet5.fit at batch 1 (SDLM, the paper's per-pattern updates), 32 and 256 (SGD with
+momentum), on 1 and 2 threads, beside the NumPy reference's training step at batch 32, in one process.
+
+    python benchmarks/train.py [--repeats 5] [--images 8192]
+
+Each lenet_fast figure is one epoch of fit() over --images images (shuffling, SDLM's Hessian estimate on
+500 patterns and the Python loop included: what a user gets), median of the repeats, engines interleaved.
+The reference step is reference.backward plus reference.sgd_update on one batch of 32, its BLAS on one
+thread (see benchmarks/forward.py for why). The machine is shared and noisy: compare within one run.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import lenet_fast
+from lenet_fast import optim, paper, reference
+
+
+def fit_seconds(model, x, y, batch_size):
+    opt = optim.SDLM(schedule=optim.PaperSchedule(1e-3)) if batch_size == 1 else optim.SGD(lr=1e-4)
+    start = time.perf_counter()
+    model.fit(x, y, epochs=1, batch_size=batch_size, optimizer=opt, verbose=0)
+    return time.perf_counter() - start
+
+
+def reference_step_seconds(params, x, y, variant, velocity):
+    start = time.perf_counter()
+    _, grads = reference.backward(params, reference.normalize_input(x), y, variant)
+    for name, g in grads.items():
+        params[name], velocity[name] = reference.sgd_update(params[name], g / len(x), velocity[name], 1e-4, 0.9)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--images", type=int, default=8192)
+    args = parser.parse_args()
+    with threadpool_limits(limits=1, user_api="blas"):
+        run(args)
+
+
+def run(args):
+    info = lenet_fast.build_info()
+    print(f"lenet_fast {info['version']}, ISA path {info['isa']}, OpenMP {'on' if info['openmp'] else 'off'}")
+    print("| variant | batch | threads | lenet_fast fit img/s | reference step img/s (batch 32) | ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(args.images, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, size=args.images)
+    saved = lenet_fast.get_num_threads()
+    for variant in ("classic", "modern"):
+        model = lenet_fast.LeNet5(variant, seed=0)
+        params = {k: v.copy() for k, v in model.params.items()}
+        if variant == "classic":
+            params["rbf.centers"] = paper.rbf_centers()
+        velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
+        batches = (1, 32, 256) if variant == "classic" else (32, 256)  # SDLM is the classic network's method
+        for batch_size in batches:
+            for threads in (1, 2):
+                lenet_fast.set_num_threads(threads)
+                fast, ref = [], []
+                for _ in range(args.repeats):
+                    fast.append(args.images / fit_seconds(model, x, y, batch_size))
+                    ref.append(32 / reference_step_seconds(params, x[:32], y[:32], variant, velocity))
+                f, r = statistics.median(fast), statistics.median(ref)
+                print(f"| {variant} | {batch_size} | {threads} | {f:,.0f} | {r:,.0f} | {f / r:.0f}x |", flush=True)
+    lenet_fast.set_num_threads(saved)
+
+
+if __name__ == "__main__":
+    main()
