@@ -136,9 +136,10 @@ static inline void lf_wide_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
         gi->size = lf_round_lanes(reach);
 }
 
+#define LF_MAX_LAYERS 16
+
 /* A batch of n images as work items: nblocks blocks of LF_LANES images (the last possibly part full), then
  * one item per image left over, run in the spatial layout. */
-#define LF_MAX_LAYERS 16
 /* From this many leftover images on, one partly filled block is cheaper than that many single images (an
  * image costs about 1.5 times as much in the spatial layout as in a block: 27.5 against 18.4 us, classic,
  * one thread, `python benchmarks/forward.py`). */
