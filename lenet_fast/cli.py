@@ -1,0 +1,289 @@
+"""The lenet-fast command (also python -m lenet_fast): read digits from image files, train and evaluate on MNIST,
+time the engine. With no command it reads the sample digits shipped with the package, so that the first run
+after installing shows the whole path working: image files, the pretrained weights, the kernels.
+
+A user's mistake (a missing or unreadable file, no MNIST folder, a damaged model file, bad arguments) ends the
+command with one line "lenet-fast: error: ..." on stderr and exit status 1 (2 for bad arguments), not a
+traceback: the library's documented exceptions carry messages written for the user already.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+import lenet_fast
+
+from . import optim, paper
+from .datasets import load_mnist
+from .images import image_files, read_digits, sample_paths
+from .model import LeNet5, load
+from .pretrained import pretrained
+
+PROG = "lenet-fast"
+VARIANTS = ("classic", "modern")
+# classic trains with the paper's epsilon schedule times this: at the paper's own values SDLM stalls at chance
+# here (90% error after two passes on 10,000 digits); a twentieth reaches 1.4% test error in four passes.
+SDLM_SCALE = 0.05
+# What the library raises for a user's mistake: OSError (missing files and folders), ValueError (bad files and
+# values), ImportError (Pillow absent), RuntimeError, FloatingPointError (training diverged).
+USER_ERRORS = (OSError, ValueError, ImportError, RuntimeError, FloatingPointError)
+
+EPILOG = f"""examples:
+  {PROG}                                       read the sample digits shipped with lenet_fast
+  {PROG} predict photo.jpg scans/              your own digits: image files or folders of them
+  {PROG} train --data mnist/ --epochs 20 --out mine.npz
+  {PROG} evaluate --data mnist/ --model mine.npz
+
+MNIST folders hold the four official files (gzipped or not); --data defaults to LENET_FAST_DATA."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line, like every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def main(argv=None):
+    """Run the command line argv (default sys.argv[1:]); returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if hasattr(args, "threads"):
+            lenet_fast.set_num_threads(args.threads)
+        args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped early (| head): not an error, and nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush cannot fail again
+        return 1
+    except USER_ERRORS as exc:
+        print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _message(exc):
+    """exc's message on one line; OS errors as "file: reason" rather than "[Errno 2] ...: 'file'"."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _parser():
+    # --threads is accepted before or after the command; SUPPRESS keeps a command's parser from resetting
+    # a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
+                        help="threads the kernels use (default: OMP_NUM_THREADS, else every core)")
+
+    parser = _Parser(prog=PROG, parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="LeNet-5 on C/OpenMP kernels. Without a command: recognize the sample digits\n"
+                                 "shipped with lenet_fast using the pretrained classic model, and show the build.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {lenet_fast.__version__}")
+    parser.set_defaults(run=_samples)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = commands.add_parser("predict", parents=[common], help="recognize the digit in each image file",
+                            description="Print each image's digit and the model's confidence in it. Any size or "
+                                        "format Pillow reads; dark ink on light paper or light on dark.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="an image file, or a folder: its image files")
+    _model_options(p)
+    p.add_argument("--json", action="store_true",
+                   help='a JSON list of {"file", "digit", "confidence", "probabilities"} instead')
+    p.set_defaults(run=_predict)
+
+    p = commands.add_parser("train", parents=[common], help="train a model on MNIST and save it",
+                            description="Train on the MNIST training set, report the test error after every "
+                                        "epoch, save the model.")
+    _data_option(p)
+    p.add_argument("--variant", choices=VARIANTS, default="classic",
+                   help="the paper's network or its modern form (default classic)")
+    p.add_argument("--epochs", type=_positive_int, required=True, metavar="N",
+                   help="passes over the training set (the total, with --resume)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="B",
+                   help="images per update (default 1 for sdlm, 32 otherwise)")
+    p.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS),
+                   help="sdlm (the paper's method, classic's default), sgd, or adam (modern's default)")
+    p.add_argument("--lr", type=_positive_float, metavar="RATE",
+                   help="learning rate (sgd 0.01, adam 0.001 by default); for sdlm the first pass's epsilon "
+                        f"(default {SDLM_SCALE * paper.sdlm_epsilon(0):g}), later passes following the paper's "
+                        "schedule")
+    p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="train on the first N training images only")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to save the trained model (.npz)")
+    p.add_argument("--checkpoint", metavar="FILE", help="save the run's state here after every epoch")
+    p.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress, only the result")
+    p.set_defaults(run=_train)
+
+    p = commands.add_parser("evaluate", parents=[common], help="test error and confusion matrix on MNIST",
+                            description="Classify the MNIST test set: the error rate and the confusion matrix.")
+    _data_option(p)
+    _model_options(p)
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="the first N test images only")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("bench", parents=[common], help="a quick timing of inference",
+                            description="Images per second of predict at batch 1 and 1024, both variants.")
+    p.set_defaults(run=_bench)
+    return parser
+
+
+def _model_options(p):
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--model", metavar="FILE", help="a model saved by lenet-fast train or LeNet5.save")
+    group.add_argument("--variant", choices=VARIANTS, help="the pretrained model of this variant (default classic)")
+
+
+def _data_option(p):
+    p.add_argument("--data", metavar="DIR", help="the MNIST folder (default: LENET_FAST_DATA)")
+
+
+def _model(args):
+    """(model, description) for --model or --variant."""
+    if args.model is not None:
+        return load(args.model), args.model
+    variant = args.variant or "classic"
+    return pretrained(variant), f"pretrained {variant}"
+
+
+def _data_folder(args):
+    folder = args.data or os.environ.get("LENET_FAST_DATA")
+    if not folder:
+        raise ValueError("no MNIST folder: pass --data DIR or set LENET_FAST_DATA")
+    return folder
+
+
+def _build_line():
+    info = lenet_fast.build_info()
+    return (f"lenet_fast {info['version']}: instruction set {info['isa']}, OpenMP {'on' if info['openmp'] else 'off'}, "
+            f"{info['num_threads']} thread{'s' if info['num_threads'] != 1 else ''}")
+
+
+def _samples(args):
+    images, paths = read_digits(sample_paths())
+    model = pretrained("classic")
+    print("The sample digits shipped with lenet_fast, read by the pretrained classic LeNet-5:")
+    _print_predictions(model, images, [p.name for p in paths], as_json=False)
+    print(_build_line())
+    print(f"Your own digits: {PROG} predict FILE...; everything else: {PROG} --help")
+
+
+def _predict(args):
+    sources = []
+    for name in args.files:
+        sources.extend(image_files(name) if os.path.isdir(name) else [name])
+    images, paths = read_digits(sources)
+    model, _ = _model(args)
+    _print_predictions(model, images, [str(p) for p in paths], args.json)
+
+
+def _print_predictions(model, images, names, as_json):
+    digits = model.predict(images)
+    probs = model.predict_proba(images)
+    confidence = probs[np.arange(len(digits)), digits]
+    if as_json:
+        rows = [json.dumps({"file": name, "digit": int(d), "confidence": round(float(c), 6),
+                            "probabilities": [round(float(p), 6) for p in row]})
+                for name, d, c, row in zip(names, digits, confidence, probs)]
+        print("[\n  " + ",\n  ".join(rows) + "\n]")
+        return
+    width = max(len(name) for name in names)
+    for name, d, c in zip(names, digits, confidence):
+        print(f"  {name:<{width}}  {d}  {c:6.1%}")
+
+
+def _train(args):
+    for option, path in (("--out", args.out), ("--checkpoint", args.checkpoint)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):  # found now, not after hours of training
+            raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+    folder = _data_folder(args)
+    images, labels = load_mnist(folder, "train")
+    images, labels = images[: args.limit], labels[: args.limit]
+    test_images, test_labels = load_mnist(folder, "test")
+    model = LeNet5(args.variant, seed=args.seed)
+    name = args.optimizer or ("sdlm" if args.variant == "classic" else "adam")
+    model.fit(images, labels, epochs=args.epochs, batch_size=args.batch_size, optimizer=_optimizer(name, args.lr),
+              validation=(test_images, test_labels), seed=args.seed, verbose=0 if args.quiet else 1,
+              checkpoint=args.checkpoint, resume=args.resume)
+    model.save(args.out)
+    errors = int((model.predict(test_images) != test_labels).sum())
+    print(f"test error {errors / len(test_labels):.2%} ({errors} of {len(test_labels):,} images); "
+          f"{args.variant} model saved to {args.out}")
+
+
+def _optimizer(name, lr):
+    if name == "sdlm":
+        return optim.SDLM(schedule=optim.PaperSchedule(SDLM_SCALE if lr is None else lr / paper.sdlm_epsilon(0)))
+    cls = optim.OPTIMIZERS[name]
+    return cls() if lr is None else cls(lr=lr)
+
+
+def _evaluate(args):
+    images, labels = load_mnist(_data_folder(args), "test")
+    images, labels = images[: args.limit], labels[: args.limit]
+    model, description = _model(args)
+    predicted = model.predict(images)
+    confusion = np.bincount(labels * 10 + predicted, minlength=100).reshape(10, 10)
+    errors = int(len(labels) - np.trace(confusion))
+    if args.json:
+        print(json.dumps({"model": description, "images": len(labels), "errors": errors,
+                          "error_rate": errors / len(labels), "confusion": confusion.tolist()}))
+        return
+    print(f"{description} model on {len(labels):,} MNIST test images: error {errors / len(labels):.2%} "
+          f"({errors} wrong)")
+    print("confusion matrix (rows: true digit, columns: predicted digit):")
+    width = max(4, len(str(confusion.max())) + 1)
+    print("    " + "".join(f"{d:>{width}}" for d in range(10)))
+    for d, row in enumerate(confusion):
+        print(f"{d:>4}" + "".join(f"{n:>{width}}" for n in row))
+
+
+def _bench(args):
+    """A quick timing on random pixels and fresh weights, until the full benchmark suite arrives."""
+    images = np.random.default_rng(0).integers(0, 256, size=(1024, 28, 28), dtype=np.uint8)
+    print(_build_line())
+    for variant in VARIANTS:
+        model = LeNet5(variant, seed=0)
+        for batch, calls in ((1, 300), (1024, 3)):
+            x = images[:batch]
+            model.predict(x)  # warm up: workspaces, thread pool
+            best = math.inf
+            for _ in range(3):
+                start = time.perf_counter()
+                for _ in range(calls):
+                    model.predict(x)
+                best = min(best, time.perf_counter() - start)
+            print(f"{variant:8s} batch {batch:4d}: {calls * batch / best:10,.0f} images/s")
+    print("A quick check only; the full benchmark suite is on its way (in a source checkout: "
+          "python benchmarks/forward.py).")

@@ -1,0 +1,224 @@
+"""The lenet-fast command end to end (python -m lenet_fast in a subprocess, as a user runs it), and the pretrained
+models it uses by default. Tests that need the pretrained weights skip when lenet_fast/weights lacks them."""
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lenet_fast
+from lenet_fast.__main__ import main
+from lenet_fast.pretrained import pretrained, weights_path
+
+DATA = Path(__file__).parent / "data"  # the first 1,000 MNIST test digits
+SAMPLES = lenet_fast.sample_paths()
+ERROR_LINE = re.compile(r"lenet-fast: error: \S.*\n")
+
+
+def run(*args, env=None):
+    """python -m lenet_fast args, on one thread and without LENET_FAST_DATA unless env sets them."""
+    full_env = {k: v for k, v in os.environ.items() if k != "LENET_FAST_DATA"}
+    full_env.update({"OMP_NUM_THREADS": "1"}, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "lenet_fast", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=120)
+
+
+def ok(*args, env=None):
+    result = run(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def need_weights(variant="classic"):
+    if not weights_path(variant).is_file():
+        pytest.skip(f"no pretrained {variant} weights: {weights_path(variant)} is missing "
+                    "(python tools/train_pretrained.py makes them)")
+
+
+@pytest.fixture
+def fresh_model(tmp_path):
+    """A saved, untrained model: for what does not depend on the weights' quality."""
+    path = tmp_path / "fresh.npz"
+    lenet_fast.LeNet5("modern", seed=0).save(path)
+    return path
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    """An MNIST folder whose training files are the test subset's, so that train can run without the full set."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for kind in ("images-idx3", "labels-idx1"):
+        shutil.copy(DATA / f"t10k-{kind}-ubyte.gz", folder / f"t10k-{kind}-ubyte.gz")
+        shutil.copy(DATA / f"t10k-{kind}-ubyte.gz", folder / f"train-{kind}-ubyte.gz")
+    return folder
+
+
+def test_default_run_reads_the_ten_samples_and_shows_the_build():
+    need_weights()
+    out = ok("--threads", "1").stdout
+    rows = re.findall(r"^\s+digit_(\d)\.png\s+(\d)\s+([\d.]+)%$", out, re.M)
+    assert [int(name) for name, _, _ in rows] == list(range(10)), out
+    assert sum(name == digit for name, digit, _ in rows) >= 9, out
+    assert all(0 < float(c) <= 100 for _, _, c in rows)
+    assert re.search(r"^lenet_fast \S+: instruction set \w+, OpenMP o(n|ff), 1 thread$", out, re.M), out
+
+
+def test_predict_sample_files_as_text_and_json():
+    need_weights()
+    text = ok("predict", *SAMPLES).stdout.splitlines()
+    assert [line.split()[0] for line in text] == [str(p) for p in SAMPLES]
+    rows = json.loads(ok("predict", *SAMPLES, "--json").stdout)
+    assert [row["file"] for row in rows] == [str(p) for p in SAMPLES]
+    assert sum(row["digit"] == int(Path(row["file"]).stem[-1]) for row in rows) >= 9, rows
+    for row, line in zip(rows, text):
+        assert line.split()[1] == str(row["digit"])
+        assert len(row["probabilities"]) == 10 and abs(sum(row["probabilities"]) - 1) < 1e-4
+        assert row["confidence"] == row["probabilities"][row["digit"]] == max(row["probabilities"])
+
+
+def test_predict_expands_folders_to_their_image_files(tmp_path, fresh_model):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for p in SAMPLES[:3]:
+        shutil.copy(p, folder / p.name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".hidden.png").write_text("not an image either")
+    rows = json.loads(ok("predict", SAMPLES[5], folder, "--model", fresh_model, "--json").stdout)
+    expected = [SAMPLES[5]] + [folder / p.name for p in SAMPLES[:3]]
+    assert [row["file"] for row in rows] == [str(p) for p in expected]
+    model = lenet_fast.load(fresh_model)
+    images, _ = lenet_fast.read_digits(expected)
+    assert [row["digit"] for row in rows] == model.predict(images).tolist()
+
+
+def test_evaluate_prints_the_error_rate_and_the_confusion_matrix(fresh_model):
+    labels = lenet_fast.load_mnist(DATA, "test")[1]
+    predicted = lenet_fast.load(fresh_model).predict(lenet_fast.load_mnist(DATA, "test")[0])
+    expected = np.zeros((10, 10), dtype=int)
+    np.add.at(expected, (labels, predicted), 1)
+    errors = int((predicted != labels).sum())
+
+    out = ok("evaluate", "--data", DATA, "--model", fresh_model, "--threads", "1").stdout.splitlines()
+    assert f"1,000 MNIST test images: error {errors / 10:.2f}% ({errors} wrong)" in out[0]
+    assert out[2].split() == [str(d) for d in range(10)]
+    assert np.array_equal([[int(n) for n in line.split()[1:]] for line in out[3:13]], expected)
+    assert [int(line.split()[0]) for line in out[3:13]] == list(range(10))
+
+    result = json.loads(ok("evaluate", "--model", fresh_model, "--json", env={"LENET_FAST_DATA": str(DATA)}).stdout)
+    assert result["images"] == 1000 and result["errors"] == errors and result["error_rate"] == errors / 1000
+    assert result["confusion"] == expected.tolist()
+    result = json.loads(ok("evaluate", "--data", DATA, "--model", fresh_model, "--limit", 100, "--json").stdout)
+    assert result["images"] == 100 and np.sum(result["confusion"]) == 100
+
+
+def test_evaluate_the_pretrained_model_by_default():
+    need_weights()
+    out = ok("evaluate", "--data", DATA).stdout
+    error = float(re.search(r"pretrained classic model on 1,000 MNIST test images: error ([\d.]+)%", out)[1])
+    assert error <= 1.5, out
+
+
+@pytest.mark.parametrize("variant", ["classic", "modern"])
+def test_pretrained_models_are_at_least_98_5_percent_accurate_on_the_subset(variant):
+    need_weights(variant)
+    images, labels = lenet_fast.load_mnist(DATA, "test")
+    model = pretrained(variant)
+    assert model.variant == variant
+    assert (model.predict(images) == labels).mean() >= 0.985
+
+
+def test_pretrained_returns_a_new_model_each_call():
+    need_weights()
+    first = pretrained()
+    saved = lenet_fast.load(weights_path())
+    first.params["c1.weight"][...] = 0
+    second = pretrained()
+    for name, value in saved.params.items():
+        assert np.array_equal(second.params[name], value), name
+
+
+def test_pretrained_errors(tmp_path, monkeypatch):
+    module = importlib.import_module("lenet_fast.pretrained")
+    with pytest.raises(ValueError, match="variant must be one of"):
+        pretrained("lenet1")
+    monkeypatch.setattr(module, "WEIGHTS", tmp_path)
+    monkeypatch.setattr(module, "_cache", {})
+    with pytest.raises(FileNotFoundError, match="no pretrained modern weights"):
+        pretrained("modern")
+    lenet_fast.LeNet5("classic").save(tmp_path / "modern.npz")
+    with pytest.raises(ValueError, match="holds a classic model"):
+        pretrained("modern")
+
+
+def test_train_a_short_run_saves_a_model_and_reports_its_test_error(tmp_path, mnist_dir):
+    out, checkpoint = tmp_path / "classic.npz", tmp_path / "run.ckpt.npz"
+    result = ok("train", "--data", mnist_dir, "--epochs", 1, "--limit", 300, "--out", out, "--checkpoint", checkpoint)
+    assert "epoch 1/1" in result.stderr  # progress: a tqdm bar or a plain line
+    model = lenet_fast.load(out)
+    assert model.variant == "classic"
+    images, labels = lenet_fast.load_mnist(DATA, "test")
+    errors = int((model.predict(images) != labels).sum())
+    assert f"test error {errors / 10:.2f}% ({errors} of 1,000 images); classic model saved to {out}" in result.stdout
+
+    resumed = ok("train", "--epochs", 2, "--limit", 300, "--out", out, "--resume", checkpoint, "--quiet",
+                 env={"LENET_FAST_DATA": str(mnist_dir)})
+    assert resumed.stderr == "" and resumed.stdout.startswith("test error ")
+
+    out = tmp_path / "modern.npz"
+    ok("train", "--data", mnist_dir, "--variant", "modern", "--optimizer", "sgd", "--lr", 0.02, "--batch-size", 16,
+       "--seed", 3, "--epochs", 1, "--limit", 200, "--out", out, "--quiet")
+    assert lenet_fast.load(out).variant == "modern"
+
+
+@pytest.mark.parametrize("case", [
+    "missing image", "text file as image", "no data folder", "folder without MNIST", "corrupt model",
+    "unknown variant", "no files", "unknown command", "bad epochs", "missing output folder", "train without data",
+])
+def test_user_errors_end_with_one_line_and_a_status(case, tmp_path, fresh_model):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a digit")
+    corrupt = tmp_path / "model.npz"
+    corrupt.write_bytes(fresh_model.read_bytes()[:500])
+    sample = SAMPLES[0]
+    args, status, message = {
+        "missing image": (["predict", tmp_path / "nope.png"], 1, f"{tmp_path / 'nope.png'}: No such file"),
+        "text file as image": (["predict", text, "--model", fresh_model], 1, "not an image file"),
+        "no data folder": (["evaluate", "--model", fresh_model], 1, "no MNIST folder: pass --data"),
+        "folder without MNIST": (["evaluate", "--data", tmp_path, "--model", fresh_model], 1, "files not found"),
+        "corrupt model": (["predict", sample, "--model", corrupt], 1, "not a lenet_fast model file"),
+        "unknown variant": (["predict", sample, "--variant", "lenet1"], 2, "invalid choice: 'lenet1'"),
+        "no files": (["predict"], 2, "required: FILE"),
+        "unknown command": (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+        "bad epochs": (["train", "--data", DATA, "--epochs", 0, "--out", tmp_path / "m.npz"], 2, "--epochs"),
+        "missing output folder": (["train", "--data", DATA, "--epochs", 1, "--out", tmp_path / "no" / "m.npz"], 1,
+                                  "does not exist"),
+        "train without data": (["train", "--epochs", 1, "--out", tmp_path / "m.npz"], 1, "no MNIST folder"),
+    }[case]
+    result = run(*args)
+    assert result.returncode == status, result.stderr
+    assert ERROR_LINE.fullmatch(result.stderr), result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_bench_times_both_variants():
+    out = ok("bench", "--threads", "1", env={"OMP_NUM_THREADS": "2"}).stdout
+    assert ", 1 thread" in out
+    for variant in ("classic", "modern"):
+        for batch in (1, 1024):
+            assert re.search(rf"^{variant}\s+batch\s+{batch}:\s+[\d,]+ images/s$", out, re.M), out
+
+
+@pytest.mark.parametrize("command", [[], ["predict"], ["train"], ["evaluate"], ["bench"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: {' '.join(['lenet-fast', *command])} ")
