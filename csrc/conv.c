@@ -140,7 +140,8 @@ size_t LF_ISA(conv_backward_scratch)(const lf_layer *l, int lanes)
  * rows of nvec vectors, rows drs and xrs apart. */
 static inline __attribute__((always_inline)) void wgrad_tile(const float *d, ptrdiff_t drs, const float *x,
                                                              ptrdiff_t xrs, int rows, int nvec,
-                                                             const ptrdiff_t *tap, float *g, int T, int second)
+                                                             const ptrdiff_t *tap, float *g, int T, int second,
+                                                             int assign)
 {
     lf_vf acc[LF_TILE];
     for (int t = 0; t < T; t++)
@@ -157,11 +158,11 @@ static inline __attribute__((always_inline)) void wgrad_tile(const float *d, ptr
             }
         }
     for (int t = 0; t < T; t++)
-        g[t] += lf_hsum(acc[t]);
+        lf_grad_put(&g[t], lf_hsum(acc[t]), assign);
 }
 
 static void wgrad(const float *d, ptrdiff_t drs, const float *x, ptrdiff_t xrs, int rows, int nvec,
-                  const ptrdiff_t *tap, int ntaps, float *g, int second)
+                  const ptrdiff_t *tap, int ntaps, float *g, int second, int assign)
 {
     const int ntiles = (ntaps + LF_TILE - 1) / LF_TILE;
     for (int i = 0, t0 = 0; i < ntiles; i++) {
@@ -170,9 +171,9 @@ static void wgrad(const float *d, ptrdiff_t drs, const float *x, ptrdiff_t xrs, 
 #define LF_CASE(n)                                                                                               \
     case n:                                                                                                      \
         if (second)                                                                                              \
-            wgrad_tile(d, drs, x, xrs, rows, nvec, tap + t0, g + t0, n, 1);                                      \
+            wgrad_tile(d, drs, x, xrs, rows, nvec, tap + t0, g + t0, n, 1, assign);                              \
         else                                                                                                     \
-            wgrad_tile(d, drs, x, xrs, rows, nvec, tap + t0, g + t0, n, 0);                                      \
+            wgrad_tile(d, drs, x, xrs, rows, nvec, tap + t0, g + t0, n, 0, assign);                              \
         break;
             LF_TILE_SIZES(LF_CASE)
 #undef LF_CASE
@@ -213,14 +214,15 @@ void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b)
                 bias += v;
             }
         if (l->bias_at >= 0)
-            b->grad[l->bias_at + o] += lf_hsum(bias);
+            lf_grad_put(&b->grad[l->bias_at + o], lf_hsum(bias), b->assign);
         if (l->weight_at < 0)
             continue;
         const int c0 = l->conn_start ? l->conn_start[o] : o * l->in_c;
         const int c1 = l->conn_start ? l->conn_start[o + 1] : c0 + l->in_c;
         for (int k = c0; k < c1; k++) {
             const float *x = b->x + (l->conn_in ? l->conn_in[k] : k - c0) * gx->cs;
-            wgrad(d, drs, x, xrs, rows, nvec, tap, ntaps, b->grad + l->weight_at + (size_t)k * ntaps, b->second);
+            wgrad(d, drs, x, xrs, rows, nvec, tap, ntaps, b->grad + l->weight_at + (size_t)k * ntaps, b->second,
+                  b->assign);
         }
     }
     if (!b->dx)

@@ -142,10 +142,10 @@ size_t LF_ISA(full_backward_scratch)(const lf_layer *l, int lanes)
     return lf_round_lanes((size_t)lanes * l->out_c);
 }
 
-/* g[o] += sum over b < lanes of x[b] * d[b * n + o] (x squared for second derivatives), o < n; lanes is a
- * constant after inlining, so x's broadcasts stay in registers. */
+/* g[o] += sum over b < lanes of x[b] * d[b * n + o] (x squared for second derivatives), o < n (g[o] = with
+ * assign); lanes is a constant after inlining, so x's broadcasts stay in registers. */
 static inline __attribute__((always_inline)) void outer_rows_n(const float *x, int lanes, const float *d, int n,
-                                                               float *g, int second)
+                                                               float *g, int second, int assign)
 {
     lf_vf xb[LF_LANES];
     for (int b = 0; b < lanes; b++)
@@ -155,22 +155,22 @@ static inline __attribute__((always_inline)) void outer_rows_n(const float *x, i
         lf_vf acc = lf_set1(0.0f);
         for (int b = 0; b < lanes; b++)
             acc += xb[b] * lf_load(d + (size_t)b * n + o);
-        lf_store(g + o, lf_load(g + o) + acc);
+        lf_store(g + o, assign ? acc : lf_load(g + o) + acc);
     }
     for (; o < n; o++) {
         float acc = 0.0f;
         for (int b = 0; b < lanes; b++)
             acc += xb[b][0] * d[(size_t)b * n + o];
-        g[o] += acc;
+        lf_grad_put(&g[o], acc, assign);
     }
 }
 
-static void outer_rows(const float *x, int lanes, const float *d, int n, float *g, int second)
+static void outer_rows(const float *x, int lanes, const float *d, int n, float *g, int second, int assign)
 {
     if (lanes == LF_LANES)
-        outer_rows_n(x, LF_LANES, d, n, g, second);
+        outer_rows_n(x, LF_LANES, d, n, g, second, assign);
     else
-        outer_rows_n(x, 1, d, n, g, second);
+        outer_rows_n(x, 1, d, n, g, second, assign);
 }
 
 /* Blocked: dx[k] = sum_o w[k, o] d[o] (w squared for second derivatives) for P inputs from k. */
@@ -251,12 +251,12 @@ void LF_ISA(full_backward)(const lf_layer *l, const lf_backward *b)
         float one[LF_LANES];
         for (int j = 0; j < LF_LANES; j++)
             one[j] = 1.0f;
-        outer_rows(one, lanes, d, out_n, b->grad + l->bias_at, 0);
+        outer_rows(one, lanes, d, out_n, b->grad + l->bias_at, 0, b->assign);
     }
     if (l->weight_at >= 0)
         for (int k = 0; k < in_n; k++)
             outer_rows(b->x + (size_t)k * lanes, lanes, d, out_n, b->grad + l->weight_at + (size_t)k * out_n,
-                       b->second);
+                       b->second, b->assign);
     if (!b->dx)
         return;
     if (lanes == LF_LANES)

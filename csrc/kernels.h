@@ -207,7 +207,11 @@ typedef struct {
     float *scratch;       /* conv_backward_scratch or full_backward_scratch floats */
     const lf_layer *transposed; /* conv: the convolution that gives dx */
     int second;           /* Gauss-Newton second derivatives instead of gradients */
+    int assign;           /* the slot is fresh: gradients are stored into it, not added (no zeroing pass) */
 } lf_backward;
+
+/* One gradient entry into a slot (lf_backward.assign). */
+static inline void lf_grad_put(float *g, float v, int assign) { *g = assign ? v : *g + v; }
 
 /* Accumulator tiles: how many vectors of outputs one pass keeps in registers (of 32 or 16). */
 #define LF_UPTO_2(X) X(1) X(2)

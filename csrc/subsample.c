@@ -130,8 +130,8 @@ void LF_ISA(subsample_backward)(const lf_layer *l, const lf_backward *bw)
                     lf_store(q + gx->rs, g[2]), lf_store(q + gx->rs + LF_LANES, g[3]);
                 }
             if (trainable) {
-                bw->grad[l->weight_at + ch] += lf_hsum(gc);
-                bw->grad[l->bias_at + ch] += lf_hsum(gb);
+                lf_grad_put(&bw->grad[l->weight_at + ch], lf_hsum(gc), bw->assign);
+                lf_grad_put(&bw->grad[l->bias_at + ch], lf_hsum(gb), bw->assign);
             }
             continue;
         }
@@ -161,8 +161,8 @@ void LF_ISA(subsample_backward)(const lf_layer *l, const lf_backward *bw)
                 }
             }
         if (trainable) {
-            bw->grad[l->weight_at + ch] += gc;
-            bw->grad[l->bias_at + ch] += gb;
+            lf_grad_put(&bw->grad[l->weight_at + ch], gc, bw->assign);
+            lf_grad_put(&bw->grad[l->bias_at + ch], gb, bw->assign);
         }
     }
 }

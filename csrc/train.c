@@ -50,9 +50,10 @@ typedef struct {
     float *losses, *out;
 } batch_t;
 
-/* Forward and backward of work item it, its parameters' gradients added into slot. 0, or -1 without a
- * workspace. */
-static int run_item(const batch_t *bt, int it, float *slot)
+/* Forward and backward of work item it, its parameters' gradients added into slot (stored, when assign:
+ * every layer writes each of its gradients once per item, so the first item needs no zeroed slot). 0, or
+ * -1 without a workspace. */
+static int run_item(const batch_t *bt, int it, float *slot, int assign)
 {
     const lf_trainer *t = bt->t;
     const lf_layer *layers = t->layers;
@@ -91,6 +92,7 @@ static int run_item(const batch_t *bt, int it, float *slot)
             .scratch = ws + p->scratch,
             .transposed = &t->transposed[i],
             .second = bt->second,
+            .assign = assign,
         };
         switch (layers[i].kind) {
         case LF_LAYER_CONV: LF_ISA(conv_backward)(&layers[i], &b); break;
@@ -102,12 +104,11 @@ static int run_item(const batch_t *bt, int it, float *slot)
     return 0;
 }
 
-/* The items of one slot, in order, into a zeroed slot. */
+/* The items of one slot, in order. */
 static int run_slot(const batch_t *bt, int s, int nslots, int nitems, float *slot)
 {
-    memset(slot, 0, bt->t->nparams * sizeof(float));
     for (int it = s; it < nitems; it += nslots)
-        if (run_item(bt, it, slot) != 0)
+        if (run_item(bt, it, slot, it == s) != 0)
             return -1;
     return 0;
 }
