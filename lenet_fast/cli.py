@@ -25,9 +25,6 @@ from .pretrained import pretrained
 
 PROG = "lenet-fast"
 VARIANTS = ("classic", "modern")
-# classic trains with the paper's epsilon schedule times this: at the paper's own values SDLM stalls at chance
-# here (90% error after two passes on 10,000 digits); a twentieth reaches 1.4% test error in four passes.
-SDLM_SCALE = 0.05
 # What the library raises for a user's mistake: OSError (missing files and folders), ValueError (bad files and
 # values), ImportError (Pillow absent), RuntimeError, FloatingPointError (training diverged).
 USER_ERRORS = (OSError, ValueError, ImportError, RuntimeError, FloatingPointError)
@@ -134,7 +131,7 @@ def _parser():
                    help="sdlm (the paper's method, classic's default), sgd, or adam (modern's default)")
     p.add_argument("--lr", type=_positive_float, metavar="RATE",
                    help="learning rate (sgd 0.01, adam 0.001 by default); for sdlm the first pass's epsilon "
-                        f"(default {SDLM_SCALE * paper.sdlm_epsilon(0):g}), later passes following the paper's "
+                        f"(default {optim.SDLM_SCALE * paper.sdlm_epsilon(0):g}), later passes following the paper's "
                         "schedule")
     p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
     p.add_argument("--limit", type=_positive_int, metavar="N", help="train on the first N training images only")
@@ -244,7 +241,7 @@ def _train(args):
 
 def _optimizer(name, lr):
     if name == "sdlm":
-        return optim.SDLM(schedule=optim.PaperSchedule(SDLM_SCALE if lr is None else lr / paper.sdlm_epsilon(0)))
+        return optim.SDLM(schedule=optim.PaperSchedule(optim.SDLM_SCALE if lr is None else lr / paper.sdlm_epsilon(0)))
     cls = optim.OPTIMIZERS[name]
     return cls() if lr is None else cls(lr=lr)
 

@@ -37,8 +37,8 @@ def parse_args():
     parser.add_argument("--classic-epochs", type=int, default=4, metavar="N")
     parser.add_argument("--modern-epochs", type=int, default=5, metavar="N")
     parser.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
-    parser.add_argument("--sdlm-scale", type=float, default=0.05,
-                        help="classic: the paper's epsilon schedule times this (default 0.05)")
+    parser.add_argument("--sdlm-scale", type=float, default=optim.SDLM_SCALE,
+                        help="classic: the paper's epsilon schedule times this (default optim.SDLM_SCALE)")
     parser.add_argument("--adam-lr", type=float, default=1e-3, help="modern: Adam's initial rate (default 0.001)")
     parser.add_argument("--modern-batch-size", type=int, default=32, metavar="B")
     parser.add_argument("--threads", type=int, help="kernel threads (default: OpenMP's)")
