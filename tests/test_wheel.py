@@ -16,6 +16,8 @@ model = lenet_fast.LeNet5("classic", seed=0)
 x = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
 assert model.predict(x).shape == (5,)
 assert "site-packages" in lenet_fast.__file__, lenet_fast.__file__
+assert len(lenet_fast.sample_paths()) == 10  # package data: the sample digits and the pretrained weights
+assert lenet_fast.pretrained("modern").n_params == lenet_fast.LeNet5("modern").n_params
 print("ok", info["isa"])
 """
 
