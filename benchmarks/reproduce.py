@@ -4,7 +4,7 @@
     python benchmarks/reproduce.py classic-distorted   # the same on affine-distorted digits; published 0.8%
     python benchmarks/reproduce.py modern              # ReLU, max pooling, softmax; Adam; target <= 0.90%
 
-Options: --epochs N (20, the paper's passes), --scale S (classic's SDLM step scale, SDLM_SCALE), --seed K
+Options: --epochs N (20, the paper's passes), --scale S (classic's SDLM step scale, optim.SDLM_SCALE), --seed K
 (initialisation, shuffling and distortions), --data DIR (MNIST's four files; else LENET_FAST_DATA, else
 ../shared/data/mnist beside the repository), --threads T, --out FILE (benchmarks/results/<experiment>.json),
 --save-model FILE (.npz, for lenet_fast.load), --limit N (train on the first N digits only: a quick try of
@@ -46,8 +46,6 @@ from lenet_fast import distort, optim, paper
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results")
 
-# The paper's epsilons as published (scale 1) make this engine's SDLM diverge; see optim.SDLM_SCALE.
-SDLM_SCALE = optim.SDLM_SCALE
 MODERN_LR = 1e-3
 MODERN_BATCH = 32
 
@@ -58,8 +56,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", choices=EXPERIMENTS)
     parser.add_argument("--epochs", type=int, default=paper.SDLM_PASSES, help="passes over the training set")
-    parser.add_argument("--scale", type=float, default=SDLM_SCALE,
-                        help="classic: multiplies the paper's SDLM epsilon schedule")
+    parser.add_argument("--scale", type=float, default=optim.SDLM_SCALE,
+                        help="classic: multiplies the paper's SDLM epsilon schedule (see optim.SDLM_SCALE)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", help="folder of the MNIST files (default: LENET_FAST_DATA or "
                                        "../shared/data/mnist beside the repository)")

@@ -81,4 +81,16 @@ static inline __attribute__((always_inline)) lf_vf lf_activation_backward(lf_vf 
     return second ? dy * (d * d) : dy * d;
 }
 
+/* lf_activation_backward over count contiguous floats, in place in dy. */
+static inline void lf_activation_backward_n(float *dy, const float *y, size_t count, lf_act act, int second)
+{
+    size_t i = 0;
+    for (; i + LF_LANES <= count; i += LF_LANES)
+        lf_store(dy + i, lf_activation_backward(lf_load(dy + i), lf_load(y + i), act, second));
+    if (i < count)
+        lf_store_n(dy + i,
+                   lf_activation_backward(lf_load_n(dy + i, count - i), lf_load_n(y + i, count - i), act, second),
+                   count - i);
+}
+
 #endif

@@ -232,16 +232,8 @@ static void dx_spatial(const float *w, int in_n, int out_n, const float *d, floa
 void LF_ISA(full_backward)(const lf_layer *l, const lf_backward *b)
 {
     const int lanes = b->gx->lanes, in_n = b->gx->c * b->gx->h * b->gx->w, out_n = l->out_c;
-    const size_t count = (size_t)out_n * lanes;
     /* The pre-activation gradient, in place (output-major: o * lanes + b) ... */
-    size_t i = 0;
-    for (; i + LF_LANES <= count; i += LF_LANES)
-        lf_store(b->dy + i, lf_activation_backward(lf_load(b->dy + i), lf_load(b->y + i), l->act, b->second));
-    if (i < count)
-        lf_store_n(b->dy + i,
-                   lf_activation_backward(lf_load_n(b->dy + i, count - i), lf_load_n(b->y + i, count - i), l->act,
-                                          b->second),
-                   count - i);
+    lf_activation_backward_n(b->dy, b->y, (size_t)out_n * lanes, l->act, b->second);
     /* ... and image-major (b * out_n + o) for the parameters' gradients. */
     float *d = b->scratch;
     for (int o = 0; o < out_n; o++)

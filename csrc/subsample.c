@@ -99,15 +99,7 @@ void LF_ISA(subsample_backward)(const lf_layer *l, const lf_backward *bw)
             for (int r = 0; r < l->in_h; r++)
                 memset(dx + r * gx->rs, 0, (size_t)l->in_w * lanes * sizeof(float));
         /* One vector pass turns dy into the pre-activation gradient (the maps are dense: rs == out_w). */
-        const int count = l->out_h * l->out_w * lanes;
-        int i = 0;
-        for (; i + LF_LANES <= count; i += LF_LANES)
-            lf_store(dy + i, lf_activation_backward(lf_load(dy + i), lf_load(y + i), l->act, second));
-        if (i < count)
-            lf_store_n(dy + i,
-                       lf_activation_backward(lf_load_n(dy + i, count - i), lf_load_n(y + i, count - i), l->act,
-                                              second),
-                       count - i);
+        lf_activation_backward_n(dy, y, (size_t)l->out_h * l->out_w * lanes, l->act, second);
         if (lanes == LF_LANES) {
             lf_vf gc = lf_set1(0.0f), gb = lf_set1(0.0f);
             for (int r = 0; r < l->out_h; r++)

@@ -128,12 +128,9 @@ def flat_params(arrays):
     mapping of the same names to views into it, filled with the arrays' values. The engine trains a flat
     vector: its gradients and optimizer states share this layout."""
     flat = np.empty(sum(np.size(a) for a in arrays.values()), dtype=np.float32)
-    views, at = OrderedDict(), 0
+    views = _views(flat, arrays)
     for name, a in arrays.items():
-        view = flat[at : at + np.size(a)].reshape(np.shape(a))
-        view[...] = a
-        views[name] = view
-        at += view.size
+        views[name][...] = a
     return flat, views
 
 
@@ -373,8 +370,8 @@ def _views(flat, like):
     """flat (in like's layout) as an ordered mapping of like's names to views of the same shapes."""
     out, at = OrderedDict(), 0
     for name, a in like.items():
-        out[name] = flat[at : at + a.size].reshape(a.shape)
-        at += a.size
+        out[name] = flat[at : at + np.size(a)].reshape(np.shape(a))
+        at += np.size(a)
     return out
 
 

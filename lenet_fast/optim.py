@@ -38,7 +38,7 @@ class PaperSchedule:
     then 0.00001 (../shared/LENET5.md), times scale."""
 
     def __init__(self, scale=1.0):
-        self.scale = _positive_float(scale, "scale")
+        self.scale = _number(scale, "scale")
 
     def __call__(self, epoch, base):
         return self.scale * paper.sdlm_epsilon(epoch)
@@ -53,7 +53,7 @@ class Step:
     def __init__(self, every, gamma=0.1):
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
-        self.every, self.gamma = every, _positive_float(gamma, "gamma")
+        self.every, self.gamma = every, _number(gamma, "gamma")
 
     def __call__(self, epoch, base):
         return base * self.gamma ** (epoch // self.every)
@@ -68,9 +68,7 @@ class Cosine:
     def __init__(self, epochs, floor=0.0):
         if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if not (isinstance(floor, (int, float)) and 0 <= floor < math.inf):
-            raise ValueError(f"floor must be a non-negative number, got {floor!r}")
-        self.epochs, self.floor = epochs, float(floor)
+        self.epochs, self.floor = epochs, _number(floor, "floor", low_allowed=True)
 
     def __call__(self, epoch, base):
         t = min(epoch, self.epochs) / self.epochs
@@ -80,15 +78,12 @@ class Cosine:
         return f"Cosine(epochs={self.epochs}, floor={self.floor})"
 
 
-def _positive_float(value, name, upper=math.inf):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < upper:
-        raise ValueError(f"{name} must be a number in (0, {upper}), got {value!r}")
-    return float(value)
-
-
-def _non_negative(value, name, upper=math.inf):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 <= value < upper:
-        raise ValueError(f"{name} must be a number in [0, {upper}), got {value!r}")
+def _number(value, name, low=0.0, high=math.inf, low_allowed=False):
+    """value as a float in (low, high), or [low, high) with low_allowed; ValueError otherwise."""
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and value < high and \
+        (value >= low if low_allowed else value > low)
+    if not ok:
+        raise ValueError(f"{name} must be a number in {'[' if low_allowed else '('}{low}, {high}), got {value!r}")
     return float(value)
 
 
@@ -100,7 +95,7 @@ class Optimizer:
     _arrays = ()  # names of the state arrays
 
     def __init__(self, lr, schedule):
-        self.base_lr = _positive_float(lr, "lr")
+        self.base_lr = _number(lr, "lr")
         self.lr = self.base_lr
         if not callable(schedule):
             raise TypeError(f"schedule must be callable (epoch, base rate) -> rate, got {schedule!r}")
@@ -120,7 +115,7 @@ class Optimizer:
     def start_epoch(self, epoch, model, images, labels, loss, j, normalize):
         """Set this epoch's rate; images and labels are the epoch's data in training order, as the
         engine takes them (normalize: whether it maps their pixels)."""
-        self.lr = _positive_float(self.schedule(epoch, self.base_lr), "the scheduled rate")
+        self.lr = _number(self.schedule(epoch, self.base_lr), "the scheduled rate")
 
     def update(self, params, grad):
         """One update of the flat vector params from grad (in place)."""
@@ -151,8 +146,8 @@ class SGD(Optimizer):
 
     def __init__(self, lr=0.01, momentum=0.9, weight_decay=0.0, schedule=None):
         super().__init__(lr, schedule or Constant())
-        self.momentum = _non_negative(momentum, "momentum", 1.0)
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.momentum = _number(momentum, "momentum", high=1.0, low_allowed=True)
+        self.weight_decay = _number(weight_decay, "weight_decay", low_allowed=True)
 
     def __repr__(self):
         return f"SGD(lr={self.base_lr}, momentum={self.momentum}, weight_decay={self.weight_decay}, " \
@@ -171,9 +166,10 @@ class Adam(Optimizer):
             b1, b2 = betas
         except (TypeError, ValueError):
             raise ValueError(f"betas must be a pair, got {betas!r}") from None
-        self.beta1, self.beta2 = _non_negative(b1, "beta1", 1.0), _non_negative(b2, "beta2", 1.0)
-        self.eps = _positive_float(eps, "eps")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.beta1 = _number(b1, "beta1", high=1.0, low_allowed=True)
+        self.beta2 = _number(b2, "beta2", high=1.0, low_allowed=True)
+        self.eps = _number(eps, "eps")
+        self.weight_decay = _number(weight_decay, "weight_decay", low_allowed=True)
 
     def __repr__(self):
         return f"Adam(lr={self.base_lr}, betas=({self.beta1}, {self.beta2}), eps={self.eps}, " \
@@ -197,7 +193,7 @@ class SDLM(Optimizer):
         # epsilon: the base rate a custom schedule scales; the paper's schedule sets its own.
         super().__init__(paper.sdlm_epsilon(0) if epsilon is None else epsilon,
                          schedule or PaperSchedule(SDLM_SCALE))
-        self.mu = _positive_float(mu, "mu")
+        self.mu = _number(mu, "mu")
         if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
             raise ValueError(f"samples must be a positive integer, got {samples!r}")
         self.samples = samples

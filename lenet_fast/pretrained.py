@@ -1,5 +1,5 @@
 """The pretrained models shipped with lenet_fast: lenet_fast/weights/<variant>.npz, trained on the MNIST training
-set by tools/train_pretrained.py (whose JSON record of the run says how).
+set (benchmarks/results/README.md says how, with the records of the runs).
 
     from lenet_fast.pretrained import pretrained
     model = pretrained("classic")
@@ -37,7 +37,7 @@ def pretrained(variant="classic"):
         if source is None:
             if not path.is_file():
                 raise FileNotFoundError(f"no pretrained {variant} weights in this installation: {path} is missing "
-                                        "(in a source checkout, tools/train_pretrained.py makes them)")
+                                        "(in a source checkout, benchmarks/reproduce.py --save-model makes them)")
             source = load(path)
             if source.variant != variant:
                 raise ValueError(f"{path}: holds a {source.variant} model, not {variant}")

@@ -38,7 +38,7 @@ def ok(*args, env=None):
 def need_weights(variant="classic"):
     if not weights_path(variant).is_file():
         pytest.skip(f"no pretrained {variant} weights: {weights_path(variant)} is missing "
-                    "(python tools/train_pretrained.py makes them)")
+                    "(benchmarks/reproduce.py --save-model makes them)")
 
 
 @pytest.fixture
