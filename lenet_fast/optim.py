@@ -18,10 +18,12 @@ import numpy as np
 from . import _core, paper
 
 
-# The paper's epsilons as published (scale 1) make this engine's SDLM diverge: training stays at chance
-# (90% error), the lower layers' curvature being far below mu = 0.02 so that their steps are epsilon / mu.
-# Scaled as a whole (the five stages kept), 20 passes over MNIST gave test errors of 1.25% (scale 0.05),
-# 1.09% (0.025) and 1.14% (0.0125), seed 0 (2026-11-23): SDLM's default is the best of these.
+# The paper's epsilons as published (scale 1) make SDLM diverge here (benchmarks/sdlm_literal.py measures
+# why): at the paper's +-2.4/F initialisation every curvature but F6's bias is far below mu = 0.02, so the
+# first pass steps by epsilon / mu = 0.025 per pattern on the MAP loss (a sum of 84 squared differences),
+# and 5 such steps saturate every layer from C3 up, for good. Scaled as a whole (the five stages kept), 20
+# passes over MNIST gave test errors of 1.25% (scale 0.05), 1.09% (0.025) and 1.14% (0.0125), seed 0
+# (2026-11-23): SDLM's default is the best of these.
 SDLM_SCALE = 0.025
 
 
