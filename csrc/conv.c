@@ -93,15 +93,28 @@ static void conv_run(const lf_layer *l, int o, int M, const float *in, ptrdiff_t
     }
 }
 
-void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
+void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
+                        int part, int nparts)
 {
     ptrdiff_t tap[l->kh * l->kw];
     for (int u = 0; u < l->kh; u++)
         for (int v = 0; v < l->kw; v++)
             tap[u * l->kw + v] = u * gi->rs + (ptrdiff_t)v * gi->lanes;
 
-    for (int o = 0, M; o < l->out_c; o += M) {
-        const int left = l->out_c - o;
+    /* This part's maps; with a table, balanced by connections (C3's maps read 3 to 6 inputs). */
+    int first, last;
+    if (l->conn_start) {
+        int c0, c1;
+        lf_split(l->conn_start[l->out_c], part, nparts, &c0, &c1);
+        for (first = 0; first < l->out_c && l->conn_start[first] < c0; first++)
+            ;
+        for (last = first; last < l->out_c && l->conn_start[last] < c1; last++)
+            ;
+    } else {
+        lf_split(l->out_c, part, nparts, &first, &last);
+    }
+    for (int o = first, M; o < last; o += M) {
+        const int left = last - o;
         M = l->conn_start ? 1 : left % 4 == 0 ? 4 : left % 3 == 0 ? 3 : left >= 4 ? 4 : left;
         float *plane = out + o * go->cs;
         if (gi->lanes == LF_LANES) {
@@ -238,11 +251,11 @@ void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b)
             memcpy(pad + o * pg.cs + (r + l->kh - 1) * pg.rs + (ptrdiff_t)(l->kw - 1) * lanes,
                    b->dy + o * gy->cs + r * gy->rs, (size_t)l->out_w * lanes * sizeof(float));
     if (blocked) {
-        LF_ISA(conv_block)(t, pad, &pg, b->dx, gx);
+        LF_ISA(conv_block)(t, pad, &pg, b->dx, gx, 0, 1);
         return;
     }
     float *w = pad + pg.size;
-    LF_ISA(conv_block)(t, pad, &pg, w, &wide);
+    LF_ISA(conv_block)(t, pad, &pg, w, &wide, 0, 1);
     for (int c = 0; c < l->in_c; c++)
         for (int r = 0; r < l->in_h; r++)
             memcpy(b->dx + c * gx->cs + r * gx->rs, w + c * wide.cs + r * wide.rs, l->in_w * sizeof(float));

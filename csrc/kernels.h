@@ -160,6 +160,23 @@ static inline int lf_item(int n, int nblocks, int it, size_t *first, int *count)
     return 0;
 }
 
+/* This thread's number in its OpenMP team and the team's size (0 and 1 outside a team or without OpenMP). */
+#ifdef _OPENMP
+#include <omp.h>
+static inline int lf_thread_num(void) { return omp_get_thread_num(); }
+static inline int lf_team_size(void) { return omp_get_num_threads(); }
+#else
+static inline int lf_thread_num(void) { return 0; }
+static inline int lf_team_size(void) { return 1; }
+#endif
+
+/* Part `part` of `nparts` of n units: [*begin, *end), contiguous, balanced, fixed by the three numbers. */
+static inline void lf_split(int n, int part, int nparts, int *begin, int *end)
+{
+    *begin = (int)((int64_t)n * part / nparts);
+    *end = (int)((int64_t)n * (part + 1) / nparts);
+}
+
 /* Where a block keeps every layer's tensor in its workspace. */
 typedef struct {
     lf_geom g[LF_MAX_LAYERS + 1];  /* g[0] the input, g[i + 1] the output of layer i */
@@ -257,14 +274,21 @@ extern const lf_kernel_table lf_kernels_avx512, lf_kernels_avx2, lf_kernels_base
 void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, lf_plan *p);
 void LF_ISA(pack_input)(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst);
 void LF_ISA(unpack_output)(const float *src, const lf_geom *g, size_t first, int count, float *out);
-void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws);
+/* Runs the layers on one work item; as part `part` of `nparts` threads sharing ws (inside a parallel region,
+ * with a barrier after each layer), or alone with 0 and 1. */
+void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws, int part, int nparts);
 
-/* Kernels on one block; in and out are laid out by the geometries. */
-void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
+/* Kernels on one block; in and out are laid out by the geometries. Each computes part `part` of `nparts` of
+ * its output maps (or units): every output is computed the same way whatever the split, so any split gives
+ * the same bits. */
+void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
+                        int part, int nparts);
 void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
-                             const lf_geom *go);
-void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
-void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
+                             const lf_geom *go, int part, int nparts);
+void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
+                        int part, int nparts);
+void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
+                       int part, int nparts);
 
 /* Backward passes (lf_backward), and the scratch floats they need in a layout of lanes. */
 void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b);

@@ -72,17 +72,21 @@ void LF_ISA(unpack_output)(const float *src, const lf_geom *g, size_t first, int
                         src[c * g->cs + y * g->rs + x * g->lanes + b];
 }
 
-void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws)
+void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws, int part, int nparts)
 {
     for (int i = 0; i < nlayers; i++) {
+        if (i > 0 && nparts > 1) {
+            /* Layer i reads every part of layer i - 1's output. */
+#pragma omp barrier
+        }
         const float *in = ws + p->off[i];
         float *out = ws + p->off[i + 1];
         const lf_geom *gi = &p->g[i], *go = &p->g[i + 1];
         switch (layers[i].kind) {
-        case LF_LAYER_CONV: LF_ISA(conv_block)(&layers[i], in, gi, out, go); break;
-        case LF_LAYER_SUBSAMPLE: LF_ISA(subsample_block)(&layers[i], in, gi, out, go); break;
-        case LF_LAYER_FULL: LF_ISA(full_block)(&layers[i], in, gi, out, go); break;
-        case LF_LAYER_RBF: LF_ISA(rbf_block)(&layers[i], in, gi, out, go); break;
+        case LF_LAYER_CONV: LF_ISA(conv_block)(&layers[i], in, gi, out, go, part, nparts); break;
+        case LF_LAYER_SUBSAMPLE: LF_ISA(subsample_block)(&layers[i], in, gi, out, go, part, nparts); break;
+        case LF_LAYER_FULL: LF_ISA(full_block)(&layers[i], in, gi, out, go, part, nparts); break;
+        case LF_LAYER_RBF: LF_ISA(rbf_block)(&layers[i], in, gi, out, go, part, nparts); break;
         }
     }
 }
@@ -95,8 +99,9 @@ typedef struct {
     float *out;
 } batch_t;
 
-/* Work item it (lf_item). 0, or -1 without a workspace. */
-static int run_item(const batch_t *b, int it)
+/* Work item it (lf_item), by the calling thread alone or, with team set, by the whole OpenMP team, each
+ * thread computing its part of every layer in the caller's workspace. 0, or -1 without a workspace. */
+static int run_item(const batch_t *b, int it, int team)
 {
     size_t first;
     int count;
@@ -105,7 +110,12 @@ static int run_item(const batch_t *b, int it)
     if (!ws)
         return -1;
     LF_ISA(pack_input)(b->input, first, count, &p->g[0], ws);
-    LF_ISA(run_block)(b->layers, b->nlayers, p, ws);
+    if (team) {
+#pragma omp parallel
+        LF_ISA(run_block)(b->layers, b->nlayers, p, ws, lf_thread_num(), lf_team_size());
+    } else {
+        LF_ISA(run_block)(b->layers, b->nlayers, p, ws, 0, 1);
+    }
     LF_ISA(unpack_output)(ws + p->off[b->nlayers], &p->g[b->nlayers], first, count, b->out);
     return 0;
 }
@@ -119,14 +129,14 @@ int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, 
     LF_ISA(make_plan)(layers, nlayers, 1, &plans[1]);
     const int nblocks = lf_blocks(n), nitems = lf_items(n, nblocks);
     const batch_t b = {layers, nlayers, n, nblocks, input, plans, out};
-    if (nitems == 1) /* one image or one block: no thread team (its fork and join cost microseconds) */
-        return run_item(&b, 0);
+    if (nitems == 1) /* one image or one block: the team splits each layer's maps between its threads */
+        return run_item(&b, 0, lf_get_num_threads() > 1);
     int failed = 0;
     /* Dynamic scheduling balances blocks against single images; an image's result does not depend on
      * which thread or block computed it, so the output is the same for any thread count. */
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : failed)
     for (int it = 0; it < nitems; it++)
-        failed |= run_item(&b, it) != 0;
+        failed |= run_item(&b, it, 0) != 0;
     return failed ? -1 : 0;
 }
 

@@ -40,9 +40,11 @@ static inline lf_vf finish(const lf_layer *l, int ch, lf_vf s)
 }
 
 void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
-                             const lf_geom *go)
+                             const lf_geom *go, int part, int nparts)
 {
-    for (int ch = 0; ch < l->out_c; ch++) {
+    int first, last;
+    lf_split(l->out_c, part, nparts, &first, &last);
+    for (int ch = first; ch < last; ch++) {
         const float *src = in + ch * gi->cs;
         float *dst = out + ch * go->cs;
         if (gi->lanes == LF_LANES) {

@@ -287,13 +287,15 @@ def test_batch_splits_give_the_same_bits(model):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_thread_count_does_not_change_the_bits(model, threads, restore_threads):
-    """set_num_threads changes the thread count and not the output."""
+    """set_num_threads changes the thread count and not the output: for a batch split between threads, and
+    for one image and one block, whose layers' maps the threads share."""
     d = digits(53, seed=19)
     lenet_fast.set_num_threads(1)
-    single = model.forward(d)
+    single = [model.forward(d[:n]) for n in (53, 1, 8)]
     lenet_fast.set_num_threads(threads)
     assert lenet_fast.get_num_threads() == (threads if lenet_fast.build_info()["openmp"] else 1)
-    assert np.array_equal(model.forward(d), single)
+    for n, expected in zip((53, 1, 8), single):
+        assert np.array_equal(model.forward(d[:n]), expected), f"{n} images"
 
 
 def test_threadpoolctl_limits_the_threads(model):
