@@ -159,6 +159,7 @@ def main():
           f"{lenet_fast.get_num_threads()} threads", file=sys.stderr, flush=True)
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    code = commit()  # the code that trains, before anything can change the working tree
     t0 = time.perf_counter()
     history = model.fit(x, y, epochs=args.epochs, validation=(xt, yt), seed=args.seed,
                         verbose=1 if sys.stderr.isatty() else 2, **kwargs)
@@ -170,7 +171,7 @@ def main():
     record = {
         "command": shlex.join(["python", *sys.argv]),
         "date": started.isoformat(timespec="seconds"),
-        "commit": commit(),
+        "commit": code,
         "machine": machine(),
         "settings": settings,
         "wall_seconds": wall,
