@@ -129,8 +129,16 @@ int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, 
     LF_ISA(make_plan)(layers, nlayers, 1, &plans[1]);
     const int nblocks = lf_blocks(n), nitems = lf_items(n, nblocks);
     const batch_t b = {layers, nlayers, n, nblocks, input, plans, out};
-    if (nitems == 1) /* one image or one block: the team splits each layer's maps between its threads */
-        return run_item(&b, 0, lf_get_num_threads() > 1);
+    if (nitems == 1) {
+        /* One image or one block: the team splits each layer's maps between its threads, unless other
+         * calls are running (Python threads predicting at once already fill the cores, and teams of
+         * spinning threads on top of them would only wait for each other). Either way, the same bits. */
+        static int calls;
+        const int alone = __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED) == 1;
+        const int rc = run_item(&b, 0, alone && lf_get_num_threads() > 1);
+        __atomic_sub_fetch(&calls, 1, __ATOMIC_RELAXED);
+        return rc;
+    }
     int failed = 0;
     /* Dynamic scheduling balances blocks against single images; an image's result does not depend on
      * which thread or block computed it, so the output is the same for any thread count. */
