@@ -9,7 +9,7 @@ Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for th
   linear 84 -> 10 output read through softmax, He initialisation.
 """
 import os
-import tempfile
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -205,7 +205,12 @@ class LeNet5:
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
         self._trainer = None
-        self._fit_thread = None  # the thread inside fit(), if any
+        # Training and every other use from other threads exclude each other (README, "Threads"): _fit_thread
+        # is the thread inside fit(), if any; _users counts the calls reading the weights (forward, gradient,
+        # save) now running, which fit() waits for before it changes them. Both guarded by _use.
+        self._use = threading.Condition(threading.Lock())
+        self._fit_thread = None
+        self._users = 0
 
     @property
     def params(self):
@@ -235,16 +240,37 @@ class LeNet5:
     def set_params(self, params):
         """Copy new values into every parameter; params must name each one with its exact shape."""
         checked = _check_params(self.variant, params)
-        for name, value in checked.items():
-            self._params[name][...] = value
+        self._begin_use()
+        try:
+            for name, value in checked.items():
+                self._params[name][...] = value
+        finally:
+            self._end_use()
+
+    def _begin_use(self):
+        """Mark a call that reads the weights; refused while another thread trains the model."""
+        with self._use:
+            if self._fit_thread is not None and self._fit_thread != threading.get_ident():
+                raise RuntimeError("this model is being trained in another thread; use it after fit returns "
+                                   "(or use a copy: lenet_fast.load of a checkpoint)")
+            self._users += 1
+
+    def _end_use(self):
+        with self._use:
+            self._users -= 1
+            if self._users == 0:
+                self._use.notify_all()
 
     def forward(self, x, normalized=False):
-        """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern)."""
-        if self._fit_thread is not None and self._fit_thread != threading.get_ident():
-            raise RuntimeError("this model is being trained in another thread; predict after fit returns "
-                               "(or on a copy: lenet_fast.load of a checkpoint)")
+        """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern).
+        FloatingPointError if they overflow (weights so large that float32 cannot hold the result)."""
         x, normalize = _as_batch(x, normalized)
-        return self._net.forward(x, normalize).reshape(len(x), self._net.output_shape[0])
+        self._begin_use()
+        try:
+            out = self._net.forward(x, normalize)
+        finally:
+            self._end_use()
+        return out.reshape(len(x), self._net.output_shape[0])
 
     def predict(self, x, normalized=False):
         """(N,) int64 class ids."""
@@ -287,7 +313,13 @@ class LeNet5:
         y = check_labels(labels, len(x))
         loss = self.default_loss if loss is None else loss
         self._check_loss(loss, j)
-        grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
+        self._begin_use()
+        try:
+            grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
+        finally:
+            self._end_use()
+        if not (_core.all_finite(losses) and _core.all_finite(grad)):
+            raise FloatingPointError("the loss or its gradient is not finite (the weights overflow float32)")
         return _views(grad, self._params), losses
 
     def _gauss_newton(self, x, y, loss, j, normalize):
@@ -376,19 +408,27 @@ def _views(flat, like):
 
 
 def write_npz(path, arrays):
-    """arrays to path as .npz, written beside it and moved into place: a failure (or Ctrl-C) part way
-    leaves any earlier file at path as it was."""
+    """arrays to path as .npz, written beside it, flushed to disk and moved into place: a failure (or
+    Ctrl-C) part way leaves any earlier file at path as it was, and no temporary file."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".lenet_fast-", suffix=".tmp")
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # what open() would give, not mkstemp's owner-only 0600
+        while tmp is None:
+            name = os.path.join(folder, f".lenet_fast-{secrets.token_hex(8)}.tmp")
+            try:  # mode 0666 less the umask, as open() gives (never os.umask: it is process-wide)
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:
+                continue
+            tmp = name
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 
@@ -404,10 +444,23 @@ def read_npz(path, what):
 
 
 def save(model, path):
-    """Write model to path as .npz: format version, variant, parameters (see LeNet5.save)."""
+    """Write model to path as .npz: format version, variant, parameters (see LeNet5.save). Weights that are
+    not finite (a diverged run) are refused: such a file could not be loaded."""
     arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
-    arrays.update(model.params)
+    model._begin_use()
+    try:
+        arrays.update((name, a.copy()) for name, a in model.params.items())
+    finally:
+        model._end_use()
+    check_finite(arrays)
     write_npz(path, arrays)
+
+
+def check_finite(params):
+    """ValueError naming the first parameter that holds NaN or infinity."""
+    for name, a in params.items():
+        if a.dtype == np.float32 and not _core.all_finite(a):
+            raise ValueError(f"{name} contains NaN or infinity (a diverged run?): not saved")
 
 
 def load(path):
