@@ -354,8 +354,8 @@ cdef class Network:
         if rc != 0:
             raise MemoryError("cannot allocate the per-thread workspace")
         if not ok:
-            raise FloatingPointError("the network's output is not finite: float32 overflowed (the weights are "
-                                     "far too large)")
+            raise FloatingPointError("the network's output is not finite: float32 overflowed (weights or "
+                                     "inputs far too large)")
         return out
 
 

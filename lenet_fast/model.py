@@ -319,7 +319,8 @@ class LeNet5:
         finally:
             self._end_use()
         if not (_core.all_finite(losses) and _core.all_finite(grad)):
-            raise FloatingPointError("the loss or its gradient is not finite (the weights overflow float32)")
+            raise FloatingPointError("the loss or its gradient is not finite: float32 overflowed (weights or "
+                                     "inputs far too large)")
         return _views(grad, self._params), losses
 
     def _gauss_newton(self, x, y, loss, j, normalize):

@@ -451,6 +451,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's own allocator aborts under a capped address space")
 def test_memory_that_cannot_be_allocated_is_a_memory_error():
     """In a child process whose address space is capped (RLIMIT_AS, so nothing large is really allocated
     on this shared machine): a batch too large to store, an output that cannot be allocated, a C workspace
