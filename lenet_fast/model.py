@@ -205,12 +205,16 @@ class LeNet5:
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
         self._trainer = None
-        # Training and every other use from other threads exclude each other (README, "Threads"): _fit_thread
-        # is the thread inside fit(), if any; _users counts the calls reading the weights (forward, gradient,
-        # save) now running, which fit() waits for before it changes them. Both guarded by _use.
-        self._use = threading.Condition(threading.Lock())
+        # Training and every other use from other threads exclude each other (README, "Safety and checks"):
+        # _fit_thread is the thread inside fit(), if any (set under _fit_lock); _users holds a token per call
+        # using the weights (forward, gradient, save, set_params) now running, which fit() waits for before
+        # it changes them. No lock on the prediction path: set add and discard are atomic, and a call enters
+        # _users before it looks at _fit_thread while fit() sets _fit_thread before it looks at _users, so
+        # one of the two always sees the other. A call discards its token in a finally clause (an interrupt
+        # anywhere leaves none behind).
+        self._fit_lock = threading.Lock()
         self._fit_thread = None
-        self._users = 0
+        self._users = set()
 
     @property
     def params(self):
@@ -240,36 +244,33 @@ class LeNet5:
     def set_params(self, params):
         """Copy new values into every parameter; params must name each one with its exact shape."""
         checked = _check_params(self.variant, params)
-        self._begin_use()
+        token = object()
         try:
+            self._begin_use(token)
             for name, value in checked.items():
                 self._params[name][...] = value
         finally:
-            self._end_use()
+            self._users.discard(token)
 
-    def _begin_use(self):
-        """Mark a call that reads the weights; refused while another thread trains the model."""
-        with self._use:
-            if self._fit_thread is not None and self._fit_thread != threading.get_ident():
-                raise RuntimeError("this model is being trained in another thread; use it after fit returns "
-                                   "(or use a copy: lenet_fast.load of a checkpoint)")
-            self._users += 1
-
-    def _end_use(self):
-        with self._use:
-            self._users -= 1
-            if self._users == 0:
-                self._use.notify_all()
+    def _begin_use(self, token):
+        """Register a call that uses the weights (the caller discards token when it ends, in a finally
+        clause); refused while another thread trains the model."""
+        self._users.add(token)
+        fitter = self._fit_thread
+        if fitter is not None and fitter != threading.get_ident():
+            raise RuntimeError("this model is being trained in another thread; use it after fit returns "
+                               "(or use a copy: lenet_fast.load of a checkpoint)")
 
     def forward(self, x, normalized=False):
         """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern).
         FloatingPointError if they overflow (weights so large that float32 cannot hold the result)."""
         x, normalize = _as_batch(x, normalized)
-        self._begin_use()
+        token = object()
         try:
+            self._begin_use(token)
             out = self._net.forward(x, normalize)
         finally:
-            self._end_use()
+            self._users.discard(token)
         return out.reshape(len(x), self._net.output_shape[0])
 
     def predict(self, x, normalized=False):
@@ -313,11 +314,12 @@ class LeNet5:
         y = check_labels(labels, len(x))
         loss = self.default_loss if loss is None else loss
         self._check_loss(loss, j)
-        self._begin_use()
+        token = object()
         try:
+            self._begin_use(token)
             grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
         finally:
-            self._end_use()
+            self._users.discard(token)
         if not (_core.all_finite(losses) and _core.all_finite(grad)):
             raise FloatingPointError("the loss or its gradient is not finite: float32 overflowed (weights or "
                                      "inputs far too large)")
@@ -367,7 +369,7 @@ def _as_batch(x, normalized):
             a = a[:, None]
         if a.ndim != 4 or a.shape[1:] != INPUT_SHAPE:
             raise ValueError(f"normalized input must be (N, 32, 32) or (N, 1, 32, 32), got {a.shape}")
-        return np.ascontiguousarray(a, dtype=np.float32), False
+        return _float32(a), False
     if a.ndim == 2:
         a = a[None]
     if a.ndim == 3:
@@ -380,7 +382,16 @@ def _as_batch(x, normalized):
             if a.size and (a.min() < 0 or a.max() > 255):
                 raise ValueError("integer pixels must lie in 0..255")
         return np.ascontiguousarray(a, dtype=np.uint8), True
-    return np.ascontiguousarray(a, dtype=np.float32), True
+    return _float32(a), True
+
+
+def _float32(a):
+    """a as C-contiguous float32; values beyond float32's range become infinity, which the engine refuses
+    (without numpy's overflow warning first)."""
+    if a.dtype.itemsize <= 4:
+        return np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def _check_params(variant, params):
@@ -436,7 +447,9 @@ def write_npz(path, arrays):
 def read_npz(path, what):
     """Every array of an .npz file, never unpickling; a damaged file raises ValueError."""
     try:
-        with np.load(path, allow_pickle=False) as f:
+        # the file opened here, so that it is closed whatever np.load does (it leaves a file it opened
+        # itself open when the zip archive inside is damaged)
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             return {name: f[name] for name in f.files}
     except FileNotFoundError:
         raise
@@ -448,11 +461,12 @@ def save(model, path):
     """Write model to path as .npz: format version, variant, parameters (see LeNet5.save). Weights that are
     not finite (a diverged run) are refused: such a file could not be loaded."""
     arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
-    model._begin_use()
+    token = object()
     try:
+        model._begin_use(token)
         arrays.update((name, a.copy()) for name, a in model.params.items())
     finally:
-        model._end_use()
+        model._users.discard(token)
     check_finite(arrays)
     write_npz(path, arrays)
 

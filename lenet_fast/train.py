@@ -198,12 +198,16 @@ class Fitting:
 
     def __enter__(self):
         m = self.model
-        with m._use:
+        with m._fit_lock:
             if m._fit_thread is not None:
                 raise RuntimeError("this model is already being trained")
             m._fit_thread = threading.get_ident()  # new calls from other threads are refused from here on
-            m._use.wait_for(lambda: m._users == 0)  # and the ones running finish first
+        try:
+            while m._users:  # and the ones running finish first (polled: fit starts rarely, predictions often)
+                time.sleep(0.001)
+        except BaseException:  # Ctrl-C while waiting
+            m._fit_thread = None
+            raise
 
     def __exit__(self, *exc):
-        with self.model._use:
-            self.model._fit_thread = None
+        self.model._fit_thread = None

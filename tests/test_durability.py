@@ -20,7 +20,7 @@ FIT = textwrap.dedent("""
     import sys
     import lenet_fast
     from lenet_fast.datasets import synthetic_digits
-    x, y = synthetic_digits(1500, seed=1)
+    x, y = synthetic_digits(800, seed=1)
     print("ready", flush=True)
     lenet_fast.LeNet5("modern", seed=2).fit(x, y, epochs=1000, batch_size=32, verbose=0, seed=3,
                                             checkpoint=sys.argv[1])
@@ -37,7 +37,7 @@ def test_ctrl_c_during_fit_keeps_the_checkpoint_and_resume_is_exact(tmp_path):
         while not ckpt.exists() and time.monotonic() < deadline:
             time.sleep(0.005)
         assert ckpt.exists(), "no checkpoint within a minute"
-        time.sleep(0.15)  # a little into the next epoch (about 0.1 s each), or into its save
+        time.sleep(0.1)  # a little into the next epochs (some 0.05 s each), or into a save
         child.send_signal(signal.SIGINT)
         _, err = child.communicate(timeout=60)
     finally:
@@ -46,7 +46,7 @@ def test_ctrl_c_during_fit_keeps_the_checkpoint_and_resume_is_exact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]  # no temporary file left
 
     saved = lenet_fast.load(ckpt)  # whole and loadable, as a model too
-    x, y = synthetic_digits(1500, seed=1)
+    x, y = synthetic_digits(800, seed=1)
     resumed = lenet_fast.LeNet5("modern", seed=99)
     history = resumed.fit(x, y, epochs=1, batch_size=32, verbose=0, seed=3, resume=ckpt)  # epochs done
     epochs = len(history)

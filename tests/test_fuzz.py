@@ -7,13 +7,14 @@ C-contiguous uint8 or float32 array), which test_model.py checks against the Num
 checked against the reference too. Examples are few (the suite's time budget) and derandomized
 (conftest.py); HYPOTHESIS_PROFILE=explore draws fresh ones.
 """
+import gc
 import io
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import zipfile
+import warnings
 
 import numpy as np
 import pytest
@@ -255,6 +256,20 @@ def test_load_of_damaged_model_files(tmp_path_factory, data):
 
 
 VALID = object()
+
+
+def test_a_damaged_model_file_is_closed(tmp_path):
+    """Regression (found by fuzzing): np.load left a file that starts like a zip archive but is not one
+    open, for the garbage collector to close with a ResourceWarning."""
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"PK\x03\x04" + bytes(100))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            with pytest.raises(ValueError):
+                lenet_fast.load(path)
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def checkpoint_bytes(meta=VALID, **changes):
