@@ -6,6 +6,9 @@
 - Instruction sets: the kernel files are compiled once per path (x86-64 baseline, AVX2+FMA, AVX-512) and
   csrc/dispatch.c picks one at run time, so one wheel runs on any x86-64. LENET_FAST_NATIVE=1 adds
   -march=native everywhere, for a local build only.
+- Sanitizers: LENET_FAST_SANITIZE=address,undefined (any list -fsanitize takes) builds every file with
+  them, -fno-omit-frame-pointer and -fno-sanitize-recover (the first finding aborts), for checking only;
+  README.md, "Checks", says how to run the tests under it.
 """
 import os
 import platform
@@ -33,6 +36,14 @@ if X86:
 
 def flag(name):
     return os.environ.get(name, "") not in ("", "0")
+
+
+def sanitize_flags():
+    """-fsanitize flags from LENET_FAST_SANITIZE, or [] when it is unset."""
+    names = os.environ.get("LENET_FAST_SANITIZE", "").strip()
+    if names in ("", "0"):
+        return []
+    return [f"-fsanitize={names}", f"-fno-sanitize-recover={names}", "-fno-omit-frame-pointer", "-g"]
 
 
 def openmp_flags(compiler):
@@ -66,6 +77,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         omp = openmp_flags(self.compiler)
         native = ["-march=native"] if flag("LENET_FAST_NATIVE") else []
+        sanitize = sanitize_flags()
         headers = [os.path.join("csrc", h) for h in HEADERS]
         kernels = [os.path.join("csrc", k) for k in KERNELS]
         for ext in self.extensions:
@@ -74,19 +86,21 @@ class BuildExt(build_ext):
                 objects += self.compiler.compile(
                     kernels,
                     # one folder per flag set, so that objects built with other flags are never reused
-                    output_dir=os.path.join(self.build_temp, f"isa-{isa}{'-openmp' * bool(omp)}{'-native' * bool(native)}"),
+                    output_dir=os.path.join(self.build_temp, f"isa-{isa}{'-openmp' * bool(omp)}"
+                                            f"{'-native' * bool(native)}{'-sanitize' * bool(sanitize)}"),
                     macros=[("LF_ISA_SUFFIX", isa)],
                     include_dirs=["csrc"],
-                    extra_postargs=CFLAGS + omp + isa_flags + native,
+                    extra_postargs=CFLAGS + omp + isa_flags + native + sanitize,
                     depends=headers,
                 )
                 if isa != "baseline":
                     ext.define_macros.append(("LF_HAVE_" + isa.upper(), "1"))
             ext.extra_objects = objects
-            ext.extra_compile_args = CFLAGS + omp + native
-            ext.extra_link_args = omp
+            ext.extra_compile_args = CFLAGS + omp + native + sanitize
+            ext.extra_link_args = omp + sanitize
             ext.depends = headers + kernels  # the objects above are linked in: relink when they change
-        print(f"lenet_fast: OpenMP {'on' if omp else 'off'}; instruction-set paths {', '.join(ISA_PATHS)}")
+        print(f"lenet_fast: OpenMP {'on' if omp else 'off'}; instruction-set paths {', '.join(ISA_PATHS)}"
+              + (f"; sanitizers {' '.join(sanitize)}" if sanitize else ""))
         super().build_extensions()
 
 

@@ -86,12 +86,16 @@ def float32_array(x, name, shape=None):
     a = np.asarray(x)
     if a.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array, got dtype {a.dtype}")
-    a = np.asarray(a, dtype=np.float32, order="C")  # unlike ascontiguousarray, keeps a 0-d array 0-d
+    given = a
+    with np.errstate(over="ignore"):  # a value beyond float32's range becomes infinity: refused below
+        a = np.asarray(a, dtype=np.float32, order="C")  # unlike ascontiguousarray, keeps a 0-d array 0-d
     if shape is not None:
         if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
             want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
             raise ValueError(f"{name} must have shape {want}, got {a.shape}")
     if not all_finite(a):
+        if np.isfinite(given).all():
+            raise ValueError(f"{name} holds values beyond float32's range (about 3.4e38)")
         raise ValueError(f"{name} contains NaN or infinity")
     return a
 
@@ -334,18 +338,24 @@ cdef class Network:
         normalize=False: x is float32 of exactly input_shape per image, the first layer's input as it is.
         normalize=True: x holds pixels, uint8 0-255 or float32 in [0, 1], 0 the background; they map to
         the paper's [-0.1, 1.175] and an image smaller than input_shape is centred with background around.
-        Returns (N,) + output_shape float32.
+        Returns (N,) + output_shape float32. FloatingPointError when the output is not finite: from finite
+        inputs and weights that means float32 overflowed (weights far too large), and NaN is no answer.
         """
         cdef lf_input inp
         cdef Py_ssize_t n = self._input(x, normalize, &inp)
         cdef cnp.ndarray out = self._output(n)
         cdef int rc
+        cdef bint ok
         if n == 0:
             return out
         with nogil:
             rc = lf_forward(self.layers, self.nlayers, &inp, <int>n, <float *>cnp.PyArray_DATA(out))
+            ok = rc == 0 and finite(<const float *>cnp.PyArray_DATA(out), cnp.PyArray_SIZE(out))
         if rc != 0:
             raise MemoryError("cannot allocate the per-thread workspace")
+        if not ok:
+            raise FloatingPointError("the network's output is not finite: float32 overflowed (weights or "
+                                     "inputs far too large)")
         return out
 
 

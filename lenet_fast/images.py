@@ -126,7 +126,9 @@ def _read_file(path):
             return _pil_pixels(ImageOps.exif_transpose(img))
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError, a truncated or damaged file
+    # UnidentifiedImageError, a truncated or damaged file; DecompressionBombError (not an OSError): a header
+    # that claims more pixels than Pillow's limit
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"not an image file Pillow can read ({exc})") from None
 
 

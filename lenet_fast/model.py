@@ -9,7 +9,7 @@ Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for th
   linear 84 -> 10 output read through softmax, He initialisation.
 """
 import os
-import tempfile
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -205,7 +205,16 @@ class LeNet5:
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
         self._trainer = None
-        self._fit_thread = None  # the thread inside fit(), if any
+        # Training and every other use from other threads exclude each other (README, "Safety and checks"):
+        # _fit_thread is the thread inside fit(), if any (set under _fit_lock); _users holds a token per call
+        # using the weights (forward, gradient, save, set_params) now running, which fit() waits for before
+        # it changes them. No lock on the prediction path: set add and discard are atomic, and a call enters
+        # _users before it looks at _fit_thread while fit() sets _fit_thread before it looks at _users, so
+        # one of the two always sees the other. A call discards its token in a finally clause (an interrupt
+        # anywhere leaves none behind).
+        self._fit_lock = threading.Lock()
+        self._fit_thread = None
+        self._users = set()
 
     @property
     def params(self):
@@ -235,16 +244,34 @@ class LeNet5:
     def set_params(self, params):
         """Copy new values into every parameter; params must name each one with its exact shape."""
         checked = _check_params(self.variant, params)
-        for name, value in checked.items():
-            self._params[name][...] = value
+        token = object()
+        try:
+            self._begin_use(token)
+            for name, value in checked.items():
+                self._params[name][...] = value
+        finally:
+            self._users.discard(token)
+
+    def _begin_use(self, token):
+        """Register a call that uses the weights (the caller discards token when it ends, in a finally
+        clause); refused while another thread trains the model."""
+        self._users.add(token)
+        fitter = self._fit_thread
+        if fitter is not None and fitter != threading.get_ident():
+            raise RuntimeError("this model is being trained in another thread; use it after fit returns "
+                               "(or use a copy: lenet_fast.load of a checkpoint)")
 
     def forward(self, x, normalized=False):
-        """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern)."""
-        if self._fit_thread is not None and self._fit_thread != threading.get_ident():
-            raise RuntimeError("this model is being trained in another thread; predict after fit returns "
-                               "(or on a copy: lenet_fast.load of a checkpoint)")
+        """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern).
+        FloatingPointError if they overflow (weights so large that float32 cannot hold the result)."""
         x, normalize = _as_batch(x, normalized)
-        return self._net.forward(x, normalize).reshape(len(x), self._net.output_shape[0])
+        token = object()
+        try:
+            self._begin_use(token)
+            out = self._net.forward(x, normalize)
+        finally:
+            self._users.discard(token)
+        return out.reshape(len(x), self._net.output_shape[0])
 
     def predict(self, x, normalized=False):
         """(N,) int64 class ids."""
@@ -287,7 +314,15 @@ class LeNet5:
         y = check_labels(labels, len(x))
         loss = self.default_loss if loss is None else loss
         self._check_loss(loss, j)
-        grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
+        token = object()
+        try:
+            self._begin_use(token)
+            grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
+        finally:
+            self._users.discard(token)
+        if not (_core.all_finite(losses) and _core.all_finite(grad)):
+            raise FloatingPointError("the loss or its gradient is not finite: float32 overflowed (weights or "
+                                     "inputs far too large)")
         return _views(grad, self._params), losses
 
     def _gauss_newton(self, x, y, loss, j, normalize):
@@ -334,7 +369,7 @@ def _as_batch(x, normalized):
             a = a[:, None]
         if a.ndim != 4 or a.shape[1:] != INPUT_SHAPE:
             raise ValueError(f"normalized input must be (N, 32, 32) or (N, 1, 32, 32), got {a.shape}")
-        return np.ascontiguousarray(a, dtype=np.float32), False
+        return _float32(a), False
     if a.ndim == 2:
         a = a[None]
     if a.ndim == 3:
@@ -347,7 +382,16 @@ def _as_batch(x, normalized):
             if a.size and (a.min() < 0 or a.max() > 255):
                 raise ValueError("integer pixels must lie in 0..255")
         return np.ascontiguousarray(a, dtype=np.uint8), True
-    return np.ascontiguousarray(a, dtype=np.float32), True
+    return _float32(a), True
+
+
+def _float32(a):
+    """a as C-contiguous float32; values beyond float32's range become infinity, which the engine refuses
+    (without numpy's overflow warning first)."""
+    if a.dtype.itemsize <= 4:
+        return np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def _check_params(variant, params):
@@ -376,26 +420,36 @@ def _views(flat, like):
 
 
 def write_npz(path, arrays):
-    """arrays to path as .npz, written beside it and moved into place: a failure (or Ctrl-C) part way
-    leaves any earlier file at path as it was."""
+    """arrays to path as .npz, written beside it, flushed to disk and moved into place: a failure (or
+    Ctrl-C) part way leaves any earlier file at path as it was, and no temporary file."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".lenet_fast-", suffix=".tmp")
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # what open() would give, not mkstemp's owner-only 0600
+        while tmp is None:
+            name = os.path.join(folder, f".lenet_fast-{secrets.token_hex(8)}.tmp")
+            try:  # mode 0666 less the umask, as open() gives (never os.umask: it is process-wide)
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:
+                continue
+            tmp = name
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
         raise
 
 
 def read_npz(path, what):
     """Every array of an .npz file, never unpickling; a damaged file raises ValueError."""
     try:
-        with np.load(path, allow_pickle=False) as f:
+        # the file opened here, so that it is closed whatever np.load does (it leaves a file it opened
+        # itself open when the zip archive inside is damaged)
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             return {name: f[name] for name in f.files}
     except FileNotFoundError:
         raise
@@ -404,10 +458,24 @@ def read_npz(path, what):
 
 
 def save(model, path):
-    """Write model to path as .npz: format version, variant, parameters (see LeNet5.save)."""
+    """Write model to path as .npz: format version, variant, parameters (see LeNet5.save). Weights that are
+    not finite (a diverged run) are refused: such a file could not be loaded."""
     arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
-    arrays.update(model.params)
+    token = object()
+    try:
+        model._begin_use(token)
+        arrays.update((name, a.copy()) for name, a in model.params.items())
+    finally:
+        model._users.discard(token)
+    check_finite(arrays)
     write_npz(path, arrays)
+
+
+def check_finite(params):
+    """ValueError naming the first parameter that holds NaN or infinity."""
+    for name, a in params.items():
+        if a.dtype == np.float32 and not _core.all_finite(a):
+            raise ValueError(f"{name} contains NaN or infinity (a diverged run?): not saved")
 
 
 def load(path):

@@ -170,8 +170,10 @@ def _restore(path, model, opt, rng, settings):
             raise ValueError("an unknown checkpoint format")
         meta = json.loads(str(arrays.pop("__checkpoint__")))
         saved, history, state = meta["settings"], meta["history"], meta["rng"]
+        if not (isinstance(saved, dict) and isinstance(history, list) and all(isinstance(r, dict) for r in history)):
+            raise ValueError("a malformed record of the run")
         arrays.pop("__variant__")
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: not a lenet_fast checkpoint ({exc})") from None
     differ = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
     if differ:
@@ -181,22 +183,31 @@ def _restore(path, model, opt, rng, settings):
         model.set_params(arrays)
         opt.load_state(opt_state)
         rng.bit_generator.state = state
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     return len(history), history
 
 
 class Fitting:
-    """Marks a model as being trained by the current thread: prediction from another thread meanwhile is
-    refused (it would read weights while they change)."""
+    """Marks a model as being trained by the current thread: calls from other threads that read or set the
+    weights (predict, gradient, save, set_params) are refused meanwhile (they would see weights change
+    under them), and those already running are waited for."""
 
     def __init__(self, model):
         self.model = model
 
     def __enter__(self):
-        if self.model._fit_thread is not None:
-            raise RuntimeError("this model is already being trained")
-        self.model._fit_thread = threading.get_ident()
+        m = self.model
+        with m._fit_lock:
+            if m._fit_thread is not None:
+                raise RuntimeError("this model is already being trained")
+            m._fit_thread = threading.get_ident()  # new calls from other threads are refused from here on
+        try:
+            while m._users:  # and the ones running finish first (polled: fit starts rarely, predictions often)
+                time.sleep(0.001)
+        except BaseException:  # Ctrl-C while waiting
+            m._fit_thread = None
+            raise
 
     def __exit__(self, *exc):
         self.model._fit_thread = None
