@@ -102,3 +102,9 @@ def test_peers_compute_lenet_fasts_numbers(variant):
     e = bench.Engines(variant, ["lenet_fast", "reference", "torch", "onnxruntime"], x, labels.astype(np.int64))
     assert e.refused == {}
     assert e.engines == ["lenet_fast", "reference", "torch", "onnxruntime"]
+
+
+def test_python_m_lenet_fast_bench_is_the_command(tmp_path, capsys):
+    # a --json folder that does not exist is an error before any timing, in one line
+    assert bench.main(["--json", str(tmp_path / "no" / "r.json")]) == 1
+    assert capsys.readouterr().err.startswith("lenet-fast: error: --json")
