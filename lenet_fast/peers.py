@@ -44,23 +44,22 @@ def torch_model(model):
     class LeNet5Torch(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.variant = model.variant
-            self.masks = {}
+            self.tables = {}  # conv layer name -> its connection table, for the table-wired C3
             for layer in model.layers:
-                p = layer.name
+                n = layer.name
                 if isinstance(layer, Conv):
-                    w, mask = _dense_c3(model, p)
-                    self._param(p + ".weight", w)
+                    w, mask = _dense_c3(model, n)
+                    self._param(n + ".weight", w)
+                    self._param(n + ".bias", model.params[n + ".bias"])
                     if mask is not None:
-                        self.register_buffer(p.replace(".", "_") + "_mask", torch.from_numpy(mask[:, :, None, None]))
-                        self.masks[p] = p + "_mask"
-                    self._param(p + ".bias", model.params[p + ".bias"])
+                        self.register_buffer(n + "_mask", torch.from_numpy(mask[:, :, None, None]))
+                        self.tables[n] = layer.table
                 elif isinstance(layer, Subsample) and layer.pool == "trainable":
-                    self._param(p + ".coef", model.params[p + ".coef"])
-                    self._param(p + ".bias", model.params[p + ".bias"])
+                    self._param(n + ".coef", model.params[n + ".coef"])
+                    self._param(n + ".bias", model.params[n + ".bias"])
                 elif isinstance(layer, Full):
-                    self._param(p + ".weight", np.asarray(model.params[p + ".weight"]).T)  # torch: (out, in)
-                    self._param(p + ".bias", model.params[p + ".bias"])
+                    self._param(n + ".weight", np.asarray(model.params[n + ".weight"]).T)  # torch: (out, in)
+                    self._param(n + ".bias", model.params[n + ".bias"])
             if model.variant == "classic":
                 self.register_buffer("centers", torch.from_numpy(model.rbf_centers))
 
@@ -76,8 +75,8 @@ def torch_model(model):
                 n = layer.name
                 if isinstance(layer, Conv):
                     w = self.p(n + ".weight")
-                    if n in self.masks:
-                        w = w * getattr(self, self.masks[n])
+                    if n in self.tables:
+                        w = w * getattr(self, n + "_mask")
                     x = F.conv2d(x, w, self.p(n + ".bias"))
                 elif isinstance(layer, Subsample):
                     if layer.pool == "max":
@@ -89,21 +88,23 @@ def torch_model(model):
                     x = F.linear(x.flatten(1), self.p(n + ".weight"), self.p(n + ".bias"))
                 else:  # RBF
                     x = ((x[:, None, :] - self.centers[None]) ** 2).sum(-1)
-                if getattr(layer, "act", "none") == "squash":
+                act = getattr(layer, "act", "none")
+                if act == "squash":
                     x = paper.SQUASH_A * torch.tanh(paper.SQUASH_S * x)
-                elif getattr(layer, "act", "none") == "relu":
+                elif act == "relu":
                     x = F.relu(x)
             return x
 
         def gradients(self):
-            """The parameters' gradients by lenet_fast's names and layouts."""
+            """The parameters' gradients by lenet_fast's names, in its layouts."""
             out = {}
             for name in model.params:
                 g = self.p(name).grad.numpy()
-                if name.endswith(".weight") and g.ndim == 2:
-                    g = g.T
-                elif name in (n + ".weight" for n in self.masks):
-                    g = g[next(l for l in model.layers if l.name + ".weight" == name).table]
+                layer = name.split(".")[0]
+                if layer in self.tables and name.endswith(".weight"):
+                    g = g[self.tables[layer]]  # dense kernels back to the table's packed order
+                elif g.ndim == 2:
+                    g = g.T  # full layers: torch's (out, in) to lenet_fast's (in, out)
                 out[name] = g
             return out
 
@@ -175,10 +176,10 @@ def onnx_model(model):
         nodes, f"lenet5_{model.variant}",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, paper.INPUT_SIZE, paper.INPUT_SIZE])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], initializer=inits)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx_model.ir_version = 8  # what opset 17 needs; any ONNX Runtime since 1.13 reads it
-    onnx.checker.check_model(onnx_model)
-    return onnx_model.SerializeToString()
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8  # what opset 17 needs; any ONNX Runtime since 1.13 reads it
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
 
 
 def _ints(inits, name, values):
