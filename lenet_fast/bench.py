@@ -429,6 +429,13 @@ def _goals(results, threads_list):
     return out
 
 
+def _cell(r):
+    if r is None:
+        return "-"
+    ratio = "" if r["engine"] == "lenet_fast" else f"{r['lenet_fast_speedup']:.1f}x; "
+    return f"{r['images_per_second']:,.0f} ({ratio}{100 * r['peak_share']:.1f}%)"
+
+
 def markdown(report):
     m = report["machine"]
     lines = [
@@ -445,14 +452,22 @@ def markdown(report):
         + " (forward; a training step counts 3 times that)",
         f"- command: `{report['command']}`; medians of {report['settings']['repeats']} interleaved repeats; "
         f"reference BLAS threads: {report['settings']['reference_blas_threads']}",
-        "",
-        "| variant | task | batch | threads | engine | images/s | us per batch | lenet_fast is x faster | % of peak |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
+    engines = [e for e in ENGINES if any(r["engine"] == e for r in report["results"])]
+    lines += [
+        "",
+        "Cells: images/s (how many times faster lenet_fast is; share of the peak).",
+        "",
+        "| variant | task | batch | threads | lenet_fast us per batch | " + " | ".join(engines) + " |",
+        "| --- | --- | ---: | ---: | ---: |" + " ---: |" * len(engines),
+    ]
+    settings = {}
     for r in report["results"]:
-        lines.append(f"| {r['variant']} | {r['task']} | {r['batch']} | {r['threads']} | {r['engine']} "
-                     f"| {r['images_per_second']:,.0f} | {r['seconds_per_batch'] * 1e6:,.1f} "
-                     f"| {r['lenet_fast_speedup']:.2f} | {100 * r['peak_share']:.1f} |")
+        settings.setdefault((r["variant"], r["task"], r["batch"], r["threads"]), {})[r["engine"]] = r
+    for (variant, task, batch, threads), by_engine in settings.items():
+        cells = [_cell(by_engine.get(e)) for e in engines]
+        lines.append(f"| {variant} | {task} | {batch} | {threads} "
+                     f"| {by_engine['lenet_fast']['seconds_per_batch'] * 1e6:,.1f} | " + " | ".join(cells) + " |")
     if report["goals"]:
         lines += ["", "| goal (lenet_fast, classic) | measured | met |", "| --- | ---: | --- |"]
         lines += [f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else 'no'} |" for g in report["goals"]]
