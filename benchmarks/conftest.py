@@ -1,6 +1,6 @@
 """pytest-benchmark suites (not run by CI, which runs tests/ only):
 
-    python -m pytest benchmarks/ --benchmark-only                   # everything, about 3 minutes
+    python -m pytest benchmarks/ --benchmark-only                   # everything: a few minutes
     python -m pytest benchmarks/ --benchmark-only -k "c3 and forward"
 
 Each benchmark is in a group with its like (one layer, direction, batch and thread count; or one model,

@@ -22,6 +22,7 @@ BLAS runs on one thread (threadpoolctl): OpenBLAS's idle threads spin after each
 core the next engine needs. The machine's load average is recorded: on a busy machine, figures on more
 threads than the idle cores say little.
 """
+import contextlib
 import datetime
 import json
 import os
@@ -117,7 +118,7 @@ def matmul_peak(threads, size, repeats=5):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, size, size), dtype=np.float32)
     limit = blas_limit(threads)
-    with limit if limit is not None else _nothing():
+    with limit if limit is not None else contextlib.nullcontext():
         a @ b
         times = []
         for _ in range(repeats):
@@ -125,14 +126,6 @@ def matmul_peak(threads, size, repeats=5):
             a @ b
             times.append(time.perf_counter() - start)
     return 2 * size**3 / min(times) / 1e9, limit is not None
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def flops_per_image(variant):
@@ -333,7 +326,7 @@ def run(args, out=None):
     results = []
     limit = blas_limit(1)
     try:
-        with limit if limit is not None else _nothing():
+        with limit if limit is not None else contextlib.nullcontext():
             for variant in variants:
                 e = Engines(variant, engines, x_all[:64], y_all[:64])
                 for name, why in e.refused.items():

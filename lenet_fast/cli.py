@@ -33,6 +33,7 @@ EPILOG = f"""examples:
   {PROG} predict photo.jpg scans/              your own digits: image files or folders of them
   {PROG} train --data mnist/ --epochs 20 --out mine.npz
   {PROG} evaluate --data mnist/ --model mine.npz
+  {PROG} bench --quick                         lenet_fast beside NumPy, PyTorch and ONNX Runtime
 
 MNIST folders hold the four official files (gzipped or not); --data defaults to LENET_FAST_DATA."""
 
