@@ -70,9 +70,9 @@ void lf_softmax(const float *x, int n, int k, float sign, int log, float *y)
 void lf_activation(const float *x, size_t count, lf_act act, float *y) { kernels()->activation(x, count, act, y); }
 
 int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                float scale, int second, float *grad, float *losses, float *out)
+                float scale, int second, float *grad, float *losses, float *out, float *dinput)
 {
-    return kernels()->gradient(t, input, n, labels, loss, scale, second, grad, losses, out);
+    return kernels()->gradient(t, input, n, labels, loss, scale, second, grad, losses, out, dinput);
 }
 
 void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams)

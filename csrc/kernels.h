@@ -190,9 +190,10 @@ struct lf_trainer {
     int nlayers;
     size_t nparams;
     float *slots;                       /* gradient slots 1 .. LF_GRAD_SLOTS - 1 (slot 0 is the caller's) */
-    lf_layer transposed[LF_MAX_LAYERS]; /* for each convolution but the first layer: the convolution of its
-                                         * zero-padded output gradient that gives its input gradient
-                                         * (kernels rotated by 180 degrees, table transposed) */
+    lf_layer transposed[LF_MAX_LAYERS]; /* for each convolution: the convolution of its zero-padded output
+                                         * gradient that gives its input gradient (kernels rotated by 180
+                                         * degrees, table transposed); the first layer's runs only when the
+                                         * caller asks for the input's gradient */
     int *source[LF_MAX_LAYERS];         /* its connection k' carries the layer's connection source[k'] */
 };
 
@@ -261,7 +262,7 @@ typedef struct {
     void (*softmax)(const float *, int, int, float, int, float *);
     void (*activation)(const float *, size_t, lf_act, float *);
     int (*gradient)(lf_trainer *, const lf_input *, int, const int64_t *, const lf_loss *, float, int, float *,
-                    float *, float *);
+                    float *, float *, float *);
     int (*train)(lf_trainer *, const lf_input *, int, const int64_t *, const lf_loss *, int, lf_optimizer *,
                  float *, float *, float *, float *);
     void (*update)(lf_optimizer *, float *, const float *, size_t);
@@ -298,14 +299,15 @@ void LF_ISA(rbf_backward)(const lf_layer *l, const lf_backward *b);
 size_t LF_ISA(conv_backward_scratch)(const lf_layer *l, int lanes);
 size_t LF_ISA(full_backward_scratch)(const lf_layer *l, int lanes);
 
-/* loss.c: the loss of a block's count images and its gradient times scale (zero in unused lanes) with
- * respect to the output y (geometry g); second: the output curvature instead (cross-entropy only). */
-void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, const int64_t *labels, int count,
-                        float scale, int second, float *dy, float *losses);
+/* loss.c: the loss of a block's count images (the batch's from first on) and its gradient times scale (zero
+ * in unused lanes) with respect to the output y (geometry g); second: the output curvature instead
+ * (cross-entropy only). labels, losses and the linear loss's dout are the whole batch's. */
+void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, const int64_t *labels,
+                        size_t first, int count, float scale, int second, float *dy, float *losses);
 
 int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out);
 int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                     float scale, int second, float *grad, float *losses, float *out);
+                     float scale, int second, float *grad, float *losses, float *out, float *dinput);
 int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
                   int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out);
 void LF_ISA(update)(lf_optimizer *opt, float *params, const float *grad, size_t nparams);

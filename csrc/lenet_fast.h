@@ -71,11 +71,15 @@ void lf_activation(const float *x, size_t count, lf_act act, float *y);
  * order. */
 #define LF_GRAD_SLOTS 16
 
-typedef enum { LF_LOSS_MAP = 0, LF_LOSS_RBF, LF_LOSS_XENT } lf_loss_kind;
+typedef enum { LF_LOSS_MAP = 0, LF_LOSS_RBF, LF_LOSS_XENT, LF_LOSS_LINEAR } lf_loss_kind;
 typedef struct {
     lf_loss_kind kind; /* MAP criterion or plain distance (RBF head: the distances y); softmax
-                        * cross-entropy (a full head: the logits) */
+                        * cross-entropy (a full head: the logits); linear (any last layer, below) */
     float j;           /* MAP: the constant j of exp(-j) */
+    const float *dout; /* LINEAR: (n, out_c, out_h, out_w), the gradient wanted at the output: image i's loss
+                        * is sum(out_i * dout_i), so the backward pass runs from dout as it is (a network's, or
+                        * one layer's, backward for a chosen output gradient). Labels are not read; its second
+                        * derivatives are zero. */
 } lf_loss;
 
 typedef enum { LF_OPT_SGD = 0, LF_OPT_ADAM, LF_OPT_SDLM } lf_opt_kind;
@@ -98,16 +102,19 @@ void lf_trainer_free(lf_trainer *t);
  * into losses (n) and the network's output into out (n, K). With second set, grad gets the diagonal
  * Gauss-Newton second derivatives instead (LeCun 1998, appendix C): the curvature at the output is 2 per
  * RBF input (the y_D term's) or p(1 - p) per logit, propagated with squared weights and derivatives.
- * Returns 0, or -1 when a workspace cannot be allocated. */
+ * dinput: NULL, or it receives the same for the first layer's input, (n, c, h, w) of layers[0]'s input
+ * shape (the field the layers see: after normalization and centring). Returns 0, or -1 when a workspace
+ * cannot be allocated. */
 int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                float scale, int second, float *grad, float *losses, float *out);
+                float scale, int second, float *grad, float *losses, float *out, float *dinput);
 
 /* One update of the flat parameter vector from its gradient. */
 void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams);
 
 /* Trains on n images in order, batch_size at a time, each batch's mean gradient followed by an update
  * (batch_size 1: the paper's per-pattern updates). grad is scratch of nparams floats; losses and out as
- * in lf_gradient, for all n images, each computed before its batch's update. 0, or -1 as above. */
+ * in lf_gradient, for all n images, each computed before its batch's update. loss is not LINEAR (its dout
+ * would be the first batch's). 0, or -1 as above. */
 int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
              int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out);
 

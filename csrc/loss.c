@@ -5,24 +5,48 @@
  *    dE/dy_i = [i = D] - exp(-y_i) / (exp(-j) + sum_l exp(-y_l)).
  *  - plain RBF: E = y_D; dE/dy_i = [i = D].
  *  - cross-entropy (logits z): E = log sum_i exp(z_i) - z_D; dE/dz_i = p_i - [i = D], p the softmax.
+ *  - linear (any output shape): E = sum_i y_i G_i for the caller's G; dE/dy = G, second derivatives 0.
  * Per image in double (ten outputs: cheap), the log-sum-exps shifted by their largest exponent so that
  * huge distances or logits give finite values.
  */
 #include <math.h>
 #include "kernels.h"
 
-void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, const int64_t *labels, int count,
-                        float scale, int second, float *dy, float *losses)
+/* The linear loss of one image (lane b) and dy = scale * G; G's rows are dense, y's and dy's by g. */
+static double linear_loss(const float *G, const float *y, const lf_geom *g, int b, float scale, int second,
+                          float *dy)
+{
+    double e = 0.0;
+    for (int c = 0; c < g->c; c++)
+        for (int r = 0; r < g->h; r++)
+            for (int x = 0; x < g->w; x++) {
+                const ptrdiff_t at = c * g->cs + r * g->rs + (ptrdiff_t)x * g->lanes + b;
+                const float d = G[((size_t)c * g->h + r) * g->w + x];
+                e += (double)y[at] * d;
+                dy[at] = second ? 0.0f : scale * d;
+            }
+    return e;
+}
+
+void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, const int64_t *labels,
+                        size_t first, int count, float scale, int second, float *dy, float *losses)
 {
     const int k = g->c;
     const ptrdiff_t cs = g->cs;
+    const size_t image = (size_t)g->c * g->h * g->w;
     for (int b = 0; b < g->lanes; b++) {
         if (b >= count) { /* an unused lane of a partly filled block: it must add nothing */
-            for (int i = 0; i < k; i++)
-                dy[i * cs + b] = 0.0f;
+            for (int i = 0; i < g->c; i++)
+                for (int r = 0; r < g->h; r++)
+                    for (int x = 0; x < g->w; x++)
+                        dy[i * cs + r * g->rs + (ptrdiff_t)x * g->lanes + b] = 0.0f;
             continue;
         }
-        const int64_t label = labels[b];
+        if (loss->kind == LF_LOSS_LINEAR) {
+            losses[first + b] = (float)linear_loss(loss->dout + (first + b) * image, y, g, b, scale, second, dy);
+            continue;
+        }
+        const int64_t label = labels[first + b];
         const float *v = y + b;
         double e = 0.0;
         switch (loss->kind) {
@@ -57,7 +81,9 @@ void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, c
             }
             break;
         }
+        case LF_LOSS_LINEAR: /* above */
+            break;
         }
-        losses[b] = (float)e;
+        losses[first + b] = (float)e;
     }
 }

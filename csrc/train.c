@@ -14,7 +14,7 @@
  * same geometry), then the scratch the backward passes need. */
 typedef struct {
     lf_plan f;
-    size_t grad[LF_MAX_LAYERS + 1]; /* where the gradient of tensor i (i >= 1) starts */
+    size_t grad[LF_MAX_LAYERS + 1]; /* where the gradient of tensor i starts (0: the input's, on request) */
     size_t scratch;
     size_t total;
 } grad_plan;
@@ -23,7 +23,7 @@ static void make_grad_plan(const lf_trainer *t, int lanes, grad_plan *p)
 {
     LF_ISA(make_plan)(t->layers, t->nlayers, lanes, &p->f);
     size_t at = p->f.total, need = 0;
-    for (int i = 1; i <= t->nlayers; i++) {
+    for (int i = 0; i <= t->nlayers; i++) {
         p->grad[i] = at;
         at += p->f.g[i].size;
     }
@@ -47,7 +47,7 @@ typedef struct {
     const lf_loss *loss;
     float scale;
     int second;
-    float *losses, *out;
+    float *losses, *out, *dinput;
 } batch_t;
 
 /* Forward and backward of work item it, its parameters' gradients added into slot (stored, when assign:
@@ -68,10 +68,10 @@ static int run_item(const batch_t *bt, int it, float *slot, int assign)
     LF_ISA(pack_input)(bt->input, first, count, &f->g[0], ws);
     LF_ISA(run_block)(layers, nl, f, ws, 0, 1);
     LF_ISA(unpack_output)(ws + f->off[nl], &f->g[nl], first, count, bt->out);
-    LF_ISA(loss_block)(bt->loss, ws + f->off[nl], &f->g[nl], bt->labels + first, count, bt->scale, bt->second,
-                       ws + p->grad[nl], bt->losses + first);
+    LF_ISA(loss_block)(bt->loss, ws + f->off[nl], &f->g[nl], bt->labels, first, count, bt->scale, bt->second,
+                       ws + p->grad[nl], bt->losses);
     int top = nl;
-    if (bt->second && layers[nl - 1].kind == LF_LAYER_RBF) {
+    if (bt->second && bt->loss->kind != LF_LOSS_LINEAR && layers[nl - 1].kind == LF_LAYER_RBF) {
         /* Gauss-Newton starts at the RBF's input: curvature 2 per unit (that of y_D). */
         top = nl - 1;
         const lf_geom *g = &f->g[top];
@@ -85,7 +85,7 @@ static int run_item(const batch_t *bt, int it, float *slot, int assign)
             .x = ws + f->off[i],
             .y = ws + f->off[i + 1],
             .dy = ws + p->grad[i + 1],
-            .dx = i > 0 ? ws + p->grad[i] : NULL,
+            .dx = i > 0 || bt->dinput ? ws + p->grad[i] : NULL,
             .gx = &f->g[i],
             .gy = &f->g[i + 1],
             .grad = slot,
@@ -101,6 +101,8 @@ static int run_item(const batch_t *bt, int it, float *slot, int assign)
         case LF_LAYER_RBF: LF_ISA(rbf_backward)(&layers[i], &b); break;
         }
     }
+    if (bt->dinput)
+        LF_ISA(unpack_output)(ws + p->grad[0], &f->g[0], first, count, bt->dinput);
     return 0;
 }
 
@@ -114,7 +116,7 @@ static int run_slot(const batch_t *bt, int s, int nslots, int nitems, float *slo
 }
 
 int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                     float scale, int second, float *grad, float *losses, float *out)
+                     float scale, int second, float *grad, float *losses, float *out, float *dinput)
 {
     if (n <= 0) {
         memset(grad, 0, t->nparams * sizeof(float));
@@ -126,7 +128,7 @@ int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t 
     make_grad_plan(t, 1, &plans[1]);
     const int nblocks = lf_blocks(n), nitems = lf_items(n, nblocks);
     const int nslots = nitems < LF_GRAD_SLOTS ? nitems : LF_GRAD_SLOTS;
-    const batch_t bt = {t, plans, input, n, nblocks, labels, loss, scale, second, losses, out};
+    const batch_t bt = {t, plans, input, n, nblocks, labels, loss, scale, second, losses, out, dinput};
     if (nslots == 1) /* one item: no thread team */
         return run_slot(&bt, 0, 1, nitems, grad);
 
@@ -160,7 +162,8 @@ int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *la
         const int m = n - s < batch_size ? n - s : batch_size;
         lf_input batch = *input;
         batch.data = (const char *)input->data + s * image;
-        if (LF_ISA(gradient)(t, &batch, m, labels + s, loss, 1.0f / m, 0, grad, losses + s, out + s * k) != 0)
+        if (LF_ISA(gradient)(t, &batch, m, labels + s, loss, 1.0f / m, 0, grad, losses + s, out + s * k,
+                             NULL) != 0)
             return -1;
         LF_ISA(update)(opt, params, grad, t->nparams);
     }

@@ -1,6 +1,7 @@
 /*
  * trainer.c: what training keeps between calls (struct lf_trainer in kernels.h): the gradient slots, and
- * for each convolution that passes a gradient back to its input, the transposed convolution that does it.
+ * for each convolution the transposed convolution that passes its gradient back to its input (the first
+ * layer's is used only when the caller asks for the input's gradient).
  * A valid convolution's input gradient is the full correlation of its output gradient with the kernels
  * rotated by 180 degrees, over the table read the other way: input map c gathers from every output map it
  * feeds. Written as a forward convolution (in ascending output-map order per input map), it runs on the
@@ -67,7 +68,7 @@ lf_trainer *lf_trainer_new(const lf_layer *layers, int nlayers, size_t nparams)
     t->layers = layers, t->nlayers = nlayers, t->nparams = nparams;
     t->slots = malloc((LF_GRAD_SLOTS - 1) * (nparams ? nparams : 1) * sizeof(float));
     int failed = !t->slots;
-    for (int i = 1; i < nlayers && !failed; i++)
+    for (int i = 0; i < nlayers && !failed; i++)
         if (layers[i].kind == LF_LAYER_CONV)
             failed = transpose(&layers[i], &t->transposed[i], &t->source[i]) != 0;
     if (failed) {

@@ -38,10 +38,11 @@ cdef extern from "lenet_fast.h" nogil:
         int normalize
     int lf_forward(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out)
     ctypedef enum lf_loss_kind:
-        LF_LOSS_MAP, LF_LOSS_RBF, LF_LOSS_XENT
+        LF_LOSS_MAP, LF_LOSS_RBF, LF_LOSS_XENT, LF_LOSS_LINEAR
     ctypedef struct lf_loss:
         lf_loss_kind kind
         float j
+        const float *dout
     ctypedef enum lf_opt_kind:
         LF_OPT_SGD, LF_OPT_ADAM, LF_OPT_SDLM
     ctypedef struct lf_optimizer:
@@ -56,7 +57,7 @@ cdef extern from "lenet_fast.h" nogil:
     lf_trainer *lf_trainer_new(const lf_layer *layers, int nlayers, size_t nparams)
     void lf_trainer_free(lf_trainer *t)
     int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                    float scale, int second, float *grad, float *losses, float *out)
+                    float scale, int second, float *grad, float *losses, float *out, float *dinput)
     void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams)
     int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
                  int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out)
@@ -422,6 +423,7 @@ cdef class Trainer:
         if not (j > 0 and j < 1e30):
             raise ValueError(f"j must be a positive number, got {j!r}")
         out.j = j
+        out.dout = NULL
         return out
 
     cdef cnp.ndarray _labels(self, labels, Py_ssize_t n):
@@ -451,12 +453,41 @@ cdef class Trainer:
             with nogil:
                 rc = lf_gradient(self.trainer, &inp, <int>n, <const int64_t *>cnp.PyArray_DATA(y), &ls, s, sec,
                                  <float *>cnp.PyArray_DATA(grad), <float *>cnp.PyArray_DATA(losses),
-                                 <float *>cnp.PyArray_DATA(out))
+                                 <float *>cnp.PyArray_DATA(out), NULL)
         finally:
             self._lock.release()
         if rc != 0:
             raise MemoryError("cannot allocate the per-thread workspace")
         return grad, losses, out
+
+    def backward(self, x, dout, bint normalize=False):
+        """(grad, dx, out): the backward pass from a chosen gradient dout at the output, (N,) + output_shape:
+        the parameters' gradients (params' layout, summed over the images), the gradient with respect to
+        the first layer's input, (N,) + input_shape (after normalization when normalize is set), and the
+        output. That is the gradient of sum(out * dout) (lenet_fast.h, LF_LOSS_LINEAR): on a one-layer
+        network, that layer's backward pass."""
+        cdef lf_input inp
+        cdef lf_loss ls
+        cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
+        cdef cnp.ndarray out = self.network._output(n)
+        d = float32_array(dout, "dout", (n,) + self.network.output_shape)
+        cdef cnp.ndarray g = d
+        cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
+        cdef cnp.ndarray dx = np.empty((n,) + self.network.input_shape, dtype=np.float32)
+        cdef int rc
+        ls.kind, ls.j, ls.dout = LF_LOSS_LINEAR, 0, <const float *>cnp.PyArray_DATA(g)
+        if not self._lock.acquire(False):
+            raise RuntimeError("this trainer is in use by another thread")
+        try:
+            with nogil:
+                rc = lf_gradient(self.trainer, &inp, <int>n, NULL, &ls, 1.0, 0, <float *>cnp.PyArray_DATA(grad),
+                                 <float *>cnp.PyArray_DATA(losses), <float *>cnp.PyArray_DATA(out),
+                                 <float *>cnp.PyArray_DATA(dx))
+        finally:
+            self._lock.release()
+        if rc != 0:
+            raise MemoryError("cannot allocate the per-thread workspace")
+        return grad, dx, out
 
     def train(self, x, labels, int batch_size, optimizer, str loss, double j=10.0, bint normalize=True):
         """Train on the images in order, batch_size at a time, each batch's mean gradient followed by an

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -34,6 +33,7 @@ EPILOG = f"""examples:
   {PROG} predict photo.jpg scans/              your own digits: image files or folders of them
   {PROG} train --data mnist/ --epochs 20 --out mine.npz
   {PROG} evaluate --data mnist/ --model mine.npz
+  {PROG} bench --quick                         lenet_fast beside NumPy, PyTorch and ONNX Runtime
 
 MNIST folders hold the four official files (gzipped or not); --data defaults to LENET_FAST_DATA."""
 
@@ -149,8 +149,13 @@ def _parser():
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=_evaluate)
 
-    p = commands.add_parser("bench", parents=[common], help="a quick timing of inference",
-                            description="Images per second of predict at batch 1 and 1024, both variants.")
+    p = commands.add_parser("bench", parents=[common], help="lenet_fast against NumPy, PyTorch, ONNX Runtime",
+                            description="The benchmark report: inference and training images/s of lenet_fast "
+                                        "beside its NumPy reference and, when installed, PyTorch and ONNX Runtime "
+                                        "(pip install \"lenet_fast[bench]\"), on the same network, input and "
+                                        "threads (1 and 2, or --threads).")
+    from . import bench
+    bench.add_arguments(p)
     p.set_defaults(run=_bench)
     return parser
 
@@ -267,20 +272,5 @@ def _evaluate(args):
 
 
 def _bench(args):
-    """A quick timing on random pixels and fresh weights, until the full benchmark suite arrives."""
-    images = np.random.default_rng(0).integers(0, 256, size=(1024, 28, 28), dtype=np.uint8)
-    print(_build_line())
-    for variant in VARIANTS:
-        model = LeNet5(variant, seed=0)
-        for batch, calls in ((1, 300), (1024, 3)):
-            x = images[:batch]
-            model.predict(x)  # warm up: workspaces, thread pool
-            best = math.inf
-            for _ in range(3):
-                start = time.perf_counter()
-                for _ in range(calls):
-                    model.predict(x)
-                best = min(best, time.perf_counter() - start)
-            print(f"{variant:8s} batch {batch:4d}: {calls * batch / best:10,.0f} images/s")
-    print("A quick check only; the full benchmark suite is on its way (in a source checkout: "
-          "python benchmarks/forward.py).")
+    from . import bench
+    bench.run(args)

@@ -134,23 +134,23 @@ def flat_params(arrays):
     return flat, views
 
 
+def layer_spec(layer, params, rbf_centers=None):
+    """The C engine's description (a _core.Network layer dict) of one layer, on params' arrays in place."""
+    p = layer.name + "."
+    if isinstance(layer, Conv):
+        return dict(kind="conv", out=layer.maps, kernel=(layer.kernel, layer.kernel), act=layer.act,
+                    table=layer.table, weight=params[p + "weight"], bias=params[p + "bias"])
+    if isinstance(layer, Subsample):
+        return dict(kind="subsample", pool=layer.pool, act=layer.act,
+                    coef=params.get(p + "coef"), bias=params.get(p + "bias"))
+    if isinstance(layer, Full):
+        return dict(kind="full", out=layer.units, act=layer.act, weight=params[p + "weight"], bias=params[p + "bias"])
+    return dict(kind="rbf", centers=rbf_centers)
+
+
 def build_network(variant, params, rbf_centers=None):
     """The C engine's Network for a variant, running on the given parameter arrays in place."""
-    specs = []
-    for layer in _layers(variant):
-        p = layer.name + "."
-        if isinstance(layer, Conv):
-            specs.append(dict(kind="conv", out=layer.maps, kernel=(layer.kernel, layer.kernel), act=layer.act,
-                              table=layer.table, weight=params[p + "weight"], bias=params[p + "bias"]))
-        elif isinstance(layer, Subsample):
-            specs.append(dict(kind="subsample", pool=layer.pool, act=layer.act,
-                              coef=params.get(p + "coef"), bias=params.get(p + "bias")))
-        elif isinstance(layer, Full):
-            specs.append(dict(kind="full", out=layer.units, act=layer.act,
-                              weight=params[p + "weight"], bias=params[p + "bias"]))
-        else:
-            specs.append(dict(kind="rbf", centers=rbf_centers))
-    return _core.Network(INPUT_SHAPE, specs)
+    return _core.Network(INPUT_SHAPE, [layer_spec(layer, params, rbf_centers) for layer in _layers(variant)])
 
 
 FORMAT_VERSION = 1

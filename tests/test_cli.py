@@ -208,14 +208,6 @@ def test_user_errors_end_with_one_line_and_a_status(case, tmp_path, fresh_model)
     assert result.stdout == ""
 
 
-def test_bench_times_both_variants():
-    out = ok("bench", "--threads", "1", env={"OMP_NUM_THREADS": "2"}).stdout
-    assert ", 1 thread" in out
-    for variant in ("classic", "modern"):
-        for batch in (1, 1024):
-            assert re.search(rf"^{variant}\s+batch\s+{batch}:\s+[\d,]+ images/s$", out, re.M), out
-
-
 @pytest.mark.parametrize("command", [[], ["predict"], ["train"], ["evaluate"], ["bench"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:

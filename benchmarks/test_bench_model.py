@@ -1,0 +1,57 @@
+"""The whole network, classic and modern: inference at batch 1, 64 and 1024, and one training step (forward,
+backward, SGD-with-momentum update; MAP loss for classic, cross-entropy for modern) at batch 1, 32 and 256,
+lenet_fast beside the NumPy reference, on 1 and 2 threads (conftest.py). For PyTorch and ONNX Runtime
+beside them, and a report with the machine's peak: lenet-fast bench.
+"""
+import numpy as np
+import pytest
+
+from lenet_fast import optim, paper, reference
+from lenet_fast.model import LeNet5
+
+from bench_data import ENGINES, digits
+
+VARIANTS = ["classic", "modern"]
+LR = 1e-5  # small: many steps on one batch must not move the weights anywhere strange
+
+
+def reference_params(model):
+    params = dict(model.params)
+    if model.variant == "classic":
+        params["rbf.centers"] = paper.rbf_centers()
+    return params
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("batch", [1, 64, 1024])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_inference(benchmark, variant, batch, engine, threads):
+    benchmark.group = f"{variant} inference, batch {batch}, {threads} thread(s)"
+    model = LeNet5(variant, seed=0)
+    x = digits(batch)[0]
+    if engine == "lenet_fast":
+        benchmark(model.forward, x, normalized=True)
+    else:
+        benchmark(reference.forward, reference_params(model), x, variant)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("batch", [1, 32, 256])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_training_step(benchmark, variant, batch, engine, threads):
+    benchmark.group = f"{variant} training step, batch {batch}, {threads} thread(s)"
+    model = LeNet5(variant, seed=0)
+    x, y = digits(batch)
+    if engine == "lenet_fast":
+        trainer, opt = model._get_trainer(), optim.SGD(lr=LR, momentum=0.9)
+        opt.bind(model.params_vector.size)
+        benchmark(trainer.train, x, y, batch, opt, model.default_loss, paper.MAP_J, False)
+        return
+    params = {k: v.copy() for k, v in reference_params(model).items()}
+    velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
+
+    def step():
+        _, grads = reference.backward(params, x, y, variant)
+        for k, g in grads.items():
+            params[k], velocity[k] = reference.sgd_update(params[k], g / batch, velocity[k], LR, 0.9)
+    benchmark(step)

@@ -1,0 +1,535 @@
+"""The benchmark report: lenet_fast beside its NumPy reference, PyTorch and ONNX Runtime, in one process.
+
+    lenet-fast bench [--quick] [--json FILE] [--chart FILE]       (or python -m lenet_fast.bench)
+
+Every engine runs the same network (classic and modern LeNet-5, lenet_fast's weights; how the peers build
+it: lenet_fast.peers) on the same input, (N, 1, 32, 32) float32 digits already in the paper's range, at
+the same thread count. A peer is timed only after its outputs (and, for training, its gradients) agree
+with lenet_fast's; one that disagrees is reported as refused, never timed. PyTorch and ONNX Runtime are
+optional (pip install "lenet_fast[bench]"); the report says which were absent.
+
+Timing: for each setting the engines run in turn, repeat after repeat (interleaved, so that the machine's
+load drifts over all of them alike), each repeat timing as many calls as fill --min-time seconds after one
+untimed call, after a 20 ms pause that lets the previous engine's idle threads stop spinning; the table
+gives the median. Inference is a forward pass at batch 1, 64 and 1024; training
+is one step at batch 32 (forward, backward and an SGD-with-momentum update: lenet_fast's trainer, the
+reference's backward and update, torch's loss.backward() and optimizer.step()).
+
+The machine's peak is measured in the same run: a large float32 matrix product through numpy at each
+thread count, the fastest of 5. Share of peak = images/s * FLOPs per image / peak, FLOPs being twice the
+multiply-adds of the convolutions, full layers and RBF (LENET5.md; C3 by its table, though the peers run it
+dense), three times that for a training step (forward, input gradients, weight gradients). The reference's
+BLAS runs on one thread (threadpoolctl): OpenBLAS's idle threads spin after each call and would take the
+core the next engine needs. The machine's load average is recorded: on a busy machine, figures on more
+threads than the idle cores say little.
+"""
+import contextlib
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import lenet_fast
+
+from . import optim, paper, peers, reference
+from .cli import _positive_float, _positive_int
+from .datasets import synthetic_digits
+from .model import Conv, Full, LeNet5, RBF
+
+ENGINES = ("lenet_fast", "reference", "torch", "onnxruntime")
+TRAINERS = ("lenet_fast", "reference", "torch")
+VARIANTS = ("classic", "modern")
+TRAIN_BATCH = 32
+LR = 1e-5  # small: thousands of timed steps on one batch must not move the weights anywhere strange
+PAUSE = 0.02  # seconds between two engines' timings (interleaved)
+TOLERANCE = 1e-4  # of the largest entry: far above float32 rounding, far below a wrong layer
+# The README's goals, for lenet_fast's classic network.
+GOALS = [
+    dict(name="inference at batch 1024", task="inference", batch=1024, threads="max", images_per_second=120_000),
+    dict(name="one image", task="inference", batch=1, threads=1, microseconds=20),
+    dict(name="training at batch 32", task="train", batch=32, threads=2, images_per_second=30_000),
+]
+
+
+# --- the machine ------------------------------------------------------------------------------------------
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_limit(threads):
+    """A context limiting numpy's BLAS to threads, or None without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def blas_info():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed: BLAS threads not limited)"
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in libs) or "none"
+
+
+def load_average():
+    """The 1-minute load average (other processes compete for the cores), or None where unknown."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def machine(engines):
+    info = lenet_fast.build_info()
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "lenet_fast": info["version"]}
+    for name in ("torch", "onnxruntime"):
+        if name in engines:
+            versions[name] = sys.modules[name].__version__
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "isa": info["isa"],
+        "openmp": info["openmp"],
+        "blas": blas_info(),
+        "versions": versions,
+    }
+
+
+def matmul_peak(threads, size, repeats=5):
+    """GFLOP/s of a size x size float32 matrix product through numpy on threads BLAS threads (the fastest of
+    repeats: a peak, what the machine can do when nothing else runs), and whether the thread count was
+    actually set."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, size, size), dtype=np.float32)
+    limit = blas_limit(threads)
+    with limit if limit is not None else contextlib.nullcontext():
+        a @ b
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - start)
+    return 2 * size**3 / min(times) / 1e9, limit is not None
+
+
+def flops_per_image(variant):
+    """2 x the multiply-adds of one image's forward pass: convolutions (C3 by its table), full layers and
+    the RBF distances; pooling and activations not counted (LENET5.md)."""
+    macs, (c, h, w) = 0, (1, paper.INPUT_SIZE, paper.INPUT_SIZE)
+    for layer in LeNet5(variant).layers:
+        if isinstance(layer, Conv):
+            h, w = h - layer.kernel + 1, w - layer.kernel + 1
+            inputs = layer.table.sum() if layer.table is not None else layer.maps * c
+            macs += int(inputs) * layer.kernel**2 * h * w
+            c = layer.maps
+        elif isinstance(layer, (Full, RBF)):
+            macs += c * h * w * layer.units
+            c, h, w = layer.units, 1, 1
+        else:
+            h, w = h // 2, w // 2
+    return 2 * macs
+
+
+# --- timing -----------------------------------------------------------------------------------------------
+
+
+def timed(fn, min_time):
+    """Seconds per call of fn over as many calls as fill min_time, after one untimed call."""
+    fn()
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / calls
+
+
+def interleaved(fns, repeats, min_time):
+    """name -> list of seconds per call, the engines taking turns within every repeat, each after a pause in
+    which the previous engine's idle threads stop spinning (ONNX Runtime's, measured, took a core from
+    lenet_fast's second thread: batch 64 on 2 threads at 40,000-55,000 images/s right after it, 76,000-89,000
+    after a 20 ms pause)."""
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            time.sleep(PAUSE)
+            times[name].append(timed(fn, min_time))
+    return times
+
+
+# --- the engines ------------------------------------------------------------------------------------------
+
+
+def available_peers(wanted):
+    """(engines importable among wanted, {engine: why absent})."""
+    found, absent = [], {}
+    for name in wanted:
+        modules = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx")}.get(name, ())
+        try:
+            for module in modules:
+                __import__(module)
+            found.append(name)
+        except ImportError as exc:
+            absent[name] = f"not installed ({exc.name}); pip install \"lenet_fast[bench]\""
+    return found, absent
+
+
+def agree(got, want, what):
+    """None when got matches want (lenet_fast's) within TOLERANCE of want's largest entry, else why not."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if got.shape != want.shape:
+        return f"{what}: shape {got.shape}, lenet_fast's {want.shape}"
+    off = np.abs(got - want).max() / max(np.abs(want).max(), 1e-30)
+    return None if off <= TOLERANCE else f"{what}: off by {off:.1e} of the largest entry"
+
+
+class Engines:
+    """Each engine's forward and training step for one variant, and the check that it computes lenet_fast's
+    numbers before it is timed."""
+
+    def __init__(self, variant, engines, x_check, y_check):
+        self.variant, self.engines = variant, list(engines)
+        self.model = LeNet5(variant, seed=0)
+        self.params = dict(self.model.params)
+        if variant == "classic":
+            self.params["rbf.centers"] = paper.rbf_centers()
+        self.refused = {}
+        self.sessions = {}
+        if "torch" in self.engines or "onnxruntime" in self.engines:
+            self._build_peers()
+        want = self.model.forward(x_check, normalized=True)
+        for name in self.engines[1:]:
+            problem = agree(self.forward(name, 1)(x_check), want, f"{name} {variant} output")
+            if name == "torch" and problem is None:
+                problem = self._check_torch_gradient(x_check, y_check)
+            if problem:
+                self.refused[name] = problem
+        self.engines = [e for e in self.engines if e not in self.refused]
+
+    def _build_peers(self):
+        if "torch" in self.engines:
+            import torch
+            self.torch = torch
+            self.torch_model = peers.torch_model(self.model)
+            self.torch_loss = peers.torch_loss(self.variant)
+        if "onnxruntime" in self.engines:
+            self.onnx_bytes = peers.onnx_model(self.model)
+
+    def _check_torch_gradient(self, x, y):
+        grads, _ = self.model.gradient(x, y, normalized=True)
+        self.torch_model.zero_grad()
+        self.torch_loss(self.torch_model(self.torch.from_numpy(x)), self.torch.from_numpy(y)).backward()
+        got = self.torch_model.gradients()
+        for name, g in grads.items():
+            problem = agree(got[name], g / len(x), f"torch {self.variant} gradient of {name}")
+            if problem:
+                return problem
+        return None
+
+    def set_threads(self, threads):
+        lenet_fast.set_num_threads(threads)
+        if hasattr(self, "torch"):
+            self.torch.set_num_threads(threads)
+
+    def forward(self, name, threads):
+        """A function of x: the engine's forward pass on threads threads."""
+        if name == "lenet_fast":
+            return lambda x: self.model.forward(x, normalized=True)
+        if name == "reference":
+            return lambda x: reference.forward(self.params, x, self.variant)
+        if name == "torch":
+            model, torch = self.torch_model, self.torch
+
+            def run(x):
+                with torch.inference_mode():
+                    return model(torch.from_numpy(x)).numpy()
+            return run
+        if threads not in self.sessions:
+            self.sessions[threads] = peers.onnx_session(self.onnx_bytes, threads)
+        session = self.sessions[threads]
+        return lambda x: session.run(None, {"x": x})[0]
+
+    def train_step(self, name, x, y):
+        """A function of no arguments: one training step of the engine on (x, y), on its own copy of the
+        weights."""
+        if name == "lenet_fast":
+            model = LeNet5(self.variant, seed=0)
+            trainer, opt, loss = model._get_trainer(), optim.SGD(lr=LR, momentum=0.9), model.default_loss
+            opt.bind(model.params_vector.size)
+            return lambda: trainer.train(x, y, len(x), opt, loss, paper.MAP_J, False)
+        if name == "reference":
+            params = {k: v.copy() for k, v in self.params.items()}
+            velocity = {k: np.zeros_like(v) for k, v in self.model.params.items()}
+
+            def step():
+                _, grads = reference.backward(params, x, y, self.variant)
+                for k, g in grads.items():
+                    params[k], velocity[k] = reference.sgd_update(params[k], g / len(x), velocity[k], LR, 0.9)
+            return step
+        torch = self.torch
+        model, loss_fn = peers.torch_model(self.model), self.torch_loss
+        opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(xt), yt).backward()
+            opt.step()
+        return step
+
+
+# --- the report -------------------------------------------------------------------------------------------
+
+
+def run(args, out=None):
+    """Measure, print the markdown report to out (default stdout), write --json and --chart; returns the
+    results dict."""
+    out = out or sys.stdout
+    for option, path in (("--json", args.json), ("--chart", args.chart)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):  # found now, not after the run
+            raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+    started = time.perf_counter()
+    quick = args.quick
+    threads_list = [args.threads] if getattr(args, "threads", None) else [1, 2]
+    batches = args.batches or ([1, 64] if quick else [1, 64, 1024])
+    repeats = args.repeats or (3 if quick else 7)
+    min_time = args.min_time or (0.01 if quick else 0.1)
+    variants = args.variants or list(VARIANTS)
+    # lenet_fast first, always: the others are checked against it and measured relative to it
+    engines, refused = available_peers([e for e in ENGINES if e == "lenet_fast" or e in (args.engines or ENGINES)])
+    saved_threads = lenet_fast.get_num_threads()
+    load_before = load_average()
+
+    peak_size = 1024 if quick else 2048
+    peaks, blas_set = {}, True
+    for t in threads_list:
+        peaks[t], blas_set = matmul_peak(t, peak_size)
+
+    n_max = max(batches + [TRAIN_BATCH])
+    digits, labels = synthetic_digits(max(n_max, 64), seed=0)
+    x_all = np.ascontiguousarray(reference.normalize_input(digits), np.float32)
+    y_all = labels.astype(np.int64)
+    results = []
+    limit = blas_limit(1)
+    try:
+        with limit if limit is not None else contextlib.nullcontext():
+            for variant in variants:
+                e = Engines(variant, engines, x_all[:64], y_all[:64])
+                for name, why in e.refused.items():
+                    refused[name] = why
+                results += _measure(e, variant, batches, threads_list, x_all, y_all, repeats, min_time, peaks)
+    finally:
+        lenet_fast.set_num_threads(saved_threads)
+
+    report = {
+        "command": command(args),
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(engines),
+        "settings": {"quick": quick, "threads": threads_list, "batches": batches, "train_batch": TRAIN_BATCH,
+                     "repeats": repeats, "min_time_s": min_time, "input": "(N, 1, 32, 32) float32, paper range",
+                     "reference_blas_threads": 1 if limit is not None else "unknown"},
+        "peak": {"matmul_size": peak_size, "blas_threads_set": blas_set,
+                 "gflops": {str(t): round(g, 2) for t, g in peaks.items()}},
+        "flops_per_image": {v: flops_per_image(v) for v in variants},
+        "refused": refused,
+        "results": results,
+        "goals": _goals(results, threads_list),
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_average": {"before": load_before, "after": load_average()},
+    }
+    print(markdown(report), file=out)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")
+        print(f"\nresults written to {args.json}", file=out)
+    if args.chart:
+        print(chart(report, args.chart), file=out)
+    return report
+
+
+def command(args):
+    """The lenet-fast command line that repeats this run."""
+    words = ["lenet-fast bench"]
+    for option in ("quick", "threads", "engines", "variants", "batches", "repeats", "min_time", "json", "chart"):
+        value = getattr(args, option, None)
+        if value is True:
+            words.append("--" + option)
+        elif value:
+            words.append(f"--{option.replace('_', '-')} " + (" ".join(map(str, value)) if isinstance(value, list) else str(value)))
+    return " ".join(words)
+
+
+def _measure(e, variant, batches, threads_list, x_all, y_all, repeats, min_time, peaks):
+    rows = []
+    flops = flops_per_image(variant)
+    for batch in batches:
+        x = x_all[:batch]
+        for t in threads_list:
+            e.set_threads(t)
+            fns = {name: (lambda f=e.forward(name, t): f(x)) for name in e.engines}
+            rows += _rows(variant, "inference", batch, t, interleaved(fns, repeats, min_time), flops, peaks[t])
+    x, y = x_all[:TRAIN_BATCH], y_all[:TRAIN_BATCH]
+    for t in threads_list:
+        e.set_threads(t)
+        fns = {name: e.train_step(name, x, y) for name in e.engines if name in TRAINERS}
+        rows += _rows(variant, "train", TRAIN_BATCH, t, interleaved(fns, repeats, min_time), 3 * flops, peaks[t])
+    return rows
+
+
+def _rows(variant, task, batch, threads, times, flops, peak):
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    rows = []
+    for name, s in med.items():
+        ips = batch / s
+        rows.append({"variant": variant, "task": task, "batch": batch, "threads": threads, "engine": name,
+                     "seconds_per_batch": s, "images_per_second": ips,
+                     "lenet_fast_speedup": s / med["lenet_fast"], "peak_share": ips * flops / (peak * 1e9),
+                     "repeats_s": [round(v, 9) for v in times[name]]})
+    return rows
+
+
+def _goals(results, threads_list):
+    out = []
+    for g in GOALS:
+        threads = max(threads_list) if g["threads"] == "max" else g["threads"]
+        row = next((r for r in results if r["engine"] == "lenet_fast" and r["variant"] == "classic"
+                    and r["task"] == g["task"] and r["batch"] == g["batch"] and r["threads"] == threads), None)
+        if row is None:
+            continue
+        if "microseconds" in g:
+            got = row["seconds_per_batch"] * 1e6
+            out.append({"goal": f"{g['name']}: at most {g['microseconds']} us ({threads} thread)",
+                        "measured": f"{got:.1f} us", "met": got <= g["microseconds"]})
+        else:
+            got = row["images_per_second"]
+            out.append({"goal": f"{g['name']}: at least {g['images_per_second']:,} images/s ({threads} threads)",
+                        "measured": f"{got:,.0f} images/s", "met": got >= g["images_per_second"]})
+    return out
+
+
+def _cell(r):
+    if r is None:
+        return "-"
+    ratio = "" if r["engine"] == "lenet_fast" else f"{r['lenet_fast_speedup']:.1f}x; "
+    return f"{r['images_per_second']:,.0f} ({ratio}{100 * r['peak_share']:.1f}%)"
+
+
+def markdown(report):
+    m = report["machine"]
+    lines = [
+        f"# lenet_fast benchmark, {report['date']}",
+        "",
+        f"- machine: {m['cpu']}, {m['usable_cores']} usable cores of {m['cores']}; lenet_fast path {m['isa']}, "
+        f"OpenMP {'on' if m['openmp'] else 'off'}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"- numpy BLAS: {m['blas']}",
+        f"- peak (numpy float32 {report['peak']['matmul_size']}^2 matrix product): "
+        + ", ".join(f"{g:.1f} GFLOP/s on {t} thread{'s' if t != '1' else ''}" for t, g in report["peak"]["gflops"].items())
+        + ("" if report["peak"]["blas_threads_set"] else " (BLAS threads unknown: threadpoolctl not installed)"),
+        "- FLOPs per image: " + ", ".join(f"{v} {f:,}" for v, f in report["flops_per_image"].items())
+        + " (forward; a training step counts 3 times that)",
+        f"- command: `{report['command']}`; medians of {report['settings']['repeats']} interleaved repeats; "
+        f"reference BLAS threads: {report['settings']['reference_blas_threads']}",
+    ]
+    engines = [e for e in ENGINES if any(r["engine"] == e for r in report["results"])]
+    lines += [
+        "",
+        "Cells: images/s (how many times faster lenet_fast is; share of the peak).",
+        "",
+        "| variant | task | batch | threads | lenet_fast us per batch | " + " | ".join(engines) + " |",
+        "| --- | --- | ---: | ---: | ---: |" + " ---: |" * len(engines),
+    ]
+    settings = {}
+    for r in report["results"]:
+        settings.setdefault((r["variant"], r["task"], r["batch"], r["threads"]), {})[r["engine"]] = r
+    for (variant, task, batch, threads), by_engine in settings.items():
+        cells = [_cell(by_engine.get(e)) for e in engines]
+        lines.append(f"| {variant} | {task} | {batch} | {threads} "
+                     f"| {by_engine['lenet_fast']['seconds_per_batch'] * 1e6:,.1f} | " + " | ".join(cells) + " |")
+    if report["goals"]:
+        lines += ["", "| goal (lenet_fast, classic) | measured | met |", "| --- | ---: | --- |"]
+        lines += [f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else 'no'} |" for g in report["goals"]]
+    load = report["load_average"]
+    if load["before"] is not None and load["before"] > 0.5:
+        lines.append(f"\nThe machine was not idle (1-minute load average {load['before']} at the start, "
+                     f"on {m['usable_cores']} cores): other processes took cores, and figures on more "
+                     "threads than the idle cores are low by an unknown amount.")
+    for name, why in report["refused"].items():
+        lines.append(f"\n{name}: not reported: {why}")
+    return "\n".join(lines)
+
+
+def chart(report, path):
+    """Writes a PNG of images/s against batch size per engine (inference, each variant, the most threads);
+    returns a line to print."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return f"no chart: matplotlib is not installed (pip install matplotlib); {path} not written"
+    rows = [r for r in report["results"] if r["task"] == "inference"]
+    variants = sorted({r["variant"] for r in rows}, key=VARIANTS.index)
+    fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4.5), squeeze=False)
+    colors = dict(zip(ENGINES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, variant in zip(axes[0], variants):
+        for engine in ENGINES:
+            for t in report["settings"]["threads"]:
+                pts = sorted((r["batch"], r["images_per_second"]) for r in rows
+                             if r["variant"] == variant and r["engine"] == engine and r["threads"] == t)
+                if pts:
+                    ax.plot(*zip(*pts), marker="o", color=colors[engine], linestyle="-" if t == max(report["settings"]["threads"]) else "--",
+                            label=f"{engine}, {t} thread{'s' if t != 1 else ''}")
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s", title=f"LeNet-5 {variant}, inference")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{report['machine']['cpu']}, {report['date']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"chart written to {path}"
+
+
+def add_arguments(p):
+    """The options of lenet-fast bench and python -m lenet_fast.bench."""
+    p.add_argument("--quick", action="store_true", help="a short run (under 30 s): batches 1 and 64, 3 repeats")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--chart", metavar="FILE", help="write a PNG chart of images/s against batch (needs matplotlib)")
+    p.add_argument("--engines", nargs="+", choices=ENGINES, metavar="ENGINE",
+                   help=f"engines to compare (default: all installed of {', '.join(ENGINES)})")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, help="networks (default both)")
+    p.add_argument("--batches", nargs="+", type=_positive_int, metavar="N",
+                   help="inference batch sizes (default 1 64 1024)")
+    p.add_argument("--repeats", type=_positive_int, metavar="N", help="interleaved repeats per setting (default 7)")
+    p.add_argument("--min-time", type=_positive_float, metavar="S", help="seconds each timing fills (default 0.1)")
+
+
+def main(argv=None):
+    """python -m lenet_fast.bench [options]: the same as lenet-fast bench [options]."""
+    from .cli import main as cli_main
+    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
