@@ -197,4 +197,7 @@ def onnx_session(model_bytes, threads):
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle workers block instead of spinning: spinning ones keep a core after each run, and the engine timed
+    # next (the engines take turns) would find it taken (measured: lenet_fast on 2 threads lost a quarter).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
