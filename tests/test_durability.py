@@ -17,8 +17,11 @@ from lenet_fast import optim
 from lenet_fast.datasets import synthetic_digits
 
 FIT = textwrap.dedent("""
+    import signal
     import sys
     import lenet_fast
+    # Python leaves SIGINT alone when it starts ignored (a background job of a shell script, as CI may be).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from lenet_fast.datasets import synthetic_digits
     x, y = synthetic_digits(800, seed=1)
     print("ready", flush=True)
