@@ -427,12 +427,13 @@ def write_npz(path, arrays):
     tmp = None
     try:
         while tmp is None:
-            name = os.path.join(folder, f".lenet_fast-{secrets.token_hex(8)}.tmp")
+            # Named before it exists: Ctrl-C can land right after os.open returns, and the cleanup below
+            # must know the file then.
+            tmp = os.path.join(folder, f".lenet_fast-{secrets.token_hex(8)}.tmp")
             try:  # mode 0666 less the umask, as open() gives (never os.umask: it is process-wide)
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-            except FileExistsError:
-                continue
-            tmp = name
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:  # someone else's: not ours to remove
+                tmp = None
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
