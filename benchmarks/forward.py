@@ -20,17 +20,7 @@ from threadpoolctl import threadpool_limits
 
 import lenet_fast
 from lenet_fast import paper, reference
-
-
-def timed(fn, min_seconds=0.05):
-    """Seconds per call of fn, over enough calls to last min_seconds."""
-    calls, start = 0, time.perf_counter()
-    while True:
-        fn()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return elapsed / calls
+from lenet_fast.bench import timed
 
 
 def main():
@@ -66,7 +56,7 @@ def run(args):
                 times = {name: [] for name in engines}
                 for _ in range(args.repeats):
                     for name, fn in engines.items():
-                        times[name].append(timed(fn))
+                        times[name].append(timed(fn, 0.05))
                 med = {name: statistics.median(t) for name, t in times.items()}
                 fast, ref = n / med["lenet_fast"], n / med["reference"]
                 print(f"| {variant} | {n} | {threads} | {fast:,.0f} | {ref:,.0f} | {fast / ref:.1f}x "

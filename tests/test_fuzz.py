@@ -23,21 +23,14 @@ from hypothesis import strategies as st
 
 import lenet_fast
 from lenet_fast import _core, optim, paper
-from lenet_fast import reference as ref
 from lenet_fast.datasets import read_idx
+from test_model import reference_forward
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = ["|u1", "|i1", "<u2", ">u2", "<i4", ">i8", "<f2", "<f4", ">f4", "<f8", ">f8", "|b1", "<c8"]
 SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 1.0, 1.5, -1e-3, 1e-45, 300.0, -1.0, 1e300]
 MODELS = {v: lenet_fast.LeNet5(v, seed=7) for v in ("classic", "modern")}
-
-
-def reference_forward(model, images):
-    params = {name: np.float64(a) for name, a in model.params.items()}
-    if model.variant == "classic":
-        params["rbf.centers"] = paper.rbf_centers(np.float64)
-    return ref.forward(params, ref.normalize_input(images).astype(np.float64), model.variant)
 
 
 def laid_out(a, layout):
