@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 import lenet_fast
-from lenet_fast import distort, optim, paper
+from lenet_fast import bench, distort, optim, paper
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results")
@@ -119,18 +119,8 @@ def expanded(x, y, copies, seed):
 
 
 def machine():
-    model = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")
-    return {"cpu": model, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+    return {"cpu": bench.cpu_model(), "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
             "python": platform.python_version(), "numpy": np.__version__, "lenet_fast": lenet_fast.build_info()}
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def commit():

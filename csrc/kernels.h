@@ -210,8 +210,9 @@ static inline void lf_transpose_shape(const lf_layer *l, lf_layer *t)
     t->weight_at = t->bias_at = -1;
 }
 
-/* Rebuilds the transposed convolutions' kernels from the current weights (squared when second is set). */
-void lf_trainer_rotate(lf_trainer *t, int second);
+/* Rebuilds the transposed convolutions' kernels of layers first.. from the current weights (squared when
+ * second is set); first is 1 when nobody asks for the input's gradient. */
+void lf_trainer_rotate(lf_trainer *t, int second, int first);
 
 /* One layer's backward pass on one block. */
 typedef struct {

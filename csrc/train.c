@@ -122,7 +122,7 @@ int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t 
         memset(grad, 0, t->nparams * sizeof(float));
         return 0;
     }
-    lf_trainer_rotate(t, second);
+    lf_trainer_rotate(t, second, dinput == NULL);
     grad_plan plans[2];
     make_grad_plan(t, LF_LANES, &plans[0]);
     make_grad_plan(t, 1, &plans[1]);

@@ -78,9 +78,9 @@ lf_trainer *lf_trainer_new(const lf_layer *layers, int nlayers, size_t nparams)
     return t;
 }
 
-void lf_trainer_rotate(lf_trainer *t, int second)
+void lf_trainer_rotate(lf_trainer *t, int second, int first)
 {
-    for (int i = 0; i < t->nlayers; i++) {
+    for (int i = first; i < t->nlayers; i++) {
         const lf_layer *l = &t->layers[i], *tr = &t->transposed[i];
         if (!tr->weight)
             continue;

@@ -411,9 +411,8 @@ def _rows(variant, task, batch, threads, times, flops, peak):
 
 
 def _goals(results, threads_list):
-    out = []
+    out, threads = [], min(2, max(threads_list))
     for g in GOALS:
-        threads = min(2, max(threads_list))
         row = next((r for r in results if r["engine"] == "lenet_fast" and r["variant"] == "classic"
                     and r["task"] == g["task"] and r["batch"] == g["batch"] and r["threads"] == threads), None)
         if row is None:

@@ -8,6 +8,7 @@ Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for th
 - ``modern``: what most tutorials call LeNet-5: ReLU, max pooling, C3 connected to all six S2 maps, a
   linear 84 -> 10 output read through softmax, He initialisation.
 """
+import functools
 import os
 import secrets
 import threading
@@ -184,6 +185,25 @@ class Params(Mapping):
         return "Params(" + ", ".join(f"{k}: {tuple(a.shape)}" for k, a in self._arrays.items()) + ")"
 
 
+def _uses_weights(method):
+    """Marks a LeNet5 method that reads or sets the weights: refused while another thread trains the model,
+    and registered (a token in model._users) while it runs, so that fit() waits for it (see LeNet5.__init__).
+    The token is added and discarded inside one try block: an interrupt anywhere leaves none behind."""
+    @functools.wraps(method)
+    def use(self, *args, **kwargs):
+        token = object()
+        try:
+            self._users.add(token)
+            fitter = self._fit_thread
+            if fitter is not None and fitter != threading.get_ident():
+                raise RuntimeError("this model is being trained in another thread; use it after fit returns "
+                                   "(or use a copy: lenet_fast.load of a checkpoint)")
+            return method(self, *args, **kwargs)
+        finally:
+            self._users.discard(token)
+    return use
+
+
 class LeNet5:
     """LeNet-5 (LeCun et al., 1998) on the C engine.
 
@@ -207,11 +227,10 @@ class LeNet5:
         self._trainer = None
         # Training and every other use from other threads exclude each other (README, "Safety and checks"):
         # _fit_thread is the thread inside fit(), if any (set under _fit_lock); _users holds a token per call
-        # using the weights (forward, gradient, save, set_params) now running, which fit() waits for before
-        # it changes them. No lock on the prediction path: set add and discard are atomic, and a call enters
+        # using the weights (the methods marked _uses_weights) now running, which fit() waits for before it
+        # changes them. No lock on the prediction path: set add and discard are atomic, and a call enters
         # _users before it looks at _fit_thread while fit() sets _fit_thread before it looks at _users, so
-        # one of the two always sees the other. A call discards its token in a finally clause (an interrupt
-        # anywhere leaves none behind).
+        # one of the two always sees the other.
         self._fit_lock = threading.Lock()
         self._fit_thread = None
         self._users = set()
@@ -241,37 +260,18 @@ class LeNet5:
         """The classic output layer's fixed (10, 84) prototypes (None for modern)."""
         return None if self._centers is None else self._centers.copy()
 
+    @_uses_weights
     def set_params(self, params):
         """Copy new values into every parameter; params must name each one with its exact shape."""
-        checked = _check_params(self.variant, params)
-        token = object()
-        try:
-            self._begin_use(token)
-            for name, value in checked.items():
-                self._params[name][...] = value
-        finally:
-            self._users.discard(token)
+        for name, value in _check_params(self.variant, params).items():
+            self._params[name][...] = value
 
-    def _begin_use(self, token):
-        """Register a call that uses the weights (the caller discards token when it ends, in a finally
-        clause); refused while another thread trains the model."""
-        self._users.add(token)
-        fitter = self._fit_thread
-        if fitter is not None and fitter != threading.get_ident():
-            raise RuntimeError("this model is being trained in another thread; use it after fit returns "
-                               "(or use a copy: lenet_fast.load of a checkpoint)")
-
+    @_uses_weights
     def forward(self, x, normalized=False):
         """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern).
         FloatingPointError if they overflow (weights so large that float32 cannot hold the result)."""
         x, normalize = _as_batch(x, normalized)
-        token = object()
-        try:
-            self._begin_use(token)
-            out = self._net.forward(x, normalize)
-        finally:
-            self._users.discard(token)
-        return out.reshape(len(x), self._net.output_shape[0])
+        return self._net.forward(x, normalize).reshape(len(x), self._net.output_shape[0])
 
     def predict(self, x, normalized=False):
         """(N,) int64 class ids."""
@@ -305,6 +305,7 @@ class LeNet5:
                    j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint, resume=resume,
                    normalized=normalized, augment=augment)
 
+    @_uses_weights
     def gradient(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
         """(grads, losses): the gradient of the summed loss of the images, as an ordered mapping of the
         parameters' names to float32 arrays, and each image's loss."""
@@ -314,12 +315,7 @@ class LeNet5:
         y = check_labels(labels, len(x))
         loss = self.default_loss if loss is None else loss
         self._check_loss(loss, j)
-        token = object()
-        try:
-            self._begin_use(token)
-            grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
-        finally:
-            self._users.discard(token)
+        grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
         if not (_core.all_finite(losses) and _core.all_finite(grad)):
             raise FloatingPointError("the loss or its gradient is not finite: float32 overflowed (weights or "
                                      "inputs far too large)")
@@ -347,6 +343,7 @@ class LeNet5:
 
         return Fitting(self)
 
+    @_uses_weights
     def save(self, path):
         """Save to a .npz file (format version, variant and parameters; no pickled objects). The file is
         written beside its destination and moved into place, so a failure leaves no half-written file."""
@@ -462,12 +459,7 @@ def save(model, path):
     """Write model to path as .npz: format version, variant, parameters (see LeNet5.save). Weights that are
     not finite (a diverged run) are refused: such a file could not be loaded."""
     arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
-    token = object()
-    try:
-        model._begin_use(token)
-        arrays.update((name, a.copy()) for name, a in model.params.items())
-    finally:
-        model._users.discard(token)
+    arrays.update(model.params)
     check_finite(arrays)
     write_npz(path, arrays)
 
