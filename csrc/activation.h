@@ -40,17 +40,34 @@ static inline __attribute__((always_inline)) lf_vf lf_scaled_tanh(lf_vf x, float
         q = q * z + lf_set1(lf_scaled_coef(LF_TANH_Q, i, s2, 1.0f));
     /* The fit overshoots 1 slightly at the clamp, so that the output clamp gives exactly +-g there. */
     const lf_vf limit = lf_set1(g);
-    return lf_max(-limit, lf_min(limit, x * (p * lf_rcp(q))));
+    return lf_max(-limit, lf_min(limit, x * (p / q)));
+}
+
+/* The activation of n vectors in place. The switch stands outside the loop, so that a kernel's tile of
+ * accumulators becomes one straight run of independent arithmetic that the processor overlaps (a switch per
+ * vector serialises the polynomial chains). */
+static inline __attribute__((always_inline)) void lf_activate_all(lf_vf *v, int n, lf_act act)
+{
+    switch (act) {
+    case LF_ACT_SQUASH:
+        for (int i = 0; i < n; i++)
+            v[i] = lf_scaled_tanh(v[i], LF_SQUASH_S, LF_SQUASH_A);
+        break;
+    case LF_ACT_TANH:
+        for (int i = 0; i < n; i++)
+            v[i] = lf_scaled_tanh(v[i], 1.0f, 1.0f);
+        break;
+    case LF_ACT_RELU:
+        for (int i = 0; i < n; i++)
+            v[i] = lf_max(lf_set1(0.0f), v[i]);
+        break;
+    case LF_ACT_NONE: break;
+    }
 }
 
 static inline __attribute__((always_inline)) lf_vf lf_activate(lf_vf v, lf_act act)
 {
-    switch (act) {
-    case LF_ACT_SQUASH: return lf_scaled_tanh(v, LF_SQUASH_S, LF_SQUASH_A);
-    case LF_ACT_TANH: return lf_scaled_tanh(v, 1.0f, 1.0f);
-    case LF_ACT_RELU: return lf_max(lf_set1(0.0f), v);
-    case LF_ACT_NONE: break;
-    }
+    lf_activate_all(&v, 1, act);
     return v;
 }
 

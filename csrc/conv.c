@@ -25,7 +25,7 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, i
     const int c0 = l->conn_start ? l->conn_start[o] : o * l->in_c;
     const int c1 = l->conn_start ? l->conn_start[o + 1] : c0 + l->in_c;
     const size_t map_stride = (size_t)l->in_c * ntaps; /* between the kernels of maps o, o+1 (dense only) */
-    lf_vf acc[4][LF_TILE];
+    lf_vf acc[6][LF_TILE];
     for (int m = 0; m < M; m++)
         for (int p = 0; p < P; p++)
             acc[m][p] = lf_set1(0.0f);
@@ -46,7 +46,10 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, i
     for (int m = 0; m < M; m++) {
         const lf_vf b = lf_set1(l->bias[o + m]);
         for (int p = 0; p < P; p++)
-            lf_store(out + m * ocs + p * LF_LANES, lf_activate(acc[m][p] + b, l->act));
+            acc[m][p] += b;
+        lf_activate_all(acc[m], P, l->act);
+        for (int p = 0; p < P; p++)
+            lf_store(out + m * ocs + p * LF_LANES, acc[m][p]);
     }
 }
 
@@ -56,13 +59,15 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, i
 #define LF_P2 LF_UPTO_6
 #define LF_P3 LF_UPTO_6
 #define LF_P4 LF_UPTO_4
-static const int pmax[5] = {0, 24, 6, 6, 4};
+#define LF_P6 LF_UPTO_3
+static const int pmax[7] = {0, 24, 6, 6, 4, 0, 3};
 #else
 #define LF_P1 LF_UPTO_12
 #define LF_P2 LF_UPTO_4
 #define LF_P3 LF_UPTO_3
 #define LF_P4 LF_UPTO_2
-static const int pmax[5] = {0, 12, 4, 3, 2};
+#define LF_P6 LF_UPTO_2
+static const int pmax[7] = {0, 12, 4, 3, 2, 0, 2};
 #endif
 
 /* nvec consecutive output vectors of maps o..o+M-1, in balanced tiles of as many vectors as fit. */
@@ -82,11 +87,13 @@ static void conv_run(const lf_layer *l, int o, int M, const float *in, ptrdiff_t
 #define LF_M2(n) LF_CASE(2, n)
 #define LF_M3(n) LF_CASE(3, n)
 #define LF_M4(n) LF_CASE(4, n)
+#define LF_M6(n) LF_CASE(6, n)
         switch (M) {
         case 1: switch (P) { LF_P1(LF_M1) } break;
         case 2: switch (P) { LF_P2(LF_M2) } break;
         case 3: switch (P) { LF_P3(LF_M3) } break;
         case 4: switch (P) { LF_P4(LF_M4) } break;
+        case 6: switch (P) { LF_P6(LF_M6) } break;
         }
 #undef LF_CASE
         v += P;
@@ -113,19 +120,25 @@ void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, f
     } else {
         lf_split(l->out_c, part, nparts, &first, &last);
     }
-    for (int o = first, M; o < last; o += M) {
-        const int left = last - o;
-        M = l->conn_start ? 1 : left % 4 == 0 ? 4 : left % 3 == 0 ? 3 : left >= 4 ? 4 : left;
-        float *plane = out + o * go->cs;
-        if (gi->lanes == LF_LANES) {
-            for (int y = 0; y < l->out_h; y++)
-                conv_run(l, o, M, in + y * gi->rs, gi->cs, tap, plane + y * go->rs, go->cs, l->out_w);
-        } else {
-            /* One run over the wide rows: (out_h - 1) full rows plus the last row's valid columns. */
-            const int span = (l->out_h - 1) * (int)gi->rs + l->out_w;
-            conv_run(l, o, M, in, gi->cs, tap, plane, go->cs, (span + LF_LANES - 1) / LF_LANES);
-        }
+    /* Maps o..o+M-1 from o: M > 1 only for a dense table, where the maps share their inputs. */
+#define LF_GROUP(o) (l->conn_start ? 1 : (last - (o)) % 6 == 0 ? 6 : (last - (o)) % 4 == 0 ? 4 : (last - (o)) % 3 == 0 ? 3 : last - (o) >= 4 ? 4 : last - (o))
+    if (gi->lanes == LF_LANES) {
+        /* Row by row through all of the part's maps, so that the few input rows a row reads stay in L1 while
+         * the (larger) output streams out. */
+        for (int y = 0; y < l->out_h; y++)
+            for (int o = first, M; o < last; o += M) {
+                M = LF_GROUP(o);
+                conv_run(l, o, M, in + y * gi->rs, gi->cs, tap, out + o * go->cs + y * go->rs, go->cs, l->out_w);
+            }
+        return;
     }
+    /* One run over the wide rows: (out_h - 1) full rows plus the last row's valid columns. */
+    const int span = (l->out_h - 1) * (int)gi->rs + l->out_w;
+    for (int o = first, M; o < last; o += M) {
+        M = LF_GROUP(o);
+        conv_run(l, o, M, in, gi->cs, tap, out + o * go->cs, go->cs, (span + LF_LANES - 1) / LF_LANES);
+    }
+#undef LF_GROUP
 }
 
 /* ---- Backward ---- */

@@ -68,7 +68,7 @@ static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l
 }
 
 /* Outputs [first, last) of out_n. */
-static void dense_blocked(const lf_layer *l, int in_n, int out_n, int first, int last, const float *in,
+static inline __attribute__((always_inline)) void dense_blocked(const lf_layer *l, int in_n, int out_n, int first, int last, const float *in,
                           float *out, int rbf)
 {
     for (int o = first; o < last;) {
@@ -86,7 +86,7 @@ static void dense_blocked(const lf_layer *l, int in_n, int out_n, int first, int
 }
 
 /* Part `part` of `nparts` of the output vectors; the ragged end goes with the last part. */
-static void dense_spatial(const lf_layer *l, int in_n, int out_n, int part, int nparts, const float *x,
+static inline __attribute__((always_inline)) void dense_spatial(const lf_layer *l, int in_n, int out_n, int part, int nparts, const float *x,
                           float *out, int rbf)
 {
     if (out_n < LF_LANES) {
@@ -123,7 +123,7 @@ static void dense_spatial(const lf_layer *l, int in_n, int out_n, int part, int 
     }
 }
 
-static void dense_block(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
+static inline __attribute__((always_inline)) void dense_block(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
                         int part, int nparts, int rbf)
 {
     const int in_n = gi->c * gi->h * gi->w;

@@ -54,7 +54,7 @@ static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
 {
     return (lf_vf)((mask & (lf_vi)a) | (~mask & (lf_vi)b));
 }
-/* Broadcast, min, max and reciprocal estimate through the instruction set's own intrinsics (GCC lowers the
+/* Broadcast, min and max through the instruction set's own intrinsics (GCC lowers the
  * generic forms poorly). min(a, b) = a < b ? a : b and max(a, b) = a > b ? a : b return the second operand
  * when either is NaN: callers put the value that may be NaN second, so that a NaN (a diverged network)
  * propagates and is seen. */
@@ -63,36 +63,22 @@ static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
 static inline lf_vf lf_set1(float s) { return (lf_vf)_mm512_set1_ps(s); }
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm512_min_ps((__m512)a, (__m512)b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm512_max_ps((__m512)a, (__m512)b); }
-static inline lf_vf lf_rcp_estimate(lf_vf a) { return (lf_vf)_mm512_rcp14_ps((__m512)a); }
 #elif defined(__AVX__)
 #include <immintrin.h>
 static inline lf_vf lf_set1(float s) { return (lf_vf)_mm256_set1_ps(s); }
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm256_min_ps((__m256)a, (__m256)b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm256_max_ps((__m256)a, (__m256)b); }
-static inline lf_vf lf_rcp_estimate(lf_vf a) { return (lf_vf)_mm256_rcp_ps((__m256)a); }
 #elif defined(__SSE__)
 #include <immintrin.h>
 static inline lf_vf lf_set1(float s) { return (lf_vf)_mm_set1_ps(s); }
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm_min_ps((__m128)a, (__m128)b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm_max_ps((__m128)a, (__m128)b); }
-static inline lf_vf lf_rcp_estimate(lf_vf a) { return (lf_vf)_mm_rcp_ps((__m128)a); }
 #else
 /* A broadcast; not (lf_vf){0} + s on x86, where GCC keeps the add (0 + -0 is +0). */
 static inline lf_vf lf_set1(float s) { return (lf_vf){0} + s; }
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return lf_select(a < b, a, b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
-static inline lf_vf lf_rcp_estimate(lf_vf a) { return lf_set1(1.0f) / a; }
 #endif
-
-/* 1 / a within about an ulp: the estimate and two Newton steps, cheaper than a division. Two, because one
- * leaves 1 / 1 just below 1. */
-static inline lf_vf lf_rcp(lf_vf a)
-{
-    const lf_vf one = lf_set1(1.0f);
-    lf_vf r = lf_rcp_estimate(a);
-    r = r + r * (one - a * r);
-    return r + r * (one - a * r);
-}
 
 /* The lanes of v summed in lane order (a fixed order: the same bits on every run). */
 static inline float lf_hsum(lf_vf v)

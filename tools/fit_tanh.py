@@ -449,8 +449,8 @@ def main():
         "  monotonic: to within %.0f ulp (rounding noise; tanh is nearly flat near saturation)"
         % max_drop,
         "Do not compile with -ffast-math: the clamps must keep NaN, and p / q must be a true",
-        "division or as good: the kernels take the reciprocal estimate and two Newton steps",
-        "(an unrefined estimate costs about 2^-12; one step still misses 1/1 = 1, and with it",
+        "division: the kernels divide (the divider is otherwise idle in them, while a reciprocal",
+        "estimate's Newton steps would load the multiply-add pipes; one step misses 1/1 = 1 and",
         "tiny x -> x). GCC 12 will not if-convert the comparisons (so not vectorize a loop",
         "over lf_tanhf) unless given -fno-trapping-math, which keeps IEEE results intact.",
     ]
