@@ -5,9 +5,9 @@
  * blocked layout a vector is one pixel of LF_LANES images; in the spatial layout it is LF_LANES consecutive
  * pixels of one image's "wide" rows (the output keeps the input's row stride, so a tap is a constant shift
  * and the columns past the output width are junk that no consumer reads). A tile of M maps x P vectors
- * stays in registers while the taps stream past it; M > 1 only where the maps read the same inputs (a dense
- * table), so that one load feeds M multiply-adds. Each output is summed in the order (connection, u, v),
- * then the bias is added: the same in both layouts and for any tile shape.
+ * (x 2 rows, blocked, one map) stays in registers while the taps stream past it; M > 1 only where the maps
+ * read the same inputs (a dense table), so that one load feeds M multiply-adds. Each output is summed in the
+ * order (connection, u, v), then the bias is added: the same in both layouts and for any tile shape.
  *
  * Backward: the weight gradient correlates the pre-activation gradient with the input, a tile of taps in
  * registers while the positions stream past; the input gradient is the forward kernel run on the
@@ -16,46 +16,80 @@
 #include "kernels.h"
 #include "activation.h"
 
-/* M maps from o, P vectors each. M and P are constants after inlining, so acc lives in registers. */
+/* Where tiles read and write: the input's map and row strides and its step between columns (LF_LANES in
+ * the blocked layout, 1 in the spatial one), and the output's map and row strides. */
+typedef struct {
+    ptrdiff_t ics, irs, col, ocs, ors;
+    const ptrdiff_t *tap; /* the kernel's taps: row u, column v at u irs + v col */
+} conv_strides;
+
+/* M maps from o, R rows of P vectors each. M, R and P are constants after inlining, so acc lives in
+ * registers. With two rows, each input row the pair reads is loaded once and feeds both (as kernel rows u
+ * and u - 1): fewer loads than multiply-adds, where one row alone needs one more load than it has
+ * multiply-adds when M = 1. Each output still sums its terms in the order (connection, u, v). */
 static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, int o, const float *in,
-                                                            ptrdiff_t ics, const ptrdiff_t *tap, float *out,
-                                                            ptrdiff_t ocs, int M, int P)
+                                                            float *out, const conv_strides *s, int M, int R,
+                                                            int P)
 {
-    const int ntaps = l->kh * l->kw;
+    const int kh = l->kh, kw = l->kw, ntaps = kh * kw;
     const int c0 = l->conn_start ? l->conn_start[o] : o * l->in_c;
     const int c1 = l->conn_start ? l->conn_start[o + 1] : c0 + l->in_c;
     const size_t map_stride = (size_t)l->in_c * ntaps; /* between the kernels of maps o, o+1 (dense only) */
-    lf_vf acc[6][LF_TILE];
-    for (int m = 0; m < M; m++)
-        for (int p = 0; p < P; p++)
-            acc[m][p] = lf_set1(0.0f);
-    for (int k = c0; k < c1; k++) {
-        const float *src = in + (l->conn_in ? l->conn_in[k] : k - c0) * ics;
-        const float *w = l->weight + (size_t)k * ntaps;
-        for (int t = 0; t < ntaps; t++) {
-            lf_vf x[LF_TILE];
+    lf_vf acc[2][6][LF_TILE];
+    for (int r = 0; r < R; r++)
+        for (int m = 0; m < M; m++)
             for (int p = 0; p < P; p++)
-                x[p] = lf_load(src + tap[t] + p * LF_LANES);
-            for (int m = 0; m < M; m++) {
-                const lf_vf wv = lf_set1(w[m * map_stride + t]);
+                acc[r][m][p] = lf_set1(0.0f);
+    for (int k = c0; k < c1; k++) {
+        const float *src = in + (l->conn_in ? l->conn_in[k] : k - c0) * s->ics;
+        const float *w = l->weight + (size_t)k * ntaps;
+        if (R == 1) {
+            /* One row: one loop over the taps (cheaper than rows of kw, measured on C1). */
+            for (int t = 0; t < ntaps; t++) {
+                lf_vf x[LF_TILE];
                 for (int p = 0; p < P; p++)
-                    acc[m][p] += wv * x[p];
+                    x[p] = lf_load(src + s->tap[t] + p * LF_LANES);
+                for (int m = 0; m < M; m++) {
+                    const lf_vf wv = lf_set1(w[m * map_stride + t]);
+                    for (int p = 0; p < P; p++)
+                        acc[0][m][p] += wv * x[p];
+                }
             }
+            continue;
         }
+        for (int row = 0; row < kh + R - 1; row++)
+            for (int v = 0; v < kw; v++) {
+                const float *xp = src + row * s->irs + v * s->col;
+                lf_vf x[LF_TILE];
+                for (int p = 0; p < P; p++)
+                    x[p] = lf_load(xp + p * LF_LANES);
+                for (int r = 0; r < R; r++) {
+                    const int u = row - r;
+                    if (u < 0 || u >= kh)
+                        continue;
+                    for (int m = 0; m < M; m++) {
+                        const lf_vf wv = lf_set1(w[m * map_stride + u * kw + v]);
+                        for (int p = 0; p < P; p++)
+                            acc[r][m][p] += wv * x[p];
+                    }
+                }
+            }
     }
-    for (int m = 0; m < M; m++) {
-        const lf_vf b = lf_set1(l->bias[o + m]);
-        for (int p = 0; p < P; p++)
-            acc[m][p] += b;
-        lf_activate_all(acc[m], P, l->act);
-        for (int p = 0; p < P; p++)
-            lf_store(out + m * ocs + p * LF_LANES, acc[m][p]);
-    }
+    for (int r = 0; r < R; r++)
+        for (int m = 0; m < M; m++) {
+            const lf_vf b = lf_set1(l->bias[o + m]);
+            for (int p = 0; p < P; p++)
+                acc[r][m][p] += b;
+            lf_activate_all(acc[r][m], P, l->act);
+            for (int p = 0; p < P; p++)
+                lf_store(out + m * s->ocs + r * s->ors + p * LF_LANES, acc[r][m][p]);
+        }
 }
 
-/* The tile sizes each map count M runs with: M x P accumulators, P inputs and a weight in registers. */
+/* The tile sizes: M maps x R rows x P vectors of accumulators, with P inputs and a weight, in registers. */
 #if LF_TILE == 24
 #define LF_P1 LF_UPTO_24
+#define LF_P1R2 LF_UPTO_12
 #define LF_P2 LF_UPTO_6
 #define LF_P3 LF_UPTO_6
 #define LF_P4 LF_UPTO_4
@@ -63,6 +97,7 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, i
 static const int pmax[7] = {0, 24, 6, 6, 4, 0, 3};
 #else
 #define LF_P1 LF_UPTO_12
+#define LF_P1R2 LF_UPTO_6
 #define LF_P2 LF_UPTO_4
 #define LF_P3 LF_UPTO_3
 #define LF_P4 LF_UPTO_2
@@ -70,26 +105,34 @@ static const int pmax[7] = {0, 24, 6, 6, 4, 0, 3};
 static const int pmax[7] = {0, 12, 4, 3, 2, 0, 2};
 #endif
 
-/* nvec consecutive output vectors of maps o..o+M-1, in balanced tiles of as many vectors as fit. */
-static void conv_run(const lf_layer *l, int o, int M, const float *in, ptrdiff_t ics, const ptrdiff_t *tap,
-                     float *out, ptrdiff_t ocs, int nvec)
+/* nvec consecutive output vectors of maps o..o+M-1 in R rows (R = 2 only with M = 1), in balanced tiles
+ * of as many vectors as fit. */
+static void conv_run(const lf_layer *l, int o, int M, int R, const float *in, float *out, const conv_strides *s,
+                     int nvec)
 {
-    const int ntiles = (nvec + pmax[M] - 1) / pmax[M];
+    const int most = pmax[M] / R, ntiles = (nvec + most - 1) / most;
     for (int t = 0, v = 0; t < ntiles; t++) {
         const int P = (nvec - v) / (ntiles - t);
         const float *i = in + (ptrdiff_t)v * LF_LANES;
         float *u = out + (ptrdiff_t)v * LF_LANES;
-#define LF_CASE(m, n)                                                                                            \
+#define LF_CASE(m, r, n)                                                                                         \
     case n:                                                                                                      \
-        conv_tile(l, o, i, ics, tap, u, ocs, m, n);                                                              \
+        conv_tile(l, o, i, u, s, m, r, n);                                                                       \
         break;
-#define LF_M1(n) LF_CASE(1, n)
-#define LF_M2(n) LF_CASE(2, n)
-#define LF_M3(n) LF_CASE(3, n)
-#define LF_M4(n) LF_CASE(4, n)
-#define LF_M6(n) LF_CASE(6, n)
+#define LF_M1(n) LF_CASE(1, 1, n)
+#define LF_M1R2(n) LF_CASE(1, 2, n)
+#define LF_M2(n) LF_CASE(2, 1, n)
+#define LF_M3(n) LF_CASE(3, 1, n)
+#define LF_M4(n) LF_CASE(4, 1, n)
+#define LF_M6(n) LF_CASE(6, 1, n)
         switch (M) {
-        case 1: switch (P) { LF_P1(LF_M1) } break;
+        case 1:
+            if (R == 2) {
+                switch (P) { LF_P1R2(LF_M1R2) }
+            } else {
+                switch (P) { LF_P1(LF_M1) }
+            }
+            break;
         case 2: switch (P) { LF_P2(LF_M2) } break;
         case 3: switch (P) { LF_P3(LF_M3) } break;
         case 4: switch (P) { LF_P4(LF_M4) } break;
@@ -100,6 +143,16 @@ static void conv_run(const lf_layer *l, int o, int M, const float *in, ptrdiff_t
     }
 }
 
+/* The maps that run together from o of [o, last): M > 1 only for a dense table, whose maps share their
+ * inputs, so that one input load feeds M multiply-adds. */
+static int group(const lf_layer *l, int o, int last)
+{
+    const int left = last - o;
+    if (l->conn_start)
+        return 1;
+    return left % 6 == 0 ? 6 : left % 4 == 0 ? 4 : left % 3 == 0 ? 3 : left >= 4 ? 4 : left;
+}
+
 void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
                         int part, int nparts)
 {
@@ -107,7 +160,7 @@ void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, f
     for (int u = 0; u < l->kh; u++)
         for (int v = 0; v < l->kw; v++)
             tap[u * l->kw + v] = u * gi->rs + (ptrdiff_t)v * gi->lanes;
-
+    const conv_strides s = {gi->cs, gi->rs, gi->lanes, go->cs, go->rs, tap};
     /* This part's maps; with a table, balanced by connections (C3's maps read 3 to 6 inputs). */
     int first, last;
     if (l->conn_start) {
@@ -120,25 +173,25 @@ void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, f
     } else {
         lf_split(l->out_c, part, nparts, &first, &last);
     }
-    /* Maps o..o+M-1 from o: M > 1 only for a dense table, where the maps share their inputs. */
-#define LF_GROUP(o) (l->conn_start ? 1 : (last - (o)) % 6 == 0 ? 6 : (last - (o)) % 4 == 0 ? 4 : (last - (o)) % 3 == 0 ? 3 : last - (o) >= 4 ? 4 : last - (o))
     if (gi->lanes == LF_LANES) {
-        /* Row by row through all of the part's maps, so that the few input rows a row reads stay in L1 while
-         * the (larger) output streams out. */
-        for (int y = 0; y < l->out_h; y++)
+        /* A row (or pair of rows) at a time through all of the part's maps, so that the few input rows it
+         * reads stay in L1 while the larger output streams out. */
+        const int single = l->conn_start || last - first == 1; /* every group is one map: rows go in pairs */
+        for (int y = 0, R; y < l->out_h; y += R) {
+            R = single && y + 1 < l->out_h ? 2 : 1;
             for (int o = first, M; o < last; o += M) {
-                M = LF_GROUP(o);
-                conv_run(l, o, M, in + y * gi->rs, gi->cs, tap, out + o * go->cs + y * go->rs, go->cs, l->out_w);
+                M = group(l, o, last);
+                conv_run(l, o, M, R, in + y * gi->rs, out + o * go->cs + y * go->rs, &s, l->out_w);
             }
+        }
         return;
     }
     /* One run over the wide rows: (out_h - 1) full rows plus the last row's valid columns. */
     const int span = (l->out_h - 1) * (int)gi->rs + l->out_w;
     for (int o = first, M; o < last; o += M) {
-        M = LF_GROUP(o);
-        conv_run(l, o, M, in, gi->cs, tap, out + o * go->cs, go->cs, (span + LF_LANES - 1) / LF_LANES);
+        M = group(l, o, last);
+        conv_run(l, o, M, 1, in, out + o * go->cs, &s, (span + LF_LANES - 1) / LF_LANES);
     }
-#undef LF_GROUP
 }
 
 /* ---- Backward ---- */
