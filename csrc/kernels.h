@@ -80,6 +80,17 @@ static inline lf_vf lf_min(lf_vf a, lf_vf b) { return lf_select(a < b, a, b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
 #endif
 
+/* The even and the odd elements of the 2 LF_LANES floats a, b, in order. */
+#if LF_LANES == 16
+#define LF_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+#elif LF_LANES == 8
+#define LF_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14}
+#else
+#define LF_EVEN_MASK {0, 2, 4, 6}
+#endif
+static inline lf_vf lf_even(lf_vf a, lf_vf b) { return __builtin_shuffle(a, b, (lf_vi)LF_EVEN_MASK); }
+static inline lf_vf lf_odd(lf_vf a, lf_vf b) { return __builtin_shuffle(a, b, (lf_vi)LF_EVEN_MASK + 1); }
+
 /* The lanes of v summed in lane order (a fixed order: the same bits on every run). */
 static inline float lf_hsum(lf_vf v)
 {
@@ -118,6 +129,16 @@ static inline void lf_wide_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
     go->cs = (ptrdiff_t)run;
     go->size = (size_t)l->out_c * run;
     const size_t reach = (size_t)(gi->c - 1) * gi->cs + run + (l->kh - 1) * gi->rs + l->kw - 1;
+    if (gi->size < reach)
+        gi->size = lf_round_lanes(reach);
+}
+
+/* A spatial 2x2 subsampling reads two vectors of each input row from every LF_LANES outputs on: grows gi's
+ * size to cover those reads past the last row's end. */
+static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi)
+{
+    const size_t reach = (size_t)(gi->c - 1) * gi->cs + (size_t)(2 * l->out_h - 1) * gi->rs +
+                         2 * ((l->out_w - 1) / LF_LANES * LF_LANES) + 2 * LF_LANES;
     if (gi->size < reach)
         gi->size = lf_round_lanes(reach);
 }

@@ -14,6 +14,8 @@ void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, lf_plan *
         lf_dense_geom(&p->g[i + 1], l->out_c, l->out_h, l->out_w, lanes);
         if (l->kind == LF_LAYER_CONV && lanes == 1)
             lf_wide_geom(l, &p->g[i], &p->g[i + 1]);
+        if (l->kind == LF_LAYER_SUBSAMPLE && lanes == 1)
+            lf_pairs_geom(l, &p->g[i]);
     }
     p->total = 0;
     for (int i = 0; i <= nlayers; i++) {

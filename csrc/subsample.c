@@ -2,10 +2,9 @@
  * subsample.c: 2x2, stride-2 subsampling of each map: trainable (coef * sum + bias, the paper's S2 and
  * S4), average or max, then the layer's activation. Odd rows or columns at the edge are dropped.
  *
- * Blocked: the four inputs of an output are four vectors of LF_LANES images. Spatial: the sums (or maxima) are
- * gathered with scalar code into the output map, then one vector pass applies the affine part and the
- * activation. The sum is ((a + b) + c) + d in both layouts and the vector pass is the blocked code's, so
- * both give the same bits.
+ * Blocked: the four inputs of an output are four vectors of LF_LANES images. Spatial: a vector of LF_LANES
+ * outputs takes the even and odd columns of two vectors of each input row. The sum is ((a + b) + c) + d and
+ * the affine part and activation are the same vector code in both layouts, so both give the same bits.
  *
  * Backward: the gradient of a window's output goes to its four inputs (times the coefficient, or a
  * quarter, or all of it to the first input that holds the maximum, in the order top-left, top-right,
@@ -28,15 +27,57 @@ static inline float pool4_scalar(float a, float b, float c, float d, lf_pool mod
     return ((a + b) + c) + d;
 }
 
-/* The affine part and activation of one map's pooled values. */
-static inline lf_vf finish(const lf_layer *l, int ch, lf_vf s)
+/* The affine part and activation of n pooled vectors of map ch, in place; the switches stand outside the
+ * loops, so that the vectors' activations overlap (as in the convolution's tiles). */
+static void finish(const lf_layer *l, int ch, lf_vf *v, int n)
 {
     switch (l->pool) {
-    case LF_POOL_TRAINABLE: s = lf_set1(l->weight[ch]) * s + lf_set1(l->bias[ch]); break;
-    case LF_POOL_AVERAGE: s = s * lf_set1(0.25f); break;
+    case LF_POOL_TRAINABLE: {
+        const lf_vf k = lf_set1(l->weight[ch]), b = lf_set1(l->bias[ch]);
+        for (int i = 0; i < n; i++)
+            v[i] = k * v[i] + b;
+        break;
+    }
+    case LF_POOL_AVERAGE:
+        for (int i = 0; i < n; i++)
+            v[i] = v[i] * lf_set1(0.25f);
+        break;
     case LF_POOL_MAX: break;
     }
-    return lf_activate(s, l->act);
+    lf_activate_all(v, n, l->act);
+}
+
+/* Map ch; blocked is a constant after inlining. */
+static inline __attribute__((always_inline)) void pool_map(const lf_layer *l, int ch, const float *in,
+                                                           const lf_geom *gi, float *out, const lf_geom *go,
+                                                           int blocked)
+{
+    /* A row's outputs as vectors: blocked, one per pixel; spatial, LF_LANES pixels each. */
+    const int nvec = blocked ? l->out_w : (l->out_w + LF_LANES - 1) / LF_LANES;
+    /* The map's output vectors, row by row, LF_TILE at a time. */
+    for (int i0 = 0; i0 < l->out_h * nvec; i0 += LF_TILE) {
+        const int n = l->out_h * nvec - i0 < LF_TILE ? l->out_h * nvec - i0 : LF_TILE;
+        lf_vf v[LF_TILE];
+        for (int i = 0, y = i0 / nvec, x = i0 % nvec; i < n; i++, x = x + 1 < nvec ? x + 1 : (y++, 0)) {
+            /* Blocked, the window's four pixels; spatial, two vectors of each of its input rows split
+             * into their even and odd columns (reads past the row's end stay inside the tensor,
+             * lf_pairs_geom, and what they give is not stored). */
+            const float *p = in + ch * gi->cs + 2 * y * gi->rs + 2 * (ptrdiff_t)x * LF_LANES, *q = p + gi->rs;
+            const lf_vf a = lf_load(p), b = lf_load(p + LF_LANES), c = lf_load(q), d = lf_load(q + LF_LANES);
+            v[i] = blocked ? pool4(a, b, c, d, l->pool)
+                           : pool4(lf_even(a, b), lf_odd(a, b), lf_even(c, d), lf_odd(c, d), l->pool);
+        }
+        finish(l, ch, v, n);
+        for (int i = 0, y = i0 / nvec, x = i0 % nvec; i < n; i++, x = x + 1 < nvec ? x + 1 : (y++, 0)) {
+            float *dst = out + ch * go->cs + y * go->rs + (ptrdiff_t)x * LF_LANES;
+            const int left = l->out_w - x * LF_LANES; /* spatial: the row's floats from this vector on */
+            if (blocked || left >= LF_LANES)
+                lf_store(dst, v[i]);
+            else
+                for (int j = 0; j < left; j++) /* element by element: lf_store_n would call memcpy */
+                    dst[j] = v[i][j];
+        }
+    }
 }
 
 void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
@@ -44,32 +85,11 @@ void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *
 {
     int first, last;
     lf_split(l->out_c, part, nparts, &first, &last);
-    for (int ch = first; ch < last; ch++) {
-        const float *src = in + ch * gi->cs;
-        float *dst = out + ch * go->cs;
-        if (gi->lanes == LF_LANES) {
-            for (int y = 0; y < l->out_h; y++)
-                for (int x = 0; x < l->out_w; x++) {
-                    const float *p = src + 2 * y * gi->rs + 2 * x * LF_LANES;
-                    const lf_vf s = pool4(lf_load(p), lf_load(p + LF_LANES), lf_load(p + gi->rs),
-                                          lf_load(p + gi->rs + LF_LANES), l->pool);
-                    lf_store(dst + y * go->rs + x * LF_LANES, finish(l, ch, s));
-                }
-            continue;
-        }
-        for (int y = 0; y < l->out_h; y++)
-            for (int x = 0; x < l->out_w; x++) {
-                const float *p = src + 2 * y * gi->rs + 2 * x;
-                dst[y * go->rs + x] = pool4_scalar(p[0], p[1], p[gi->rs], p[gi->rs + 1], l->pool);
-            }
-        /* The map is dense (rs == out_w): one vector pass over it. */
-        const int count = l->out_h * l->out_w;
-        int i = 0;
-        for (; i + LF_LANES <= count; i += LF_LANES)
-            lf_store(dst + i, finish(l, ch, lf_load(dst + i)));
-        if (i < count)
-            lf_store_n(dst + i, finish(l, ch, lf_load_n(dst + i, count - i)), count - i);
-    }
+    for (int ch = first; ch < last; ch++)
+        if (gi->lanes == LF_LANES)
+            pool_map(l, ch, in, gi, out, go, 1);
+        else
+            pool_map(l, ch, in, gi, out, go, 0);
 }
 
 /* ---- Backward ---- */
