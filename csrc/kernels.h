@@ -148,8 +148,8 @@ static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi)
 /* A batch of n images as work items: nblocks blocks of LF_LANES images (the last possibly part full), then
  * one item per image left over, run in the spatial layout. */
 /* From this many leftover images on, one partly filled block is cheaper than that many single images (an
- * image costs about 1.5 times as much in the spatial layout as in a block: 27.5 against 18.4 us, classic,
- * one thread, `python benchmarks/forward.py`). */
+ * image costs about 1.6 times as much in the spatial layout as in a block: about 24 against 15 us, classic,
+ * one thread, the forward rows of `python tools/layer_times.py`). */
 #define LF_PARTIAL_BLOCK_MIN (LF_LANES * 5 / 8)
 
 static inline int lf_blocks(int n) { return n / LF_LANES + (n % LF_LANES >= LF_PARTIAL_BLOCK_MIN); }
