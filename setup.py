@@ -40,9 +40,9 @@ def flag(name):
 
 def sanitize_flags():
     """-fsanitize flags from LENET_FAST_SANITIZE, or [] when it is unset."""
-    names = os.environ.get("LENET_FAST_SANITIZE", "").strip()
-    if names in ("", "0"):
+    if not flag("LENET_FAST_SANITIZE"):
         return []
+    names = os.environ["LENET_FAST_SANITIZE"].strip()
     return [f"-fsanitize={names}", f"-fno-sanitize-recover={names}", "-fno-omit-frame-pointer", "-g"]
 
 

@@ -13,13 +13,12 @@ Needs threadpoolctl (pip install threadpoolctl).
 """
 import argparse
 import statistics
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import lenet_fast
-from lenet_fast import paper, reference
+from lenet_fast import reference
 from lenet_fast.bench import timed
 
 
@@ -42,9 +41,7 @@ def run(args):
     saved = lenet_fast.get_num_threads()
     for variant in ("classic", "modern"):
         model = lenet_fast.LeNet5(variant, seed=0)
-        ref_params = {k: v for k, v in model.params.items()}
-        if variant == "classic":
-            ref_params["rbf.centers"] = paper.rbf_centers()
+        ref_params = reference.with_centers(model.params, variant)
         for n in args.batches:
             x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
             engines = {

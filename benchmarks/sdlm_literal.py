@@ -52,7 +52,7 @@ def curvature_table(x, y):
 
 
 def rms(model, probe):
-    params = dict(model.params, **{"rbf.centers": paper.rbf_centers()})
+    params = R.with_centers(model.params, "classic")
     trace, _ = R._forward_trace(params, probe, "classic")
     return [np.sqrt(np.mean(R.activation(pre, layer[2]) ** 2)) for layer, _, pre in trace[:-1]]
 
@@ -99,8 +99,7 @@ def exact_table(x):
     xs = R.normalize_input(x[:10]).astype(np.float64)
     ratios = []
     for model in (lenet_fast.LeNet5("classic", seed=0), lenet_fast.pretrained("classic")):
-        params = {k: v.astype(np.float64) for k, v in model.params.items()}
-        params["rbf.centers"] = paper.rbf_centers().astype(np.float64)
+        params = {k: v.astype(np.float64) for k, v in R.with_centers(model.params, "classic").items()}
         approx = R.gauss_newton_diagonal(params, xs, "classic")
         exact = exact_gauss_newton(params, xs)
         ratios.append({k: np.median(exact[k] / np.maximum(approx[k], 1e-30)) for k in approx})
@@ -112,8 +111,7 @@ def restart_table(x, y, xt, yt):
     print("\n## 4. Test error after one more pass from the pretrained classic model, at epsilon 0.0005 x scale\n")
     base = lenet_fast.pretrained("classic")
     print(f"Before the pass: {100 * np.mean(base.predict(xt) != yt):.2f}%.\n")
-    params = {k: v.astype(np.float64) for k, v in base.params.items()}
-    params["rbf.centers"] = paper.rbf_centers().astype(np.float64)
+    params = {k: v.astype(np.float64) for k, v in R.with_centers(base.params, "classic").items()}
     pick = np.random.default_rng(1).choice(len(x), 50, replace=False)
     exact = exact_gauss_newton(params, R.normalize_input(x[pick]).astype(np.float64))
     h_exact = np.concatenate([(exact[k] / len(pick)).ravel() for k in base.params]).astype(np.float32)

@@ -15,13 +15,6 @@ VARIANTS = ["classic", "modern"]
 LR = 1e-5  # small: many steps on one batch must not move the weights anywhere strange
 
 
-def reference_params(model):
-    params = dict(model.params)
-    if model.variant == "classic":
-        params["rbf.centers"] = paper.rbf_centers()
-    return params
-
-
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("batch", [1, 64, 1024])
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -32,7 +25,7 @@ def test_inference(benchmark, variant, batch, engine, threads):
     if engine == "lenet_fast":
         benchmark(model.forward, x, normalized=True)
     else:
-        benchmark(reference.forward, reference_params(model), x, variant)
+        benchmark(reference.forward, reference.with_centers(model.params, variant), x, variant)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -47,7 +40,7 @@ def test_training_step(benchmark, variant, batch, engine, threads):
         opt.bind(model.params_vector.size)
         benchmark(trainer.train, x, y, batch, opt, model.default_loss, paper.MAP_J, False)
         return
-    params = {k: v.copy() for k, v in reference_params(model).items()}
+    params = {k: v.copy() for k, v in reference.with_centers(model.params, variant).items()}
     velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
 
     def step():

@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import lenet_fast
-from lenet_fast import optim, paper, reference
+from lenet_fast import optim, reference
 
 
 def fit_seconds(model, x, y, batch_size):
@@ -54,9 +54,7 @@ def run(args):
     saved = lenet_fast.get_num_threads()
     for variant in ("classic", "modern"):
         model = lenet_fast.LeNet5(variant, seed=0)
-        params = {k: v.copy() for k, v in model.params.items()}
-        if variant == "classic":
-            params["rbf.centers"] = paper.rbf_centers()
+        params = {k: v.copy() for k, v in reference.with_centers(model.params, variant).items()}
         velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
         batches = (1, 32, 256) if variant == "classic" else (32, 256)  # SDLM is the classic network's method
         for batch_size in batches:

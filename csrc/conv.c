@@ -174,8 +174,7 @@ void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, f
         lf_split(l->out_c, part, nparts, &first, &last);
     }
     if (gi->lanes == LF_LANES) {
-        /* A row (or pair of rows) at a time through all of the part's maps, so that the few input rows it
-         * reads stay in L1 while the larger output streams out. */
+        /* A row, or pair of rows, at a time through all of the part's maps (map by map measured the same). */
         const int single = l->conn_start || last - first == 1; /* every group is one map: rows go in pairs */
         for (int y = 0, R; y < l->out_h; y += R) {
             R = single && y + 1 < l->out_h ? 2 : 1;

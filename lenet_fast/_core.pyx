@@ -445,20 +445,27 @@ cdef class Trainer:
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
         cdef cnp.ndarray y = self._labels(labels, n), out = self.network._output(n)
         cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
-        cdef float s = scale
-        cdef int rc, sec = second
+        self._gradient(&inp, n, <const int64_t *>cnp.PyArray_DATA(y), &ls, scale, second, grad, losses, out,
+                       NULL)
+        return grad, losses, out
+
+    cdef int _gradient(self, const lf_input *inp, Py_ssize_t n, const int64_t *labels, const lf_loss *ls,
+                       float scale, int second, cnp.ndarray grad, cnp.ndarray losses, cnp.ndarray out,
+                       float *dinput) except -1:
+        """lf_gradient on checked arguments, the GIL released, one call at a time."""
+        cdef int rc
         if not self._lock.acquire(False):
             raise RuntimeError("this trainer is in use by another thread")
         try:
             with nogil:
-                rc = lf_gradient(self.trainer, &inp, <int>n, <const int64_t *>cnp.PyArray_DATA(y), &ls, s, sec,
+                rc = lf_gradient(self.trainer, inp, <int>n, labels, ls, scale, second,
                                  <float *>cnp.PyArray_DATA(grad), <float *>cnp.PyArray_DATA(losses),
-                                 <float *>cnp.PyArray_DATA(out), NULL)
+                                 <float *>cnp.PyArray_DATA(out), dinput)
         finally:
             self._lock.release()
         if rc != 0:
             raise MemoryError("cannot allocate the per-thread workspace")
-        return grad, losses, out
+        return 0
 
     def backward(self, x, dout, bint normalize=False):
         """(grad, dx, out): the backward pass from a chosen gradient dout at the output, (N,) + output_shape:
@@ -474,19 +481,8 @@ cdef class Trainer:
         cdef cnp.ndarray g = d
         cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
         cdef cnp.ndarray dx = np.empty((n,) + self.network.input_shape, dtype=np.float32)
-        cdef int rc
         ls.kind, ls.j, ls.dout = LF_LOSS_LINEAR, 0, <const float *>cnp.PyArray_DATA(g)
-        if not self._lock.acquire(False):
-            raise RuntimeError("this trainer is in use by another thread")
-        try:
-            with nogil:
-                rc = lf_gradient(self.trainer, &inp, <int>n, NULL, &ls, 1.0, 0, <float *>cnp.PyArray_DATA(grad),
-                                 <float *>cnp.PyArray_DATA(losses), <float *>cnp.PyArray_DATA(out),
-                                 <float *>cnp.PyArray_DATA(dx))
-        finally:
-            self._lock.release()
-        if rc != 0:
-            raise MemoryError("cannot allocate the per-thread workspace")
+        self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx))
         return grad, dx, out
 
     def train(self, x, labels, int batch_size, optimizer, str loss, double j=10.0, bint normalize=True):

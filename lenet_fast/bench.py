@@ -210,9 +210,7 @@ class Engines:
     def __init__(self, variant, engines, x_check, y_check):
         self.variant, self.engines = variant, list(engines)
         self.model = LeNet5(variant, seed=0)
-        self.params = dict(self.model.params)
-        if variant == "classic":
-            self.params["rbf.centers"] = paper.rbf_centers()
+        self.params = reference.with_centers(self.model.params, variant)
         self.refused = {}
         self.sessions = {}
         if "torch" in self.engines or "onnxruntime" in self.engines:

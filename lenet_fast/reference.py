@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 # Plain constants of the paper (the rubbish-class distance j of the MAP loss, the
 # SDLM damping mu); lenet_fast.paper computes nothing, so this shares no code.
-from lenet_fast.paper import MAP_J, SDLM_MU
+from lenet_fast.paper import MAP_J, SDLM_MU, rbf_centers
 
 # The paper's scaled tanh, f(a) = A tanh(S a), chosen so that f(1) = 1 and f(-1) = -1.
 SQUASH_A = 1.7159
@@ -448,6 +448,15 @@ def _forward_trace(params, x, variant):
         trace.append((layer, x, pre))
         x = activation(pre, layer[2])
     return trace, x
+
+
+def with_centers(params, variant):
+    """A new dict of params (a model's parameters) plus, for "classic", the fixed "rbf.centers" the
+    reference's output layer reads (the paper's prototypes; not a trainable parameter)."""
+    full = dict(params)
+    if variant == "classic":
+        full["rbf.centers"] = rbf_centers()
+    return full
 
 
 def forward(params, x, variant):

@@ -7,7 +7,6 @@ from it replays nothing: the next epoch draws the same permutation and starts fr
 state, so an interrupted and resumed run ends bit-identical to an uninterrupted one.
 """
 import json
-import os
 import sys
 import threading
 import time

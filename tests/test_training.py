@@ -8,8 +8,6 @@ the same parameter plus 2e-3 relative, far above that rounding and far below wha
 term or a transposed kernel gives (the meta-test shows one such fault is caught).
 """
 import os
-import subprocess
-import sys
 import threading
 
 import numpy as np
