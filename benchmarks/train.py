@@ -5,7 +5,7 @@ momentum), on 1 and 2 threads, beside the NumPy reference's training step at bat
 
 Each lenet_fast figure is one epoch of fit() over --images images (shuffling, SDLM's Hessian estimate on
 500 patterns and the Python loop included: what a user gets), median of the repeats, engines interleaved.
-The reference step is reference.backward plus reference.sgd_update on one batch of 32, its BLAS on one
+The reference step is reference.sgd_step (backward, then sgd_update) on one batch of 32, its BLAS on one
 thread (see benchmarks/forward.py for why). The machine is shared and noisy: compare within one run.
 """
 import argparse
@@ -28,9 +28,7 @@ def fit_seconds(model, x, y, batch_size):
 
 def reference_step_seconds(params, x, y, variant, velocity):
     start = time.perf_counter()
-    _, grads = reference.backward(params, reference.normalize_input(x), y, variant)
-    for name, g in grads.items():
-        params[name], velocity[name] = reference.sgd_update(params[name], g / len(x), velocity[name], 1e-4, 0.9)
+    reference.sgd_step(params, velocity, reference.normalize_input(x), y, variant, 1e-4, 0.9)
     return time.perf_counter() - start
 
 

@@ -278,12 +278,7 @@ class Engines:
         if name == "reference":
             params = {k: v.copy() for k, v in self.params.items()}
             velocity = {k: np.zeros_like(v) for k, v in self.model.params.items()}
-
-            def step():
-                _, grads = reference.backward(params, x, y, self.variant)
-                for k, g in grads.items():
-                    params[k], velocity[k] = reference.sgd_update(params[k], g / len(x), velocity[k], LR, 0.9)
-            return step
+            return lambda: reference.sgd_step(params, velocity, x, y, self.variant, LR, 0.9)
         torch = self.torch
         model, loss_fn = peers.torch_model(self.model), self.torch_loss
         opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)

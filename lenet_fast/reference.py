@@ -596,6 +596,14 @@ def sgd_update(w, g, velocity, lr, momentum=0.0, weight_decay=0.0):
     return w - lr * velocity, velocity
 
 
+def sgd_step(params, velocity, x, labels, variant, lr, momentum=0.0):
+    """One training step on a batch: the gradient of the mean loss (backward), then sgd_update of every
+    trainable parameter; params and velocity (name -> array, velocity zeros at first) are updated in place."""
+    _, grads = backward(params, x, labels, variant)
+    for k, g in grads.items():
+        params[k], velocity[k] = sgd_update(params[k], g / len(x), velocity[k], lr, momentum)
+
+
 def adam_update(w, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
     """One Adam step (t the 1-based step number): returns (w, m, v), all new.
 
