@@ -133,6 +133,36 @@ static inline void lf_wide_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
         gi->size = lf_round_lanes(reach);
 }
 
+/* Inference writes a spatial convolution's output in compact rows instead (row stride out_w), so that every
+ * output vector holds LF_LANES pixels where wide rows waste the columns past out_w (C3: 4 of every 14). Its
+ * tiles read kw copies of each input map, copy v shifted left by v columns and cut to out_w columns, so that
+ * tap (u, v) is again a constant offset, u out_w into copy v (conv.c). A copy's floats: the map's rows,
+ * then room for the vector reads of the last output vector past them and for the copy loop's last vector. */
+static inline size_t lf_copy_plane(const lf_layer *l)
+{
+    const size_t nvec = ((size_t)l->out_h * l->out_w + LF_LANES - 1) / LF_LANES;
+    return lf_round_lanes((size_t)(l->kh - 1) * l->out_w + (nvec + 1) * LF_LANES);
+}
+
+/* The copies of every input map live on the kernel's stack: layers whose copies exceed this many floats
+ * (LeNet's take about 4,500) keep wide rows. */
+#define LF_COPIES_MAX 16384
+
+/* Sets go to compact rows and grows gi's size to cover the copy loop's reads (whole vectors from each
+ * row's column v on); 0, leaving both as they were, when the copies would not fit LF_COPIES_MAX. */
+static inline int lf_compact_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
+{
+    if ((size_t)l->in_c * l->kw * lf_copy_plane(l) > LF_COPIES_MAX || l->kw == 1)
+        return 0;
+    go->cs = (ptrdiff_t)lf_round_lanes((size_t)l->out_h * l->out_w);
+    go->size = (size_t)l->out_c * go->cs;
+    const size_t reach = (size_t)(gi->c - 1) * gi->cs + (size_t)(gi->h - 1) * gi->rs + l->kw - 1 +
+                         lf_round_lanes(l->out_w);
+    if (gi->size < reach)
+        gi->size = lf_round_lanes(reach);
+    return 1;
+}
+
 /* A spatial 2x2 subsampling reads two vectors of each input row from every LF_LANES outputs on: grows gi's
  * size to cover those reads past the last row's end. */
 static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi)
@@ -280,7 +310,9 @@ extern const lf_kernel_table lf_kernels_avx512, lf_kernels_avx2, lf_kernels_base
 
 #ifdef LF_ISA_SUFFIX
 /* net.c: plans and runs the forward pass of one block. */
-void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, lf_plan *p);
+/* A block's plan. Spatial convolutions write compact rows for inference, wide rows for training
+ * (for_backward: the backward passes read them). */
+void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, int for_backward, lf_plan *p);
 void LF_ISA(pack_input)(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst);
 void LF_ISA(unpack_output)(const float *src, const lf_geom *g, size_t first, int count, float *out);
 /* Runs the layers on one work item; as part `part` of `nparts` threads sharing ws (inside a parallel region,

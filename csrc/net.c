@@ -6,13 +6,13 @@
  */
 #include "kernels.h"
 
-void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, lf_plan *p)
+void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, int for_backward, lf_plan *p)
 {
     lf_dense_geom(&p->g[0], layers[0].in_c, layers[0].in_h, layers[0].in_w, lanes);
     for (int i = 0; i < nlayers; i++) {
         const lf_layer *l = &layers[i];
         lf_dense_geom(&p->g[i + 1], l->out_c, l->out_h, l->out_w, lanes);
-        if (l->kind == LF_LAYER_CONV && lanes == 1)
+        if (l->kind == LF_LAYER_CONV && lanes == 1 && (for_backward || !lf_compact_geom(l, &p->g[i], &p->g[i + 1])))
             lf_wide_geom(l, &p->g[i], &p->g[i + 1]);
         if (l->kind == LF_LAYER_SUBSAMPLE && lanes == 1)
             lf_pairs_geom(l, &p->g[i]);
@@ -127,8 +127,8 @@ int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, 
     if (n <= 0)
         return 0;
     lf_plan plans[2];
-    LF_ISA(make_plan)(layers, nlayers, LF_LANES, &plans[0]);
-    LF_ISA(make_plan)(layers, nlayers, 1, &plans[1]);
+    LF_ISA(make_plan)(layers, nlayers, LF_LANES, 0, &plans[0]);
+    LF_ISA(make_plan)(layers, nlayers, 1, 0, &plans[1]);
     const int nblocks = lf_blocks(n), nitems = lf_items(n, nblocks);
     const batch_t b = {layers, nlayers, n, nblocks, input, plans, out};
     if (nitems == 1) {

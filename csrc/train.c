@@ -21,7 +21,7 @@ typedef struct {
 
 static void make_grad_plan(const lf_trainer *t, int lanes, grad_plan *p)
 {
-    LF_ISA(make_plan)(t->layers, t->nlayers, lanes, &p->f);
+    LF_ISA(make_plan)(t->layers, t->nlayers, lanes, 1, &p->f);
     size_t at = p->f.total, need = 0;
     for (int i = 0; i <= t->nlayers; i++) {
         p->grad[i] = at;

@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     const int nlayers = sizeof L / sizeof L[0], calls = 50;
 
     lf_plan p;
-    LF_ISA(make_plan)(L, nlayers, lanes, &p);
+    LF_ISA(make_plan)(L, nlayers, lanes, 0, &p);
     float *ws = lf_workspace(p.total);
     memcpy(ws, uniform(p.g[0].size, 1.0f), p.g[0].size * sizeof(float));
     for (int i = 0; i < nlayers; i++) {
