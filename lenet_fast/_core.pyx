@@ -7,6 +7,7 @@ here, and errors name the argument. A network is described once (Network) and th
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
+from cpython.pythread cimport PyThread_get_thread_ident
 cimport numpy as cnp
 import numpy as np
 
@@ -153,6 +154,11 @@ cdef class Network:
       {"kind": "rbf", "centers": c (K, In)}: squared Euclidean distances to the K centres.
     Parameter arrays must be float32 and C-contiguous: they are used in place, not copied, so updates made
     to them in place (training) take effect at once. The Network keeps them alive.
+
+    A thread that trains the parameters claims the network first (claim, release): forward calls from other
+    threads are then refused, and those already running are counted in running, for the trainer to wait
+    for. The check and the count happen with the GIL held and nothing in between, so a call either sees the
+    claim or is seen running.
     """
     cdef lf_layer *layers
     cdef int nlayers
@@ -160,6 +166,9 @@ cdef class Network:
     cdef int in_c, in_h, in_w, out_c, out_h, out_w
     cdef list _keep  # the arrays whose memory the C layers point into
     cdef list _trainable  # (layer index, True for the weight or False for the bias, array)
+    cdef bint _claimed
+    cdef unsigned long _claimant  # the thread training the parameters, while _claimed
+    cdef readonly Py_ssize_t running  # forward calls now running
 
     def __cinit__(self, input_shape, layers):
         self.layers = NULL
@@ -289,26 +298,53 @@ cdef class Network:
             l.out_c, l.out_h, l.out_w = k, 1, 1
         return l.out_c, l.out_h, l.out_w
 
+    def claim(self):
+        """The calling thread is about to train the parameters: until release(), other threads' calls are
+        refused (check_unclaimed). RuntimeError if another claim holds."""
+        if self._claimed:
+            raise RuntimeError("this model is already being trained")
+        self._claimed, self._claimant = True, PyThread_get_thread_ident()
+
+    def release(self):
+        self._claimed = False
+
+    def check_unclaimed(self):
+        """RuntimeError if another thread has claimed the network (is training it)."""
+        self._check_unclaimed()
+
+    cdef int _check_unclaimed(self) except -1:
+        if self._claimed and self._claimant != PyThread_get_thread_ident():
+            raise RuntimeError("this model is being trained in another thread; use it after fit returns (or "
+                               "use a copy: lenet_fast.load of a checkpoint)")
+        return 0
+
     cdef Py_ssize_t _input(self, x, bint normalize, lf_input *inp) except -1:
         """Checks a batch for forward and sets inp; returns the number of images."""
         cdef cnp.ndarray a
         cdef cnp.npy_intp *d
+        cdef cnp.npy_intp n, c, h, w
         cdef Py_ssize_t size
-        cdef int typenum
+        cdef int typenum, ndim
         # Through numpy's C API: this is on the path of every single-image prediction.
-        if not isinstance(x, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>x) != 4:
-            raise ValueError(f"x must be a 4-D (N, C, H, W) numpy array, got {type(x).__name__} "
-                             f"of shape {np.shape(x)}")
+        if not isinstance(x, np.ndarray):
+            raise ValueError(f"x must be a numpy array, got {type(x).__name__}")
         a = <cnp.ndarray>x
+        ndim = cnp.PyArray_NDIM(a)
+        if not (ndim == 4 or (self.in_c == 1 and (ndim == 3 or ndim == 2))):
+            raise ValueError(f"x must be a 4-D (N, C, H, W) array (or, with one channel, (N, H, W) or (H, W)), "
+                             f"got shape {x.shape}")
         if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISBEHAVED_RO(a):
             raise ValueError("x must be C-contiguous, aligned and in native byte order")
         d = cnp.PyArray_DIMS(a)
-        if d[0] > 0x7FFFFFFF:
+        n = d[0] if ndim >= 3 else 1
+        c = d[1] if ndim == 4 else 1
+        h, w = d[ndim - 2], d[ndim - 1]
+        if n > 0x7FFFFFFF:
             raise ValueError("too many images in one call")
         if normalize:
-            if d[1] != self.in_c or not (0 < d[2] <= self.in_h and 0 < d[3] <= self.in_w):
-                raise ValueError(f"images must be ({self.in_c}, <={self.in_h}, <={self.in_w}), got {x.shape[1:]}")
-        elif d[1] != self.in_c or d[2] != self.in_h or d[3] != self.in_w:
+            if c != self.in_c or not (0 < h <= self.in_h and 0 < w <= self.in_w):
+                raise ValueError(f"images must be ({self.in_c}, <={self.in_h}, <={self.in_w}), got {x.shape}")
+        elif c != self.in_c or h != self.in_h or w != self.in_w:
             raise ValueError(f"x must be (N,) + {self.input_shape}, got {x.shape}")
         typenum = cnp.PyArray_TYPE(a)
         size = cnp.PyArray_SIZE(a)
@@ -325,33 +361,43 @@ cdef class Network:
             inp.dtype = LF_F32
         else:
             raise TypeError(f"x must be uint8 or float32, got {x.dtype}")
-        inp.c, inp.h, inp.w, inp.normalize = d[1], d[2], d[3], normalize
-        return d[0]
+        inp.c, inp.h, inp.w, inp.normalize = c, h, w, normalize
+        return n
 
-    cdef cnp.ndarray _output(self, Py_ssize_t n):
+    cdef cnp.ndarray _output(self, Py_ssize_t n, bint flat=False):
         cdef cnp.npy_intp dims[4]
+        if flat:
+            dims[0], dims[1] = n, self.out_c * self.out_h * self.out_w
+            return cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32, 0)
         dims[0], dims[1], dims[2], dims[3] = n, self.out_c, self.out_h, self.out_w
         return cnp.PyArray_EMPTY(4, dims, cnp.NPY_FLOAT32, 0)
 
-    def forward(self, x, bint normalize=False):
-        """Run the network on x, (N, C, H, W) C-contiguous uint8 or float32.
+    def forward(self, x, bint normalize=False, bint flat=False):
+        """Run the network on x, (N, C, H, W) C-contiguous uint8 or float32 (with one input channel, also
+        (N, H, W), or (H, W) for one image).
 
         normalize=False: x is float32 of exactly input_shape per image, the first layer's input as it is.
         normalize=True: x holds pixels, uint8 0-255 or float32 in [0, 1], 0 the background; they map to
         the paper's [-0.1, 1.175] and an image smaller than input_shape is centred with background around.
-        Returns (N,) + output_shape float32. FloatingPointError when the output is not finite: from finite
-        inputs and weights that means float32 overflowed (weights far too large), and NaN is no answer.
+        Returns (N,) + output_shape float32, or (N, C*H*W) with flat. FloatingPointError when the output is
+        not finite: from finite inputs and weights that means float32 overflowed (weights far too large),
+        and NaN is no answer. RuntimeError while another thread has claimed the network.
         """
         cdef lf_input inp
-        cdef Py_ssize_t n = self._input(x, normalize, &inp)
-        cdef cnp.ndarray out = self._output(n)
+        cdef cnp.ndarray out
         cdef int rc
         cdef bint ok
+        cdef Py_ssize_t n = self._input(x, normalize, &inp)
+        out = self._output(n, flat)
+        # The check and the count with no Python code between them (nor while running: the GIL is held).
+        self._check_unclaimed()
         if n == 0:
             return out
+        self.running += 1
         with nogil:
             rc = lf_forward(self.layers, self.nlayers, &inp, <int>n, <float *>cnp.PyArray_DATA(out))
             ok = rc == 0 and finite(<const float *>cnp.PyArray_DATA(out), cnp.PyArray_SIZE(out))
+        self.running -= 1
         if rc != 0:
             raise MemoryError("cannot allocate the per-thread workspace")
         if not ok:

@@ -11,7 +11,6 @@ Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for th
 import functools
 import os
 import secrets
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import NamedTuple, Optional
@@ -194,10 +193,7 @@ def _uses_weights(method):
         token = object()
         try:
             self._users.add(token)
-            fitter = self._fit_thread
-            if fitter is not None and fitter != threading.get_ident():
-                raise RuntimeError("this model is being trained in another thread; use it after fit returns "
-                                   "(or use a copy: lenet_fast.load of a checkpoint)")
+            self._net.check_unclaimed()
             return method(self, *args, **kwargs)
         finally:
             self._users.discard(token)
@@ -226,13 +222,11 @@ class LeNet5:
         self._net = build_network(variant, self._params, self._centers)
         self._trainer = None
         # Training and every other use from other threads exclude each other (README, "Safety and checks"):
-        # _fit_thread is the thread inside fit(), if any (set under _fit_lock); _users holds a token per call
-        # using the weights (the methods marked _uses_weights) now running, which fit() waits for before it
-        # changes them. No lock on the prediction path: set add and discard are atomic, and a call enters
-        # _users before it looks at _fit_thread while fit() sets _fit_thread before it looks at _users, so
-        # one of the two always sees the other.
-        self._fit_lock = threading.Lock()
-        self._fit_thread = None
+        # fit() claims the network (_core.Network.claim), and then waits for the calls using the weights that
+        # are running: forward's own, which the network counts, and the other methods marked _uses_weights,
+        # each of which holds a token in _users while it runs. No lock on these paths: set add and discard
+        # are atomic, and a call enters _users before it looks at the claim while fit() claims before it
+        # looks at _users, so one of the two always sees the other.
         self._users = set()
 
     @property
@@ -266,12 +260,12 @@ class LeNet5:
         for name, value in _check_params(self.variant, params).items():
             self._params[name][...] = value
 
-    @_uses_weights
     def forward(self, x, normalized=False):
         """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern).
         FloatingPointError if they overflow (weights so large that float32 cannot hold the result)."""
+        # Not _uses_weights: the network itself refuses while fit() runs elsewhere and counts its calls.
         x, normalize = _as_batch(x, normalized)
-        return self._net.forward(x, normalize).reshape(len(x), self._net.output_shape[0])
+        return self._net.forward(x, normalize, flat=True)
 
     def predict(self, x, normalized=False):
         """(N,) int64 class ids."""
@@ -354,30 +348,32 @@ class LeNet5:
 
 
 _FIELDS = ((28, 28), (32, 32))
+_DIRECT = (np.dtype(np.uint8), np.dtype(np.float32))
 
 
 def _as_batch(x, normalized):
-    """x as a C-contiguous (N, C, H, W) uint8 or float32 array for Network.forward, and whether the engine
-    normalizes it."""
+    """x as a batch (N first) of one-channel images that Network.forward takes, C-contiguous uint8 or
+    float32, and whether the engine normalizes it."""
+    # One image from Python is this library's hottest path: pixels as the engine takes them go straight
+    # through, in as few Python operations as can tell (each costs some tenths of a microsecond).
+    if type(x) is np.ndarray and not normalized and x.dtype in _DIRECT and x.flags.c_contiguous:
+        if x.shape[-2:] in _FIELDS and (x.ndim == 3 or (x.ndim == 4 and x.shape[1] == 1)):
+            return x, True
     a = np.asarray(x)
     if a.dtype.kind not in "uif":
         raise TypeError(f"images must be numbers (uint8 pixels or floats), got dtype {a.dtype}")
     if normalized:
         if a.dtype.kind != "f":
             raise TypeError("normalized=True takes float input already mapped to the paper's range")
-        if a.ndim == 3 and a.shape[1:] == (32, 32):
-            a = a[:, None]
-        if a.ndim != 4 or a.shape[1:] != INPUT_SHAPE:
+        if a.shape[1:] not in (INPUT_SHAPE, INPUT_SHAPE[1:]):
             raise ValueError(f"normalized input must be (N, 32, 32) or (N, 1, 32, 32), got {a.shape}")
         return _float32(a), False
-    # One image from Python is this library's hottest path: each numpy call here costs a few tenths of a
-    # microsecond, so the common cases take as few as possible.
     shape = a.shape
     if shape[-2:] not in _FIELDS or not (a.ndim == 3 or a.ndim == 2 or (a.ndim == 4 and shape[1] == 1)):
         raise ValueError("images must be (28, 28), (32, 32), (N, 28, 28), (N, 32, 32) or (N, 1, 32, 32), "
                          f"got shape {np.shape(x)}")
-    if a.ndim != 4:
-        a = a[None, None] if a.ndim == 2 else a[:, None]
+    if a.ndim == 2:
+        a = a[None]
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a), True
     if a.dtype.kind in "ui":

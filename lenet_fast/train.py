@@ -8,7 +8,6 @@ state, so an interrupted and resumed run ends bit-identical to an uninterrupted 
 """
 import json
 import sys
-import threading
 import time
 
 import numpy as np
@@ -197,16 +196,13 @@ class Fitting:
 
     def __enter__(self):
         m = self.model
-        with m._fit_lock:
-            if m._fit_thread is not None:
-                raise RuntimeError("this model is already being trained")
-            m._fit_thread = threading.get_ident()  # new calls from other threads are refused from here on
+        m._net.claim()  # new calls from other threads are refused from here on
         try:
-            while m._users:  # and the ones running finish first (polled: fit starts rarely, predictions often)
-                time.sleep(0.001)
+            while m._users or m._net.running:  # and the ones running finish first (polled: fit starts
+                time.sleep(0.001)               # rarely, predictions often)
         except BaseException:  # Ctrl-C while waiting
-            m._fit_thread = None
+            m._net.release()
             raise
 
     def __exit__(self, *exc):
-        self.model._fit_thread = None
+        self.model._net.release()

@@ -269,9 +269,13 @@ def test_divergence_is_an_error_not_nan_weights(digits, tmp_path):
 
 def test_predict_from_another_thread_during_fit_is_refused():
     model = LeNet5("modern")
-    model._fit_thread = threading.get_ident() + 1  # as fit() marks it, from some other thread
+    claimant = threading.Thread(target=model._net.claim)  # as fit() claims it, from some other thread
+    claimant.start()
+    claimant.join()
     with pytest.raises(RuntimeError, match="being trained"):
         model.predict(np.zeros((28, 28), np.uint8))
+    model._net.release()
+    assert model.predict(np.zeros((28, 28), np.uint8)).shape == (1,)
 
 
 # --- a short real run ----------------------------------------------------------------------------
