@@ -24,43 +24,53 @@ void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, int for_b
     }
 }
 
-/* The network's input for images [first, first + count) into a block's first tensor. */
-void LF_ISA(pack_input)(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst)
+/* Image `image` of the input (or, when NULL, an unused lane: zeros) into dst, whose columns are step floats
+ * apart (a constant after inlining, so that the spatial layout's rows are contiguous vector loops). */
+static inline __attribute__((always_inline)) void pack_image(const lf_input *in, const void *image,
+                                                             const lf_geom *g, float *dst, size_t step)
 {
     const int oy = (g->h - in->h) / 2, ox = (g->w - in->w) / 2;
-    const size_t image = (size_t)in->c * in->h * in->w;
     /* Pixels p in [0, 1] map to p * (1.175 + 0.1) - 0.1; uint8 pixels are p * 255. */
     const float scale = in->normalize ? (in->dtype == LF_U8 ? 1.275f / 255.0f : 1.275f) : 1.0f;
     const float shift = in->normalize ? -0.1f : 0.0f;
-    const size_t lanes = g->lanes;
-    for (size_t b = 0; b < lanes; b++) {
-        /* The unused lanes of a partly filled block hold zeros. */
-        const float background = (int)b < count ? shift : 0.0f;
-        for (int c = 0; c < g->c; c++)
-            for (int y = 0; y < g->h; y++) {
-                float *row = dst + c * g->cs + y * g->rs + b;
-                const int iy = y - oy;
-                if ((int)b >= count || iy < 0 || iy >= in->h) {
-                    for (int x = 0; x < g->w; x++)
-                        row[x * lanes] = background;
-                    continue;
-                }
-                const size_t src = (first + b) * image + ((size_t)c * in->h + iy) * in->w;
-                for (int x = 0; x < ox; x++)
-                    row[x * lanes] = background;
-                if (in->dtype == LF_U8) {
-                    const uint8_t *p = (const uint8_t *)in->data + src;
-                    for (int x = 0; x < in->w; x++)
-                        row[(x + ox) * lanes] = (float)p[x] * scale + shift;
-                } else {
-                    const float *p = (const float *)in->data + src;
-                    for (int x = 0; x < in->w; x++)
-                        row[(x + ox) * lanes] = p[x] * scale + shift;
-                }
-                for (int x = ox + in->w; x < g->w; x++)
-                    row[x * lanes] = background;
+    const float background = image ? shift : 0.0f;
+    for (int c = 0; c < g->c; c++)
+        for (int y = 0; y < g->h; y++) {
+            float *row = dst + c * g->cs + y * g->rs;
+            const int iy = y - oy;
+            if (!image || iy < 0 || iy >= in->h) {
+                for (int x = 0; x < g->w; x++)
+                    row[x * step] = background;
+                continue;
             }
+            const size_t at = ((size_t)c * in->h + iy) * in->w;
+            for (int x = 0; x < ox; x++)
+                row[x * step] = background;
+            if (in->dtype == LF_U8) {
+                const uint8_t *p = (const uint8_t *)image + at;
+                for (int x = 0; x < in->w; x++)
+                    row[(x + ox) * step] = (float)p[x] * scale + shift;
+            } else {
+                const float *p = (const float *)image + at;
+                for (int x = 0; x < in->w; x++)
+                    row[(x + ox) * step] = p[x] * scale + shift;
+            }
+            for (int x = ox + in->w; x < g->w; x++)
+                row[x * step] = background;
+        }
+}
+
+/* The network's input for images [first, first + count) into a block's first tensor (the unused lanes of a
+ * partly filled block hold zeros). */
+void LF_ISA(pack_input)(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst)
+{
+    const size_t image = (size_t)in->c * in->h * in->w * (in->dtype == LF_U8 ? 1 : sizeof(float));
+    if (g->lanes == 1) {
+        pack_image(in, (const char *)in->data + first * image, g, dst, 1);
+        return;
     }
+    for (int b = 0; b < g->lanes; b++)
+        pack_image(in, b < count ? (const char *)in->data + (first + b) * image : NULL, g, dst + b, LF_LANES);
 }
 
 void LF_ISA(unpack_output)(const float *src, const lf_geom *g, size_t first, int count, float *out)
