@@ -268,28 +268,34 @@ static void conv_compact(const lf_layer *l, const float *in, const lf_geom *gi, 
         for (int v = 0; v < kw; v++)
             tap[u * kw + v] = v * plane + u * ow;
     const conv_strides s = {kw * plane, 0, 1, go->cs, go->rs, tap};
-    const int nvec = (int)(go->cs / LF_LANES);
+    /* The maps' pixels only: the rest of a map's stride is room for a subsampling's reads (lf_pairs_geom). */
+    const int nvec = (int)(lf_round_lanes((size_t)l->out_h * l->out_w) / LF_LANES);
     if (l->conn_start)
         conv_inputs(l, first, last, copies, out, &s, nvec);
     else
         conv_maps(l, first, last, 1, copies, out, &s, nvec);
 }
 
+void LF_ISA(conv_part)(const lf_layer *l, int part, int nparts, int *first, int *last)
+{
+    if (!l->conn_start) {
+        lf_split(l->out_c, part, nparts, first, last);
+        return;
+    }
+    /* Balanced by connections: C3's maps read 3 to 6 inputs. */
+    int c0, c1;
+    lf_split(l->conn_start[l->out_c], part, nparts, &c0, &c1);
+    for (*first = 0; *first < l->out_c && l->conn_start[*first] < c0; ++*first)
+        ;
+    for (*last = *first; *last < l->out_c && l->conn_start[*last] < c1; ++*last)
+        ;
+}
+
 void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
                         int part, int nparts)
 {
-    /* This part's maps; with a table, balanced by connections (C3's maps read 3 to 6 inputs). */
     int first, last;
-    if (l->conn_start) {
-        int c0, c1;
-        lf_split(l->conn_start[l->out_c], part, nparts, &c0, &c1);
-        for (first = 0; first < l->out_c && l->conn_start[first] < c0; first++)
-            ;
-        for (last = first; last < l->out_c && l->conn_start[last] < c1; last++)
-            ;
-    } else {
-        lf_split(l->out_c, part, nparts, &first, &last);
-    }
+    LF_ISA(conv_part)(l, part, nparts, &first, &last);
     if (gi->lanes == 1 && go->rs != gi->rs) {
         conv_compact(l, in, gi, out, go, first, last);
         return;

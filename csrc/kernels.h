@@ -163,12 +163,19 @@ static inline int lf_compact_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
     return 1;
 }
 
-/* A spatial 2x2 subsampling reads two vectors of each input row from every LF_LANES outputs on: grows gi's
- * size to cover those reads past the last row's end. */
-static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi)
+/* A spatial 2x2 subsampling reads two vectors of each input row from every LF_LANES outputs on, past the
+ * row's end (what those lanes give is not stored). For inference (per_map), each map's stride grows to hold
+ * its own reads, so that a thread pooling the maps it has just computed reads no other thread's (net.c);
+ * for training, only the tensor's size grows, to cover the last map's reads. */
+static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi, int per_map)
 {
-    const size_t reach = (size_t)(gi->c - 1) * gi->cs + (size_t)(2 * l->out_h - 1) * gi->rs +
-                         2 * ((l->out_w - 1) / LF_LANES * LF_LANES) + 2 * LF_LANES;
+    const size_t map = (size_t)(2 * l->out_h - 1) * gi->rs + 2 * ((l->out_w - 1) / LF_LANES * LF_LANES) +
+                       2 * LF_LANES;
+    if (per_map && (size_t)gi->cs < map) {
+        gi->cs = (ptrdiff_t)lf_round_lanes(map);
+        gi->size = (size_t)gi->c * gi->cs;
+    }
+    const size_t reach = (size_t)(gi->c - 1) * gi->cs + map;
     if (gi->size < reach)
         gi->size = lf_round_lanes(reach);
 }
@@ -324,8 +331,11 @@ void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, fl
  * the same bits. */
 void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
                         int part, int nparts);
+/* Maps [first, last) of a subsampling. */
 void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
-                             const lf_geom *go, int part, int nparts);
+                             const lf_geom *go, int first, int last);
+/* The output maps [*first, *last) that part `part` of `nparts` of a convolution computes. */
+void LF_ISA(conv_part)(const lf_layer *l, int part, int nparts, int *first, int *last);
 void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
                         int part, int nparts);
 void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,

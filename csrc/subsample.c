@@ -81,10 +81,8 @@ static inline __attribute__((always_inline)) void pool_map(const lf_layer *l, in
 }
 
 void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
-                             const lf_geom *go, int part, int nparts)
+                             const lf_geom *go, int first, int last)
 {
-    int first, last;
-    lf_split(l->out_c, part, nparts, &first, &last);
     for (int ch = first; ch < last; ch++)
         if (gi->lanes == LF_LANES)
             pool_map(l, ch, in, gi, out, go, 1);
