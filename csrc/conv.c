@@ -168,10 +168,11 @@ static void conv_run(const lf_layer *l, const conv_group *g, int M, int R, const
     }
 }
 
-/* How many of n maps that share their inputs go in the next tile: one load then feeds them all. */
+/* How many of n maps that share their inputs go in the next tile: one load then feeds them all. Never a
+ * last tile of one map (a load per multiply-add) where the rest can be split otherwise. */
 static int group_size(int n)
 {
-    return n % 6 == 0 ? 6 : n % 4 == 0 ? 4 : n % 3 == 0 ? 3 : n >= 4 ? 4 : n;
+    return n % 6 == 0 ? 6 : n % 4 == 0 ? 4 : n % 3 == 0 || (n > 4 && n % 4 == 1) ? 3 : n >= 4 ? 4 : n;
 }
 
 /* Maps [first, last), each over all of its connections (maps that share every input, a dense table's, in
