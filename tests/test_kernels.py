@@ -603,6 +603,18 @@ def test_network_forward_refuses(x, normalize, exc, message):
         net.forward(x, normalize)
 
 
+def test_network_forward_takes_one_channel_images_without_the_channel_axis():
+    """With one input channel, (N, H, W) and one (H, W) image run as (N, 1, H, W); flat=True gives (N, K)."""
+    rng = np.random.default_rng(11)
+    net = _core.Network((1, 12, 12), [conv_layer(rng, 1, 4, 5, 5, "tanh"), subsample_layer(rng, 4, "max", "none")])
+    x = rng.uniform(0, 1, (3, 1, 10, 10)).astype(np.float32)
+    want = net.forward(x, True)
+    assert want.shape == (3, 4, 4, 4)
+    np.testing.assert_array_equal(net.forward(x[:, 0], True), want)
+    np.testing.assert_array_equal(net.forward(np.ascontiguousarray(x[1, 0]), True), want[1:2])
+    np.testing.assert_array_equal(net.forward(x, True, flat=True), want.reshape(3, -1))
+
+
 # ---- activation() --------------------------------------------------------------------------------------
 
 
