@@ -10,6 +10,7 @@
   them, -fno-omit-frame-pointer and -fno-sanitize-recover (the first finding aborts), for checking only;
   README.md, "Checks", says how to run the tests under it.
 """
+import concurrent.futures
 import os
 import platform
 import shutil
@@ -80,22 +81,25 @@ class BuildExt(build_ext):
         sanitize = sanitize_flags()
         headers = [os.path.join("csrc", h) for h in HEADERS]
         kernels = [os.path.join("csrc", k) for k in KERNELS]
+        def compile_kernel(isa, kernel):
+            return self.compiler.compile(
+                [kernel],
+                # one folder per flag set, so that objects built with other flags are never reused
+                output_dir=os.path.join(self.build_temp, f"isa-{isa}{'-openmp' * bool(omp)}"
+                                        f"{'-native' * bool(native)}{'-sanitize' * bool(sanitize)}"),
+                macros=[("LF_ISA_SUFFIX", isa)],
+                include_dirs=["csrc"],
+                extra_postargs=CFLAGS + omp + ISA_PATHS[isa] + native + sanitize,
+                depends=headers,
+            )
+
         for ext in self.extensions:
-            objects = []
-            for isa, isa_flags in ISA_PATHS.items():
-                objects += self.compiler.compile(
-                    kernels,
-                    # one folder per flag set, so that objects built with other flags are never reused
-                    output_dir=os.path.join(self.build_temp, f"isa-{isa}{'-openmp' * bool(omp)}"
-                                            f"{'-native' * bool(native)}{'-sanitize' * bool(sanitize)}"),
-                    macros=[("LF_ISA_SUFFIX", isa)],
-                    include_dirs=["csrc"],
-                    extra_postargs=CFLAGS + omp + isa_flags + native + sanitize,
-                    depends=headers,
-                )
-                if isa != "baseline":
-                    ext.define_macros.append(("LF_HAVE_" + isa.upper(), "1"))
-            ext.extra_objects = objects
+            # Every kernel file once per path, as many compilers at once as there are cores (the objects
+            # keep their order).
+            jobs = [(isa, kernel) for isa in ISA_PATHS for kernel in kernels]
+            with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                ext.extra_objects = [o for objs in pool.map(lambda job: compile_kernel(*job), jobs) for o in objs]
+            ext.define_macros += [("LF_HAVE_" + isa.upper(), "1") for isa in ISA_PATHS if isa != "baseline"]
             ext.extra_compile_args = CFLAGS + omp + native + sanitize
             ext.extra_link_args = omp + sanitize
             ext.depends = headers + kernels  # the objects above are linked in: relink when they change
