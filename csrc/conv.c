@@ -10,8 +10,9 @@
  * (x 2 rows, blocked, one map) stays in registers while the taps stream past it, and one input load feeds
  * its M maps. Map by map, a tile groups maps that read the same inputs (a dense table's); with a table,
  * whose maps read different inputs, the compact layout goes input by input instead, so that each input's
- * load still feeds the several maps it is connected to (on this Zen 3 a multiply-add with its own vector
- * load runs at about 1.3 per cycle aligned and 0.9 unaligned, against 1.9 from registers). Each output is
+ * load still feeds the several maps it is connected to (on this Zen 3, multiply-adds that each load their
+ * operand run at 80% of their speed from registers when aligned, 50% when not: tools/load_bound.c). Each
+ * output is
  * summed in the order (connection, u, v), then the bias is added: the same bits in every layout and for
  * any tile shape.
  *
@@ -45,7 +46,7 @@ static inline void conn_range(const lf_layer *l, int o, int *c0, int *c1)
 /* Group g's terms from its J input maps, R rows of P vectors each. M, R, P and whole are constants after
  * inlining, so acc lives in registers: each input load feeds M x R multiply-adds. whole: J is every
  * connection of the maps, and the sums start at zero and end with the bias and activation; otherwise they
- * start at what out holds and are stored as they are (conv_finish). With two rows, each input row the pair
+ * start at what out holds and are stored as they are (conv_inputs finishes them). With two rows, each input row the pair
  * reads is loaded once and feeds both (as kernel rows u and u - 1). */
 static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, const conv_group *g,
                                                             const float *in, float *out, const conv_strides *s,
@@ -212,21 +213,17 @@ static void conv_inputs(const lf_layer *l, int first, int last, const float *in,
     memset(out + first * s->ocs, 0, (size_t)(last - first) * s->ocs * sizeof(float));
     conv_group g;
     g.J = 1;
+    int maps[last - first + 1], conns[last - first + 1]; /* the maps c feeds, through which connections */
     for (int c = 0; c < l->in_c; c++) {
         int n = 0;
         for (int o = first; o < last; o++)
-            n += connection(l, o, c) >= 0;
-        for (int o = first, m = 0, M = 0; o < last; o++) {
-            const int k = connection(l, o, c);
-            if (k < 0)
-                continue;
-            if (m == 0)
-                M = group_size(n);
-            g.o[m] = o, g.k[m] = k;
-            if (++m == M) {
-                conv_run(l, &g, M, 1, in, out, s, nvec, 0);
-                n -= M, m = 0;
-            }
+            if ((conns[n] = connection(l, o, c)) >= 0)
+                maps[n++] = o;
+        for (int i = 0, M; i < n; i += M) {
+            M = group_size(n - i);
+            for (int m = 0; m < M; m++)
+                g.o[m] = maps[i + m], g.k[m] = conns[i + m];
+            conv_run(l, &g, M, 1, in, out, s, nvec, 0);
         }
     }
     /* The bias and activation, a map's run LF_TILE vectors at a time (its switch outside the loop). */
@@ -270,7 +267,7 @@ static void conv_compact(const lf_layer *l, const float *in, const lf_geom *gi, 
             tap[u * kw + v] = v * plane + u * ow;
     const conv_strides s = {kw * plane, 0, 1, go->cs, go->rs, tap};
     /* The maps' pixels only: the rest of a map's stride is room for a subsampling's reads (lf_pairs_geom). */
-    const int nvec = (int)(lf_round_lanes((size_t)l->out_h * l->out_w) / LF_LANES);
+    const int nvec = (int)lf_compact_vectors(l);
     if (l->conn_start)
         conv_inputs(l, first, last, copies, out, &s, nvec);
     else

@@ -138,10 +138,14 @@ static inline void lf_wide_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
  * tiles read kw copies of each input map, copy v shifted left by v columns and cut to out_w columns, so that
  * tap (u, v) is again a constant offset, u out_w into copy v (conv.c). A copy's floats: the map's rows,
  * then room for the vector reads of the last output vector past them and for the copy loop's last vector. */
+static inline size_t lf_compact_vectors(const lf_layer *l)
+{
+    return ((size_t)l->out_h * l->out_w + LF_LANES - 1) / LF_LANES;
+}
+
 static inline size_t lf_copy_plane(const lf_layer *l)
 {
-    const size_t nvec = ((size_t)l->out_h * l->out_w + LF_LANES - 1) / LF_LANES;
-    return lf_round_lanes((size_t)(l->kh - 1) * l->out_w + (nvec + 1) * LF_LANES);
+    return lf_round_lanes((size_t)(l->kh - 1) * l->out_w + (lf_compact_vectors(l) + 1) * LF_LANES);
 }
 
 /* The copies of every input map live on the kernel's stack: layers whose copies exceed this many floats
@@ -154,7 +158,7 @@ static inline int lf_compact_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
 {
     if ((size_t)l->in_c * l->kw * lf_copy_plane(l) > LF_COPIES_MAX || l->kw == 1)
         return 0;
-    go->cs = (ptrdiff_t)lf_round_lanes((size_t)l->out_h * l->out_w);
+    go->cs = (ptrdiff_t)(lf_compact_vectors(l) * LF_LANES);
     go->size = (size_t)l->out_c * go->cs;
     const size_t reach = (size_t)(gi->c - 1) * gi->cs + (size_t)(gi->h - 1) * gi->rs + l->kw - 1 +
                          lf_round_lanes(l->out_w);
@@ -185,9 +189,9 @@ static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi, int per_map)
 /* A batch of n images as work items: nblocks blocks of LF_LANES images (the last possibly part full), then
  * one item per image left over, run in the spatial layout. */
 /* From this many leftover images on, one partly filled block is cheaper than that many single images (an
- * image costs about 1.6 times as much in the spatial layout as in a block: about 24 against 15 us, classic,
- * one thread, the forward rows of `python tools/layer_times.py`). */
-#define LF_PARTIAL_BLOCK_MIN (LF_LANES * 5 / 8)
+ * image costs about 1.33 times as much in the spatial layout as in a block: 19.0 against 14.3 us, the sums
+ * of the classic layers' times on one thread of `python tools/layer_times.py`, 2026-11-23 19:40). */
+#define LF_PARTIAL_BLOCK_MIN (LF_LANES * 3 / 4)
 
 static inline int lf_blocks(int n) { return n / LF_LANES + (n % LF_LANES >= LF_PARTIAL_BLOCK_MIN); }
 static inline int lf_items(int n, int nblocks) { return nblocks + (n > nblocks * LF_LANES ? n - nblocks * LF_LANES : 0); }

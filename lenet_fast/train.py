@@ -198,8 +198,9 @@ class Fitting:
         m = self.model
         m._net.claim()  # new calls from other threads are refused from here on
         try:
-            while m._users or m._net.running:  # and the ones running finish first (polled: fit starts
-                time.sleep(0.001)               # rarely, predictions often)
+            # and the ones running finish first (polled: fit starts rarely, predictions often)
+            while m._users or m._net.running:
+                time.sleep(0.001)
         except BaseException:  # Ctrl-C while waiting
             m._net.release()
             raise

@@ -4,7 +4,7 @@ A Network of one layer is that layer's kernel; two layers check how a kernel rea
 output (a convolution's "wide rows" in the spatial layout, a full layer after pooling, ...). Batch sizes
 are chosen so that, with LF_LANES images per block (4 baseline, 8 AVX2, 16 AVX-512), both layouts run:
 whole blocks ("blocked"), leftover images one at a time ("spatial") and partly filled blocks (from
-LF_PARTIAL_BLOCK_MIN leftovers on, 5 of 8 on AVX2: csrc/net.c).
+LF_PARTIAL_BLOCK_MIN leftovers on, 6 of 8 on AVX2: csrc/kernels.h).
 
 Every check runs on each instruction-set path this CPU has (ISAS: the default one, e.g. AVX2, and the
 baseline with its 4 lanes and no FMA), switched with _core.select_isa and switched back.
