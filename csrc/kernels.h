@@ -19,6 +19,9 @@
 
 #include <stddef.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
 #include "lenet_fast.h"
 
 /* Images per block, and floats per vector: the instruction set's native register (a wider generic vector
@@ -36,7 +39,27 @@ typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t)))); 
 /* Loads and stores through memcpy: no alignment or aliasing assumptions; compiles to one vector move. */
 static inline lf_vf lf_load(const float *p) { lf_vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void lf_store(float *p, lf_vf v) { memcpy(p, &v, sizeof v); }
-/* The first n < LF_LANES floats, through a zero-padded copy: for the ragged end of an array. */
+/* The first n < LF_LANES floats (the rest of the vector zero), and their store: for the ragged end of an
+ * array. AVX-512 and AVX2 mask the access (masked-off elements are never touched, so reading past the array
+ * cannot fault); SSE2 has no masked move and goes through a zero-padded copy. */
+#if defined(__AVX512F__)
+static inline lf_vf lf_load_n(const float *p, size_t n)
+{
+    return (lf_vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+}
+static inline void lf_store_n(float *p, lf_vf v, size_t n)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+}
+#elif defined(__AVX__)
+/* Lanes below n all ones: the mask vmaskmovps reads from each lane's sign bit. */
+static inline __m256i lf_first_n(size_t n)
+{
+    return (__m256i)((lf_vi){0, 1, 2, 3, 4, 5, 6, 7} < (int32_t)n);
+}
+static inline lf_vf lf_load_n(const float *p, size_t n) { return (lf_vf)_mm256_maskload_ps(p, lf_first_n(n)); }
+static inline void lf_store_n(float *p, lf_vf v, size_t n) { _mm256_maskstore_ps(p, lf_first_n(n), (__m256)v); }
+#else
 static inline lf_vf lf_load_n(const float *p, size_t n)
 {
     float t[LF_LANES] = {0};
@@ -49,6 +72,7 @@ static inline void lf_store_n(float *p, lf_vf v, size_t n)
     lf_store(t, v);
     memcpy(p, t, n * sizeof(float));
 }
+#endif
 /* a where mask is set (all ones), else b. */
 static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
 {
@@ -59,17 +83,14 @@ static inline lf_vf lf_select(lf_vi mask, lf_vf a, lf_vf b)
  * when either is NaN: callers put the value that may be NaN second, so that a NaN (a diverged network)
  * propagates and is seen. */
 #if defined(__AVX512F__)
-#include <immintrin.h>
 static inline lf_vf lf_set1(float s) { return (lf_vf)_mm512_set1_ps(s); }
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm512_min_ps((__m512)a, (__m512)b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm512_max_ps((__m512)a, (__m512)b); }
 #elif defined(__AVX__)
-#include <immintrin.h>
 static inline lf_vf lf_set1(float s) { return (lf_vf)_mm256_set1_ps(s); }
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm256_min_ps((__m256)a, (__m256)b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm256_max_ps((__m256)a, (__m256)b); }
 #elif defined(__SSE__)
-#include <immintrin.h>
 static inline lf_vf lf_set1(float s) { return (lf_vf)_mm_set1_ps(s); }
 static inline lf_vf lf_min(lf_vf a, lf_vf b) { return (lf_vf)_mm_min_ps((__m128)a, (__m128)b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return (lf_vf)_mm_max_ps((__m128)a, (__m128)b); }

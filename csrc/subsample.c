@@ -74,8 +74,7 @@ static inline __attribute__((always_inline)) void pool_map(const lf_layer *l, in
             if (blocked || left >= LF_LANES)
                 lf_store(dst, v[i]);
             else
-                for (int j = 0; j < left; j++) /* element by element: lf_store_n would call memcpy */
-                    dst[j] = v[i][j];
+                lf_store_n(dst, v[i], left);
         }
     }
 }
