@@ -176,14 +176,13 @@ static int group_size(int n)
     return n % 6 == 0 ? 6 : n % 4 == 0 ? 4 : n % 3 == 0 || (n > 4 && n % 4 == 1) ? 3 : n >= 4 ? 4 : n;
 }
 
-/* Maps [first, last), each over all of its connections (maps that share every input, a dense table's, in
- * groups; with a table, one by one): R rows of nvec vectors. */
-static void conv_maps(const lf_layer *l, int first, int last, int R, const float *in, float *out,
-                      const conv_strides *s, int nvec)
+/* Every map, each over all of its connections (maps that share every input, a dense table's, in groups;
+ * with a table, one by one): R rows of nvec vectors. */
+static void conv_maps(const lf_layer *l, int R, const float *in, float *out, const conv_strides *s, int nvec)
 {
     conv_group g;
-    for (int o = first, M; o < last; o += M) {
-        M = l->conn_start ? 1 : group_size(last - o);
+    for (int o = 0, M; o < l->out_c; o += M) {
+        M = l->conn_start ? 1 : group_size(l->out_c - o);
         for (int m = 0; m < M; m++) {
             int c1;
             conn_range(l, o + m, &g.k[m], &c1);
@@ -204,19 +203,18 @@ static int connection(const lf_layer *l, int o, int c)
     return -1;
 }
 
-/* Maps [first, last) input by input: for each input map c, its terms of the maps it feeds, in groups that
- * share c's loads even where the table makes every map's inputs different. A map's connections come in
- * ascending c (lenet_fast.h), so every output still sums its terms in the order (connection, u, v). */
-static void conv_inputs(const lf_layer *l, int first, int last, const float *in, float *out,
-                        const conv_strides *s, int nvec)
+/* Every map input by input: for each input map c, its terms of the maps it feeds, in groups that share c's
+ * loads even where the table makes every map's inputs different. A map's connections come in ascending c
+ * (lenet_fast.h), so every output still sums its terms in the order (connection, u, v). */
+static void conv_inputs(const lf_layer *l, const float *in, float *out, const conv_strides *s, int nvec)
 {
-    memset(out + first * s->ocs, 0, (size_t)(last - first) * s->ocs * sizeof(float));
+    memset(out, 0, (size_t)l->out_c * s->ocs * sizeof(float));
     conv_group g;
     g.J = 1;
-    int maps[last - first + 1], conns[last - first + 1]; /* the maps c feeds, through which connections */
+    int maps[l->out_c], conns[l->out_c]; /* the maps c feeds, through which connections */
     for (int c = 0; c < l->in_c; c++) {
         int n = 0;
-        for (int o = first; o < last; o++)
+        for (int o = 0; o < l->out_c; o++)
             if ((conns[n] = connection(l, o, c)) >= 0)
                 maps[n++] = o;
         for (int i = 0, M; i < n; i += M) {
@@ -227,7 +225,7 @@ static void conv_inputs(const lf_layer *l, int first, int last, const float *in,
         }
     }
     /* The bias and activation, a map's run LF_TILE vectors at a time (its switch outside the loop). */
-    for (int o = first; o < last; o++) {
+    for (int o = 0; o < l->out_c; o++) {
         const lf_vf b = lf_set1(l->bias[o]);
         for (int i0 = 0; i0 < nvec; i0 += LF_TILE) {
             const int n = nvec - i0 < LF_TILE ? nvec - i0 : LF_TILE;
@@ -244,8 +242,7 @@ static void conv_inputs(const lf_layer *l, int first, int last, const float *in,
 
 /* Spatial, compact rows (lf_compact_geom): the kw shifted copies of every input map, then one run over the
  * compact output, input by input. */
-static void conv_compact(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
-                         int first, int last)
+static void conv_compact(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
 {
     const int kw = l->kw, ow = l->out_w;
     const ptrdiff_t plane = (ptrdiff_t)lf_copy_plane(l);
@@ -266,36 +263,17 @@ static void conv_compact(const lf_layer *l, const float *in, const lf_geom *gi, 
         for (int v = 0; v < kw; v++)
             tap[u * kw + v] = v * plane + u * ow;
     const conv_strides s = {kw * plane, 0, 1, go->cs, go->rs, tap};
-    /* The maps' pixels only: the rest of a map's stride is room for a subsampling's reads (lf_pairs_geom). */
     const int nvec = (int)lf_compact_vectors(l);
     if (l->conn_start)
-        conv_inputs(l, first, last, copies, out, &s, nvec);
+        conv_inputs(l, copies, out, &s, nvec);
     else
-        conv_maps(l, first, last, 1, copies, out, &s, nvec);
+        conv_maps(l, 1, copies, out, &s, nvec);
 }
 
-void LF_ISA(conv_part)(const lf_layer *l, int part, int nparts, int *first, int *last)
+void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
 {
-    if (!l->conn_start) {
-        lf_split(l->out_c, part, nparts, first, last);
-        return;
-    }
-    /* Balanced by connections: C3's maps read 3 to 6 inputs. */
-    int c0, c1;
-    lf_split(l->conn_start[l->out_c], part, nparts, &c0, &c1);
-    for (*first = 0; *first < l->out_c && l->conn_start[*first] < c0; ++*first)
-        ;
-    for (*last = *first; *last < l->out_c && l->conn_start[*last] < c1; ++*last)
-        ;
-}
-
-void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
-                        int part, int nparts)
-{
-    int first, last;
-    LF_ISA(conv_part)(l, part, nparts, &first, &last);
     if (gi->lanes == 1 && go->rs != gi->rs) {
-        conv_compact(l, in, gi, out, go, first, last);
+        conv_compact(l, in, gi, out, go);
         return;
     }
     ptrdiff_t tap[l->kh * l->kw];
@@ -304,17 +282,17 @@ void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, f
             tap[u * l->kw + v] = u * gi->rs + (ptrdiff_t)v * gi->lanes;
     const conv_strides s = {gi->cs, gi->rs, gi->lanes, go->cs, go->rs, tap};
     if (gi->lanes == LF_LANES) {
-        /* A row, or pair of rows, at a time through all of the part's maps (map by map measured the same). */
-        const int single = l->conn_start || last - first == 1; /* every group is one map: rows go in pairs */
+        /* A row, or pair of rows, at a time through all of the maps (map by map measured the same). */
+        const int single = l->conn_start || l->out_c == 1; /* every group is one map: rows go in pairs */
         for (int y = 0, R; y < l->out_h; y += R) {
             R = single && y + 1 < l->out_h ? 2 : 1;
-            conv_maps(l, first, last, R, in + y * gi->rs, out + y * go->rs, &s, l->out_w);
+            conv_maps(l, R, in + y * gi->rs, out + y * go->rs, &s, l->out_w);
         }
         return;
     }
     /* Wide rows: one run over (out_h - 1) full rows plus the last row's valid columns. */
     const int span = (l->out_h - 1) * (int)gi->rs + l->out_w;
-    conv_maps(l, first, last, 1, in, out, &s, (span + LF_LANES - 1) / LF_LANES);
+    conv_maps(l, 1, in, out, &s, (span + LF_LANES - 1) / LF_LANES);
 }
 
 /* ---- Backward ---- */
@@ -440,11 +418,11 @@ void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b)
             memcpy(pad + o * pg.cs + (r + l->kh - 1) * pg.rs + (ptrdiff_t)(l->kw - 1) * lanes,
                    b->dy + o * gy->cs + r * gy->rs, (size_t)l->out_w * lanes * sizeof(float));
     if (blocked) {
-        LF_ISA(conv_block)(t, pad, &pg, b->dx, gx, 0, 1);
+        LF_ISA(conv_block)(t, pad, &pg, b->dx, gx);
         return;
     }
     float *w = pad + pg.size;
-    LF_ISA(conv_block)(t, pad, &pg, w, &wide, 0, 1);
+    LF_ISA(conv_block)(t, pad, &pg, w, &wide);
     for (int c = 0; c < l->in_c; c++)
         for (int r = 0; r < l->in_h; r++)
             memcpy(b->dx + c * gx->cs + r * gx->rs, w + c * wide.cs + r * wide.rs, l->in_w * sizeof(float));

@@ -67,12 +67,11 @@ static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l
         lf_store(out + p * LF_LANES, finish(l, acc[p], rbf ? lf_set1(0.0f) : lf_load(bias + p * LF_LANES), rbf));
 }
 
-/* Outputs [first, last) of out_n. */
-static inline __attribute__((always_inline)) void dense_blocked(const lf_layer *l, int in_n, int out_n, int first, int last, const float *in,
-                          float *out, int rbf)
+static inline __attribute__((always_inline)) void dense_blocked(const lf_layer *l, int in_n, int out_n,
+                                                                const float *in, float *out, int rbf)
 {
-    for (int o = first; o < last;) {
-        const int left = last - o, P = left < LF_TILE ? left : LF_TILE;
+    for (int o = 0; o < out_n;) {
+        const int left = out_n - o, P = left < LF_TILE ? left : LF_TILE;
         switch (P) {
 #define LF_CASE(n)                                                                                               \
     case n:                                                                                                      \
@@ -85,14 +84,11 @@ static inline __attribute__((always_inline)) void dense_blocked(const lf_layer *
     }
 }
 
-/* Part `part` of `nparts` of the output vectors; the ragged end goes with the last part. */
-static inline __attribute__((always_inline)) void dense_spatial(const lf_layer *l, int in_n, int out_n, int part, int nparts, const float *x,
-                          float *out, int rbf)
+static inline __attribute__((always_inline)) void dense_spatial(const lf_layer *l, int in_n, int out_n,
+                                                                const float *x, float *out, int rbf)
 {
     if (out_n < LF_LANES) {
-        if (part != 0)
-            return;
-        /* One partial vector: each weight row goes through a zero-padded copy. */
+        /* One partial vector: each weight row read as out_n floats (lf_load_n). */
         lf_vf acc = lf_set1(0.0f);
         for (int k = 0; k < in_n; k++)
             acc = term(acc, lf_set1(x[k]), lf_load_n(l->weight + (size_t)k * out_n, out_n), rbf);
@@ -101,11 +97,9 @@ static inline __attribute__((always_inline)) void dense_spatial(const lf_layer *
     }
     /* Whole vectors in balanced tiles; a ragged end is one more vector aligned to the end, overlapping the
      * previous one: it recomputes a few outputs with the same arithmetic and so writes the same bits. */
-    int first, last;
-    lf_split(out_n / LF_LANES, part, nparts, &first, &last);
-    const int nvec = last - first, ntiles = (nvec + LF_SPATIAL_TILE - 1) / LF_SPATIAL_TILE;
+    const int nvec = out_n / LF_LANES, ntiles = (nvec + LF_SPATIAL_TILE - 1) / LF_SPATIAL_TILE;
     for (int t = 0, v = 0; t < ntiles; t++) {
-        const int P = (nvec - v) / (ntiles - t), o = (first + v) * LF_LANES;
+        const int P = (nvec - v) / (ntiles - t), o = v * LF_LANES;
         const float *w = l->weight + o, *b = rbf ? NULL : l->bias + o;
         switch (P) {
 #define LF_CASE(n)                                                                                               \
@@ -117,35 +111,31 @@ static inline __attribute__((always_inline)) void dense_spatial(const lf_layer *
         }
         v += P;
     }
-    if (out_n % LF_LANES && part == nparts - 1) {
+    if (out_n % LF_LANES) {
         const int o = out_n - LF_LANES;
         tile_spatial(l, in_n, l->weight + o, out_n, rbf ? NULL : l->bias + o, x, out + o, 1, rbf);
     }
 }
 
-static inline __attribute__((always_inline)) void dense_block(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
-                        int part, int nparts, int rbf)
+static inline __attribute__((always_inline)) void dense_block(const lf_layer *l, const float *in,
+                                                              const lf_geom *gi, float *out, const lf_geom *go,
+                                                              int rbf)
 {
     const int in_n = gi->c * gi->h * gi->w;
-    if (gi->lanes == LF_LANES) {
-        int first, last;
-        lf_split(go->c, part, nparts, &first, &last);
-        dense_blocked(l, in_n, go->c, first, last, in, out, rbf);
-    } else {
-        dense_spatial(l, in_n, go->c, part, nparts, in, out, rbf);
-    }
+    if (gi->lanes == LF_LANES)
+        dense_blocked(l, in_n, go->c, in, out, rbf);
+    else
+        dense_spatial(l, in_n, go->c, in, out, rbf);
 }
 
-void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
-                        int part, int nparts)
+void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
 {
-    dense_block(l, in, gi, out, go, part, nparts, 0);
+    dense_block(l, in, gi, out, go, 0);
 }
 
-void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
-                       int part, int nparts)
+void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
 {
-    dense_block(l, in, gi, out, go, part, nparts, 1);
+    dense_block(l, in, gi, out, go, 1);
 }
 
 /* ---- Backward ---- */

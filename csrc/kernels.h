@@ -189,17 +189,11 @@ static inline int lf_compact_geom(const lf_layer *l, lf_geom *gi, lf_geom *go)
 }
 
 /* A spatial 2x2 subsampling reads two vectors of each input row from every LF_LANES outputs on, past the
- * row's end (what those lanes give is not stored). For inference (per_map), each map's stride grows to hold
- * its own reads, so that a thread pooling the maps it has just computed reads no other thread's (net.c);
- * for training, only the tensor's size grows, to cover the last map's reads. */
-static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi, int per_map)
+ * row's end (what those lanes give is not stored): the tensor's size grows to cover the last map's reads. */
+static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi)
 {
     const size_t map = (size_t)(2 * l->out_h - 1) * gi->rs + 2 * ((l->out_w - 1) / LF_LANES * LF_LANES) +
                        2 * LF_LANES;
-    if (per_map && (size_t)gi->cs < map) {
-        gi->cs = (ptrdiff_t)lf_round_lanes(map);
-        gi->size = (size_t)gi->c * gi->cs;
-    }
     const size_t reach = (size_t)(gi->c - 1) * gi->cs + map;
     if (gi->size < reach)
         gi->size = lf_round_lanes(reach);
@@ -227,23 +221,6 @@ static inline int lf_item(int n, int nblocks, int it, size_t *first, int *count)
     *first = (size_t)nblocks * LF_LANES + (it - nblocks);
     *count = 1;
     return 0;
-}
-
-/* This thread's number in its OpenMP team and the team's size (0 and 1 outside a team or without OpenMP). */
-#ifdef _OPENMP
-#include <omp.h>
-static inline int lf_thread_num(void) { return omp_get_thread_num(); }
-static inline int lf_team_size(void) { return omp_get_num_threads(); }
-#else
-static inline int lf_thread_num(void) { return 0; }
-static inline int lf_team_size(void) { return 1; }
-#endif
-
-/* Part `part` of `nparts` of n units: [*begin, *end), contiguous, balanced, fixed by the three numbers. */
-static inline void lf_split(int n, int part, int nparts, int *begin, int *end)
-{
-    *begin = (int)((int64_t)n * part / nparts);
-    *end = (int)((int64_t)n * (part + 1) / nparts);
 }
 
 /* Where a block keeps every layer's tensor in its workspace. */
@@ -347,24 +324,15 @@ extern const lf_kernel_table lf_kernels_avx512, lf_kernels_avx2, lf_kernels_base
 void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, int for_backward, lf_plan *p);
 void LF_ISA(pack_input)(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst);
 void LF_ISA(unpack_output)(const float *src, const lf_geom *g, size_t first, int count, float *out);
-/* Runs the layers on one work item; as part `part` of `nparts` threads sharing ws (inside a parallel region,
- * with a barrier after each layer), or alone with 0 and 1. */
-void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws, int part, int nparts);
+/* Runs the layers on one work item in the calling thread's workspace ws. */
+void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws);
 
-/* Kernels on one block; in and out are laid out by the geometries. Each computes part `part` of `nparts` of
- * its output maps (or units): every output is computed the same way whatever the split, so any split gives
- * the same bits. */
-void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
-                        int part, int nparts);
-/* Maps [first, last) of a subsampling. */
+/* Kernels on one block; in and out are laid out by the geometries. */
+void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
 void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
-                             const lf_geom *go, int first, int last);
-/* The output maps [*first, *last) that part `part` of `nparts` of a convolution computes. */
-void LF_ISA(conv_part)(const lf_layer *l, int part, int nparts, int *first, int *last);
-void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
-                        int part, int nparts);
-void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go,
-                       int part, int nparts);
+                             const lf_geom *go);
+void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
+void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go);
 
 /* Backward passes (lf_backward), and the scratch floats they need in a layout of lanes. */
 void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b);

@@ -80,9 +80,9 @@ static inline __attribute__((always_inline)) void pool_map(const lf_layer *l, in
 }
 
 void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
-                             const lf_geom *go, int first, int last)
+                             const lf_geom *go)
 {
-    for (int ch = first; ch < last; ch++)
+    for (int ch = 0; ch < l->out_c; ch++)
         if (gi->lanes == LF_LANES)
             pool_map(l, ch, in, gi, out, go, 1);
         else

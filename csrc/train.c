@@ -66,7 +66,7 @@ static int run_item(const batch_t *bt, int it, float *slot, int assign)
     if (!ws)
         return -1;
     LF_ISA(pack_input)(bt->input, first, count, &f->g[0], ws);
-    LF_ISA(run_block)(layers, nl, f, ws, 0, 1);
+    LF_ISA(run_block)(layers, nl, f, ws);
     LF_ISA(unpack_output)(ws + f->off[nl], &f->g[nl], first, count, bt->out);
     LF_ISA(loss_block)(bt->loss, ws + f->off[nl], &f->g[nl], bt->labels, first, count, bt->scale, bt->second,
                        ws + p->grad[nl], bt->losses);

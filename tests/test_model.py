@@ -287,14 +287,16 @@ def test_batch_splits_give_the_same_bits(model):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_thread_count_does_not_change_the_bits(model, threads, restore_threads):
-    """set_num_threads changes the thread count and not the output: for a batch split between threads, and
-    for one image and one block, whose layers' maps the threads share."""
+    """set_num_threads changes the thread count and not the output: for a batch split between threads, for
+    one image, and for batches of one block (4, 8 or 16 images by the instruction set), which one thread runs
+    in the blocked layout and more threads share out as single images."""
     d = digits(53, seed=19)
+    sizes = (53, 1, 4, 8, 16)
     lenet_fast.set_num_threads(1)
-    single = [model.forward(d[:n]) for n in (53, 1, 8)]
+    single = [model.forward(d[:n]) for n in sizes]
     lenet_fast.set_num_threads(threads)
     assert lenet_fast.get_num_threads() == (threads if lenet_fast.build_info()["openmp"] else 1)
-    for n, expected in zip((53, 1, 8), single):
+    for n, expected in zip(sizes, single):
         assert np.array_equal(model.forward(d[:n]), expected), f"{n} images"
 
 

@@ -5,9 +5,9 @@ flags) and runs it: each layer's kernel on one work item (a block of LF_LANES im
 spatial layout), and the whole forward pass at batch 1 and 1024. Runs alternate between the two layouts
 and each figure is the fastest of all their rounds (the first rounds also warm the caches and the clock),
 in microseconds per image: on a shared machine the minimum is the figure least disturbed by other tenants
-(compare builds with it, not absolute speeds). With --threads above 1 it also gives what the thread team's
-synchronisation costs: one parallel region, and one barrier (one image split over the team pays a region
-and a barrier between most layers).
+(compare builds with it, not absolute speeds). With --threads above 1 it also gives what starting a thread
+team costs (every forward call of more than one work item starts one; a single image runs on the calling
+thread alone).
 
     python tools/layer_times.py [--isa avx2] [--threads 2] [--rounds 8]
 """
@@ -66,13 +66,12 @@ def main():
           "thread(s)")
     print("| layer | blocked (batch 1024) | spatial (batch 1) |")
     print("| --- | ---: | ---: |")
-    sync = ("parallel-region", "barrier")
     for name in best["blocked"]:
-        if name not in sync:
+        if name != "parallel-region":
             print(f"| {name} | {best['blocked'][name]:.2f} | {best['spatial'][name]:.2f} |")
     if args.threads > 1:
-        print(f"thread team of {args.threads}: a parallel region {best['spatial']['parallel-region']:.2f} us, "
-              f"a barrier {best['spatial']['barrier']:.2f} us (fastest of all rounds)")
+        print(f"thread team of {args.threads}: a parallel region {best['spatial']['parallel-region']:.2f} us "
+              "(fastest of all rounds)")
 
 
 if __name__ == "__main__":
