@@ -110,8 +110,14 @@ def machine(engines):
         "isa": info["isa"],
         "openmp": info["openmp"],
         "blas": blas_info(),
+        "blas_environment": {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ},
         "versions": versions,
     }
+
+
+# Variables some machines set to work around old OpenBLAS bugs. OPENBLAS_CORETYPE pins the kernel (to
+# Haswell's AVX2, say, on a CPU with AVX-512): the peak then measures that kernel, not the machine.
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def matmul_peak(threads, size, repeats=5):
@@ -428,6 +434,14 @@ def _cell(r):
     return f"{r['images_per_second']:,.0f} ({ratio}{100 * r['peak_share']:.1f}%)"
 
 
+def _blas_environment(variables):
+    if not variables:
+        return ""
+    names = " ".join(f"-u {k}" for k in variables)
+    return (", forced by " + ", ".join(f"{k}={v}" for k, v in variables.items()) + ": the peak is that "
+            f"kernel's and may be below the machine's (`env {names} lenet-fast bench` measures the machine)")
+
+
 def markdown(report):
     m = report["machine"]
     lines = [
@@ -436,7 +450,7 @@ def markdown(report):
         f"- machine: {m['cpu']}, {m['usable_cores']} usable cores of {m['cores']}; lenet_fast path {m['isa']}, "
         f"OpenMP {'on' if m['openmp'] else 'off'}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        f"- numpy BLAS: {m['blas']}",
+        f"- numpy BLAS: {m['blas']}" + _blas_environment(m.get("blas_environment")),
         f"- peak (numpy float32 {report['peak']['matmul_size']}^2 matrix product): "
         + ", ".join(f"{g:.1f} GFLOP/s on {t} thread{'s' if t != '1' else ''}" for t, g in report["peak"]["gflops"].items())
         + ("" if report["peak"]["blas_threads_set"] else " (BLAS threads unknown: threadpoolctl not installed)"),

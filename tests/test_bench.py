@@ -57,6 +57,19 @@ def test_quick_report_table_and_json(tmp_path):
         assert "no chart: matplotlib is not installed" in out
 
 
+def test_a_forced_blas_kernel_is_named(monkeypatch):
+    """OPENBLAS_CORETYPE pins numpy's kernel (an AVX2 one on an AVX-512 CPU, say): the report says so, since
+    the peak is then the kernel's, and gives the command that measures the machine's."""
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    m = bench.machine([])
+    assert m["blas_environment"] == {"OPENBLAS_CORETYPE": "Haswell"}
+    note = bench._blas_environment(m["blas_environment"])
+    assert "forced by OPENBLAS_CORETYPE=Haswell" in note and "`env -u OPENBLAS_CORETYPE lenet-fast bench`" in note
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert bench._blas_environment(bench.machine([])["blas_environment"]) == ""
+
+
 def args(**kw):
     defaults = dict(quick=True, json=None, chart=None, engines=None, variants=["classic"], batches=[3],
                     repeats=1, min_time=0.001, threads=1)
