@@ -324,12 +324,14 @@ static inline __attribute__((always_inline)) void wgrad_tile(const float *d, ptr
                                                              int assign)
 {
     lf_vf acc[LF_TILE];
+    LF_UNROLL
     for (int t = 0; t < T; t++)
         acc[t] = lf_set1(0.0f);
     for (int r = 0; r < rows; r++)
         for (int p = 0; p < nvec; p++) {
             const lf_vf dv = lf_load(d + r * drs + p * LF_LANES);
             const float *xp = x + r * xrs + p * LF_LANES;
+            LF_UNROLL
             for (int t = 0; t < T; t++) {
                 lf_vf xv = lf_load(xp + tap[t]);
                 if (second)
@@ -337,6 +339,7 @@ static inline __attribute__((always_inline)) void wgrad_tile(const float *d, ptr
                 acc[t] += dv * xv;
             }
         }
+    LF_UNROLL
     for (int t = 0; t < T; t++)
         lf_grad_put(&g[t], lf_hsum(acc[t]), assign);
 }

@@ -34,14 +34,17 @@ static inline __attribute__((always_inline)) void tile_blocked(const lf_layer *l
                                                                int rbf)
 {
     lf_vf acc[LF_TILE];
+    LF_UNROLL
     for (int p = 0; p < P; p++)
         acc[p] = lf_set1(0.0f);
     for (int k = 0; k < in_n; k++) {
         const lf_vf x = lf_load(in + (size_t)k * LF_LANES);
         const float *w = l->weight + (size_t)k * out_n + o;
+        LF_UNROLL
         for (int p = 0; p < P; p++)
             acc[p] = term(acc[p], x, lf_set1(w[p]), rbf);
     }
+    LF_UNROLL
     for (int p = 0; p < P; p++)
         lf_store(out + (size_t)(o + p) * LF_LANES, finish(l, acc[p], lf_set1(rbf ? 0.0f : l->bias[o + p]), rbf));
 }
@@ -181,15 +184,18 @@ static inline __attribute__((always_inline)) void dx_tile(const float *w, int ou
                                                           float *dx, int P, int second)
 {
     lf_vf acc[LF_TILE];
+    LF_UNROLL
     for (int p = 0; p < P; p++)
         acc[p] = lf_set1(0.0f);
     for (int o = 0; o < out_n; o++) {
         const lf_vf dv = lf_load(d + (size_t)o * LF_LANES);
+        LF_UNROLL
         for (int p = 0; p < P; p++) {
             const float wv = w[(size_t)(k + p) * out_n + o];
             acc[p] += lf_set1(second ? wv * wv : wv) * dv;
         }
     }
+    LF_UNROLL
     for (int p = 0; p < P; p++)
         lf_store(dx + (size_t)(k + p) * LF_LANES, acc[p]);
 }

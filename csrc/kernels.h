@@ -101,16 +101,36 @@ static inline lf_vf lf_min(lf_vf a, lf_vf b) { return lf_select(a < b, a, b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
 #endif
 
-/* The even and the odd elements of the 2 LF_LANES floats a, b, in order. */
+/* The even and the odd elements of the 2 LF_LANES floats a, b, in order; and (LF_ZIP_MASK) the first halves
+ * of a and b interleaved, a0 b0 a1 b1 ... (the second halves: LF_ZIP_MASK + LF_LANES / 2). */
 #if LF_LANES == 16
 #define LF_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
+#define LF_ZIP_MASK {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}
 #elif LF_LANES == 8
 #define LF_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14}
+#define LF_ZIP_MASK {0, 8, 1, 9, 2, 10, 3, 11}
 #else
 #define LF_EVEN_MASK {0, 2, 4, 6}
+#define LF_ZIP_MASK {0, 4, 1, 5}
 #endif
 static inline lf_vf lf_even(lf_vf a, lf_vf b) { return __builtin_shuffle(a, b, (lf_vi)LF_EVEN_MASK); }
 static inline lf_vf lf_odd(lf_vf a, lf_vf b) { return __builtin_shuffle(a, b, (lf_vi)LF_EVEN_MASK + 1); }
+
+/* The LF_LANES x LF_LANES floats of r transposed in place (r[i][b] becomes r[b][i]): log2(LF_LANES) rounds,
+ * each interleaving rows j and j + LF_LANES / 2 into rows 2j and 2j + 1 (the first and second halves of
+ * their elements taken in turn). */
+static inline __attribute__((always_inline)) void lf_transpose(lf_vf r[LF_LANES])
+{
+    for (int round = 1; round < LF_LANES; round *= 2) {
+        lf_vf t[LF_LANES];
+        for (int j = 0; j < LF_LANES / 2; j++) {
+            t[2 * j] = __builtin_shuffle(r[j], r[j + LF_LANES / 2], (lf_vi)LF_ZIP_MASK);
+            t[2 * j + 1] = __builtin_shuffle(r[j], r[j + LF_LANES / 2], (lf_vi)LF_ZIP_MASK + LF_LANES / 2);
+        }
+        for (int j = 0; j < LF_LANES; j++)
+            r[j] = t[j];
+    }
+}
 
 /* The lanes of v summed in lane order (a fixed order: the same bits on every run). */
 static inline float lf_hsum(lf_vf v)
@@ -296,6 +316,10 @@ static inline void lf_grad_put(float *g, float v, int assign) { *g = assign ? v 
 
 #define LF_STR(x) #x
 #define LF_XSTR(x) LF_STR(x)
+/* Unrolls the loop that follows completely: for loops over a tile's accumulators (constant trip counts up to
+ * LF_TILE), so that the accumulators stay in registers. GCC unrolls at most 16 iterations by itself and
+ * keeps larger AVX-512 tiles in memory. */
+#define LF_UNROLL _Pragma(LF_XSTR(GCC unroll LF_TILE))
 #define LF_CAT_(a, b) a##_##b
 #define LF_CAT(a, b) LF_CAT_(a, b)
 #ifdef LF_ISA_SUFFIX

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lenet_fast import _core
@@ -503,13 +503,19 @@ def test_parameters_are_used_in_place():
 
 
 @settings(max_examples=40, deadline=None)
-@given(c=st.integers(1, 3), size=st.tuples(st.integers(4, 10), st.integers(4, 10)),
+@given(c=st.integers(1, 3), size=st.tuples(st.integers(4, 8), st.integers(4, 40)),
        field=st.tuples(st.integers(0, 5), st.integers(0, 5)), uint8=st.booleans(), n=st.sampled_from(BATCHES),
        seed=SEEDS)
+# Batches that fill blocks, with rows of one vector of 16 pixels plus one, of two with an overlap, of 40.
+@example(c=1, size=(4, 17), field=(0, 3), uint8=False, n=37, seed=1)
+@example(c=2, size=(5, 28), field=(4, 4), uint8=True, n=37, seed=2)
+@example(c=1, size=(4, 40), field=(1, 0), uint8=True, n=22, seed=3)
 def test_normalize_maps_pixels_and_centres_the_image(c, size, field, uint8, n, seed):
     """normalize=True maps pixels p (uint8 / 255, or float in [0, 1]) to p * 1.275 - 0.1 and centres a
     smaller image in the input field, background -0.1 around it: read back through an identity full
-    layer (one nonzero term per output, so exact up to the mapping's float32 rounding)."""
+    layer (one nonzero term per output, so exact up to the mapping's float32 rounding). Rows up to 40
+    pixels wide: narrower and wider than a vector of 4, 8 or 16, whose blocks are packed a vector of
+    pixels at a time."""
     h, w = size
     big_h, big_w = h + field[0], w + field[1]
     rng = np.random.default_rng(seed)
