@@ -69,15 +69,7 @@ static inline __attribute__((always_inline)) void pack_image(const lf_input *in,
 /* LF_LANES pixels of an input row from column x on, mapped (pixel_map). */
 static inline lf_vf load_pixels(const lf_input *in, const char *row, int x, float scale, float shift)
 {
-    lf_vf v;
-    if (in->dtype == LF_U8) {
-        typedef uint8_t bytes __attribute__((vector_size(LF_LANES)));
-        bytes b;
-        memcpy(&b, row + x, sizeof b);
-        v = __builtin_convertvector(b, lf_vf);
-    } else {
-        v = lf_load((const float *)row + x);
-    }
+    const lf_vf v = in->dtype == LF_U8 ? lf_load_u8((const uint8_t *)row + x) : lf_load((const float *)row + x);
     return v * lf_set1(scale) + lf_set1(shift);
 }
 
