@@ -46,8 +46,8 @@ static inline void conn_range(const lf_layer *l, int o, int *c0, int *c1)
 /* Group g's terms from its J input maps, R rows of P vectors each. M, R, P and whole are constants after
  * inlining, so acc lives in registers: each input load feeds M x R multiply-adds. whole: J is every
  * connection of the maps, and the sums start at zero and end with the bias and activation; otherwise they
- * start at what out holds and are stored as they are (conv_inputs finishes them). With two rows, each input row the pair
- * reads is loaded once and feeds both (as kernel rows u and u - 1). */
+ * start at what out holds and are stored as they are (conv_inputs finishes them). With two rows, each input
+ * row the pair reads is loaded once and feeds both (as kernel rows u and u - 1). */
 static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, const conv_group *g,
                                                             const float *in, float *out, const conv_strides *s,
                                                             int M, int R, int P, int whole)

@@ -52,22 +52,27 @@ static inline __attribute__((always_inline)) void tile_blocked(const lf_layer *l
 /* Spatial tiles: P accumulators and the broadcast input; the weights stream from memory. */
 #define LF_SPATIAL_TILE 8
 
-/* Spatial: P vectors of outputs from w0's column; wstride is the weight rows' stride. */
-static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l, int in_n, const float *w0,
-                                                               size_t wstride, const float *bias,
-                                                               const float *x, float *out, int P, int rbf)
+/* Spatial: P vectors of outputs, at columns o, o + LF_LANES, ... and, the last one, at column last (o + (P - 1)
+ * LF_LANES, or the ragged end's vector). The k loop runs once for all of them: each output is a chain of in_n
+ * dependent multiply-adds, so the tile's vectors are what runs in parallel. */
+static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l, int in_n, int out_n,
+                                                               const float *x, float *out, int o, int last,
+                                                               int P, int rbf)
 {
+    int col[LF_SPATIAL_TILE];
+    for (int p = 0; p < P; p++)
+        col[p] = p == P - 1 ? last : o + p * LF_LANES;
     lf_vf acc[LF_SPATIAL_TILE];
     for (int p = 0; p < P; p++)
         acc[p] = lf_set1(0.0f);
     for (int k = 0; k < in_n; k++) {
         const lf_vf xk = lf_set1(x[k]);
-        const float *w = w0 + k * wstride;
+        const float *w = l->weight + (size_t)k * out_n;
         for (int p = 0; p < P; p++)
-            acc[p] = term(acc[p], xk, lf_load(w + p * LF_LANES), rbf);
+            acc[p] = term(acc[p], xk, lf_load(w + col[p]), rbf);
     }
     for (int p = 0; p < P; p++)
-        lf_store(out + p * LF_LANES, finish(l, acc[p], rbf ? lf_set1(0.0f) : lf_load(bias + p * LF_LANES), rbf));
+        lf_store(out + col[p], finish(l, acc[p], rbf ? lf_set1(0.0f) : lf_load(l->bias + col[p]), rbf));
 }
 
 static inline __attribute__((always_inline)) void dense_blocked(const lf_layer *l, int in_n, int out_n,
@@ -98,25 +103,23 @@ static inline __attribute__((always_inline)) void dense_spatial(const lf_layer *
         lf_store_n(out, finish(l, acc, rbf ? lf_set1(0.0f) : lf_load_n(l->bias, out_n), rbf), out_n);
         return;
     }
-    /* Whole vectors in balanced tiles; a ragged end is one more vector aligned to the end, overlapping the
-     * previous one: it recomputes a few outputs with the same arithmetic and so writes the same bits. */
-    const int nvec = out_n / LF_LANES, ntiles = (nvec + LF_SPATIAL_TILE - 1) / LF_SPATIAL_TILE;
+    /* Whole vectors in balanced tiles, and a ragged end as one more vector aligned to the end (in the last
+     * tile), overlapping the previous one: it recomputes a few outputs with the same arithmetic and so
+     * writes the same bits. */
+    const int whole = out_n / LF_LANES, nvec = whole + (out_n % LF_LANES != 0);
+    const int ntiles = (nvec + LF_SPATIAL_TILE - 1) / LF_SPATIAL_TILE;
     for (int t = 0, v = 0; t < ntiles; t++) {
         const int P = (nvec - v) / (ntiles - t), o = v * LF_LANES;
-        const float *w = l->weight + o, *b = rbf ? NULL : l->bias + o;
+        const int last = v + P - 1 < whole ? o + (P - 1) * LF_LANES : out_n - LF_LANES;
         switch (P) {
 #define LF_CASE(n)                                                                                               \
     case n:                                                                                                      \
-        tile_spatial(l, in_n, w, out_n, b, x, out + o, n, rbf);                                                 \
+        tile_spatial(l, in_n, out_n, x, out, o, last, n, rbf);                                                   \
         break;
             LF_UPTO_8(LF_CASE)
 #undef LF_CASE
         }
         v += P;
-    }
-    if (out_n % LF_LANES) {
-        const int o = out_n - LF_LANES;
-        tile_spatial(l, in_n, l->weight + o, out_n, rbf ? NULL : l->bias + o, x, out + o, 1, rbf);
     }
 }
 

@@ -259,7 +259,10 @@ static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi)
 #define LF_PARTIAL_BLOCK_MIN (LF_LANES * 3 / 4)
 
 static inline int lf_blocks(int n) { return n / LF_LANES + (n % LF_LANES >= LF_PARTIAL_BLOCK_MIN); }
-static inline int lf_items(int n, int nblocks) { return nblocks + (n > nblocks * LF_LANES ? n - nblocks * LF_LANES : 0); }
+static inline int lf_items(int n, int nblocks)
+{
+    return nblocks + (n > nblocks * LF_LANES ? n - nblocks * LF_LANES : 0);
+}
 /* Item it's first image and image count; returns whether it is a block. */
 static inline int lf_item(int n, int nblocks, int it, size_t *first, int *count)
 {
