@@ -31,8 +31,23 @@ static inline void pixel_map(const lf_input *in, float *scale, float *shift)
     *shift = in->normalize ? -0.1f : 0.0f;
 }
 
+/* LF_LANES pixels of an input row from column x on, mapped (pixel_map). */
+static inline lf_vf load_pixels(const lf_input *in, const char *row, int x, float scale, float shift)
+{
+    const lf_vf v = in->dtype == LF_U8 ? lf_load_u8((const uint8_t *)row + x) : lf_load((const float *)row + x);
+    return v * lf_set1(scale) + lf_set1(shift);
+}
+
+/* The columns from which vectors of LF_LANES pixels cover a row of w >= LF_LANES: 0, LF_LANES, ... and one
+ * that ends the row, overlapping the one before where w is no multiple of LF_LANES; then -1. */
+static inline int next_vector(int x0, int w)
+{
+    return x0 == w - LF_LANES ? -1 : x0 + 2 * LF_LANES <= w ? x0 + LF_LANES : w - LF_LANES;
+}
+
 /* Image `image` of the input (or, when NULL, an unused lane: zeros) into dst, whose columns are step floats
- * apart (a constant after inlining, so that the spatial layout's rows are contiguous vector loops). */
+ * apart (a constant after inlining). In the spatial layout (step 1) rows of at least LF_LANES pixels go a
+ * vector at a time; narrower rows, and a block's lanes one by one, a float at a time. */
 static inline __attribute__((always_inline)) void pack_image(const lf_input *in, const void *image,
                                                              const lf_geom *g, float *dst, size_t step)
 {
@@ -52,7 +67,11 @@ static inline __attribute__((always_inline)) void pack_image(const lf_input *in,
             const size_t at = ((size_t)c * in->h + iy) * in->w;
             for (int x = 0; x < ox; x++)
                 row[x * step] = background;
-            if (in->dtype == LF_U8) {
+            if (step == 1 && in->w >= LF_LANES) {
+                const char *src = (const char *)image + at * (in->dtype == LF_U8 ? 1 : sizeof(float));
+                for (int x0 = 0; x0 >= 0; x0 = next_vector(x0, in->w))
+                    lf_store(row + ox + x0, load_pixels(in, src, x0, scale, shift));
+            } else if (in->dtype == LF_U8) {
                 const uint8_t *p = (const uint8_t *)image + at;
                 for (int x = 0; x < in->w; x++)
                     row[(x + ox) * step] = (float)p[x] * scale + shift;
@@ -64,13 +83,6 @@ static inline __attribute__((always_inline)) void pack_image(const lf_input *in,
             for (int x = ox + in->w; x < g->w; x++)
                 row[x * step] = background;
         }
-}
-
-/* LF_LANES pixels of an input row from column x on, mapped (pixel_map). */
-static inline lf_vf load_pixels(const lf_input *in, const char *row, int x, float scale, float shift)
-{
-    const lf_vf v = in->dtype == LF_U8 ? lf_load_u8((const uint8_t *)row + x) : lf_load((const float *)row + x);
-    return v * lf_set1(scale) + lf_set1(shift);
 }
 
 /* count images from `images` (image bytes apart) into a block, for inputs at least LF_LANES pixels wide:
@@ -97,16 +109,13 @@ static void pack_block(const lf_input *in, const char *images, size_t image, int
             if (iy < 0 || iy >= in->h)
                 continue;
             const char *src = images + ((size_t)c * in->h + iy) * w * elem;
-            /* The last LF_LANES columns end the row, overlapping the previous ones where w is no multiple. */
-            for (int x0 = 0;; x0 = x0 + 2 * LF_LANES <= w ? x0 + LF_LANES : w - LF_LANES) {
+            for (int x0 = 0; x0 >= 0; x0 = next_vector(x0, w)) {
                 lf_vf r[LF_LANES];
                 for (int b = 0; b < LF_LANES; b++)
                     r[b] = b < count ? load_pixels(in, src + b * image, x0, scale, shift) : lf_set1(0.0f);
                 lf_transpose(r);
                 for (int i = 0; i < LF_LANES; i++)
                     lf_store(row + (ox + x0 + i) * LF_LANES, r[i]);
-                if (x0 == w - LF_LANES)
-                    break;
             }
         }
 }
