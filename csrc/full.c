@@ -166,11 +166,11 @@ static inline __attribute__((always_inline)) void outer_rows_n(const float *x, i
             acc += xb[b] * lf_load(d + (size_t)b * n + o);
         lf_store(g + o, assign ? acc : lf_load(g + o) + acc);
     }
-    for (; o < n; o++) {
-        float acc = 0.0f;
+    if (o < n) { /* the ragged end: the same sums, a partial vector */
+        lf_vf acc = lf_set1(0.0f);
         for (int b = 0; b < lanes; b++)
-            acc += xb[b][0] * d[(size_t)b * n + o];
-        lf_grad_put(&g[o], acc, assign);
+            acc += xb[b] * lf_load_n(d + (size_t)b * n + o, n - o);
+        lf_store_n(g + o, assign ? acc : lf_load_n(g + o, n - o) + acc, n - o);
     }
 }
 
