@@ -10,7 +10,8 @@
  *    (c, y, x, lane) at c*cs + y*rs + x*LF_LANES + lane. Every kernel then multiplies a broadcast weight by
  *    a vector of LF_LANES images: no edge cases at any map size, the connection table included.
  *  - spatial: one image, element (c, y, x) at c*cs + y*rs + x; kernels vectorize along its rows. Used for
- *    the few images that do not fill a block, so that one image costs one image's work.
+ *    the few images that do not fill a block, so that one image costs one image's work (and, on more than
+ *    one thread, for a batch that would be one block, so that every thread has work: net.c).
  * Both modes run the same arithmetic in the same order on every output, so an image's result does not
  * depend on which mode, block or thread computed it (the tests check this to the bit).
  */
@@ -253,9 +254,10 @@ static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi)
 
 /* A batch of n images as work items: nblocks blocks of LF_LANES images (the last possibly part full), then
  * one item per image left over, run in the spatial layout. */
-/* From this many leftover images on, one partly filled block is cheaper than that many single images (an
- * image costs about 1.33 times as much in the spatial layout as in a block: 19.0 against 14.3 us, the sums
- * of the classic layers' times on one thread of `python tools/layer_times.py`, 2026-11-23 19:40). */
+/* From this many leftover images on, one partly filled block is cheaper than that many single images (a
+ * classic forward pass costs 1.33-1.35 times as much per image in the spatial layout as in a block on AVX2,
+ * 1.57 on AVX-512, where 11 of 16 would do as well: one thread, `python tools/layer_times.py`, a Zen 3 host
+ * on 2026-11-23 and a Zen 5 one on 2026-11-30). */
 #define LF_PARTIAL_BLOCK_MIN (LF_LANES * 3 / 4)
 
 static inline int lf_blocks(int n) { return n / LF_LANES + (n % LF_LANES >= LF_PARTIAL_BLOCK_MIN); }
