@@ -132,20 +132,32 @@ static inline lf_vf lf_min(lf_vf a, lf_vf b) { return lf_select(a < b, a, b); }
 static inline lf_vf lf_max(lf_vf a, lf_vf b) { return lf_select(a > b, a, b); }
 #endif
 
-/* The even and the odd elements of the 2 LF_LANES floats a, b, in order; and (LF_ZIP_MASK) the first halves
- * of a and b interleaved, a0 b0 a1 b1 ... (the second halves: LF_ZIP_MASK + LF_LANES / 2). */
-#if LF_LANES == 16
-#define LF_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}
-#define LF_ZIP_MASK {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23}
-#elif LF_LANES == 8
-#define LF_EVEN_MASK {0, 2, 4, 6, 8, 10, 12, 14}
-#define LF_ZIP_MASK {0, 8, 1, 9, 2, 10, 3, 11}
+/* Two-vector shuffles with constant indices: GCC's __builtin_shuffle takes them as a vector, clang's
+ * __builtin_shufflevector as a list. The indices below: the even and the odd elements of the 2 LF_LANES
+ * floats a, b, in order; and the first (LO) and second (HI) halves of a and b interleaved, a0 b0 a1 b1 ... */
+#if defined(__clang__)
+#define LF_SHUFFLE(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
-#define LF_EVEN_MASK {0, 2, 4, 6}
-#define LF_ZIP_MASK {0, 4, 1, 5}
+#define LF_SHUFFLE(a, b, ...) __builtin_shuffle(a, b, (lf_vi){__VA_ARGS__})
 #endif
-static inline lf_vf lf_even(lf_vf a, lf_vf b) { return __builtin_shuffle(a, b, (lf_vi)LF_EVEN_MASK); }
-static inline lf_vf lf_odd(lf_vf a, lf_vf b) { return __builtin_shuffle(a, b, (lf_vi)LF_EVEN_MASK + 1); }
+#if LF_LANES == 16
+#define LF_EVEN 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30
+#define LF_ODD 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31
+#define LF_ZIP_LO 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
+#define LF_ZIP_HI 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
+#elif LF_LANES == 8
+#define LF_EVEN 0, 2, 4, 6, 8, 10, 12, 14
+#define LF_ODD 1, 3, 5, 7, 9, 11, 13, 15
+#define LF_ZIP_LO 0, 8, 1, 9, 2, 10, 3, 11
+#define LF_ZIP_HI 4, 12, 5, 13, 6, 14, 7, 15
+#else
+#define LF_EVEN 0, 2, 4, 6
+#define LF_ODD 1, 3, 5, 7
+#define LF_ZIP_LO 0, 4, 1, 5
+#define LF_ZIP_HI 2, 6, 3, 7
+#endif
+static inline lf_vf lf_even(lf_vf a, lf_vf b) { return LF_SHUFFLE(a, b, LF_EVEN); }
+static inline lf_vf lf_odd(lf_vf a, lf_vf b) { return LF_SHUFFLE(a, b, LF_ODD); }
 
 /* The LF_LANES x LF_LANES floats of r transposed in place (r[i][b] becomes r[b][i]): log2(LF_LANES) rounds,
  * each interleaving rows j and j + LF_LANES / 2 into rows 2j and 2j + 1 (the first and second halves of
@@ -155,8 +167,8 @@ static inline __attribute__((always_inline)) void lf_transpose(lf_vf r[LF_LANES]
     for (int round = 1; round < LF_LANES; round *= 2) {
         lf_vf t[LF_LANES];
         for (int j = 0; j < LF_LANES / 2; j++) {
-            t[2 * j] = __builtin_shuffle(r[j], r[j + LF_LANES / 2], (lf_vi)LF_ZIP_MASK);
-            t[2 * j + 1] = __builtin_shuffle(r[j], r[j + LF_LANES / 2], (lf_vi)LF_ZIP_MASK + LF_LANES / 2);
+            t[2 * j] = LF_SHUFFLE(r[j], r[j + LF_LANES / 2], LF_ZIP_LO);
+            t[2 * j + 1] = LF_SHUFFLE(r[j], r[j + LF_LANES / 2], LF_ZIP_HI);
         }
         for (int j = 0; j < LF_LANES; j++)
             r[j] = t[j];
