@@ -57,6 +57,7 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, c
     for (int m = 0; m < M; m++) {
         w[m] = l->weight + (size_t)g->k[m] * ntaps;
         for (int r = 0; r < R; r++)
+            LF_UNROLL
             for (int p = 0; p < P; p++)
                 acc[m][r][p] = whole ? lf_set1(0.0f) : lf_load(out + g->o[m] * s->ocs + r * s->ors + p * LF_LANES);
     }
@@ -67,10 +68,12 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, c
             /* One row: one loop over the taps (cheaper than rows of kw, measured on C1). */
             for (int t = 0; t < ntaps; t++) {
                 lf_vf x[LF_TILE];
+                LF_UNROLL
                 for (int p = 0; p < P; p++)
                     x[p] = lf_load(src + s->tap[t] + p * LF_LANES);
                 for (int m = 0; m < M; m++) {
                     const lf_vf wv = lf_set1(w[m][j * ntaps + t]);
+                    LF_UNROLL
                     for (int p = 0; p < P; p++)
                         acc[m][0][p] += wv * x[p];
                 }
@@ -81,6 +84,7 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, c
             for (int v = 0; v < kw; v++) {
                 const float *xp = src + row * s->irs + v * s->col;
                 lf_vf x[LF_TILE];
+                LF_UNROLL
                 for (int p = 0; p < P; p++)
                     x[p] = lf_load(xp + p * LF_LANES);
                 for (int r = 0; r < R; r++) {
@@ -89,6 +93,7 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, c
                         continue;
                     for (int m = 0; m < M; m++) {
                         const lf_vf wv = lf_set1(w[m][j * ntaps + u * kw + v]);
+                        LF_UNROLL
                         for (int p = 0; p < P; p++)
                             acc[m][r][p] += wv * x[p];
                     }
@@ -99,10 +104,12 @@ static inline __attribute__((always_inline)) void conv_tile(const lf_layer *l, c
         for (int r = 0; r < R; r++) {
             if (whole) {
                 const lf_vf b = lf_set1(l->bias[g->o[m]]);
+                LF_UNROLL
                 for (int p = 0; p < P; p++)
                     acc[m][r][p] += b;
                 lf_activate_all(acc[m][r], P, l->act);
             }
+            LF_UNROLL
             for (int p = 0; p < P; p++)
                 lf_store(out + g->o[m] * s->ocs + r * s->ors + p * LF_LANES, acc[m][r][p]);
         }

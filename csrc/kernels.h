@@ -264,6 +264,13 @@ static inline void lf_pairs_geom(const lf_layer *l, lf_geom *gi)
 
 #define LF_MAX_LAYERS 16
 
+/* Bytes of one pixel of the input, and of one image. */
+static inline size_t lf_pixel_bytes(const lf_input *in) { return in->dtype == LF_U8 ? 1 : sizeof(float); }
+static inline size_t lf_image_bytes(const lf_input *in)
+{
+    return (size_t)in->c * in->h * in->w * lf_pixel_bytes(in);
+}
+
 /* A batch of n images as work items: nblocks blocks of LF_LANES images (the last possibly part full), then
  * one item per image left over, run in the spatial layout. */
 /* From this many leftover images on, one partly filled block is cheaper than that many single images (a

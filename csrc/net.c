@@ -68,7 +68,7 @@ static inline __attribute__((always_inline)) void pack_image(const lf_input *in,
             for (int x = 0; x < ox; x++)
                 row[x * step] = background;
             if (step == 1 && in->w >= LF_LANES) {
-                const char *src = (const char *)image + at * (in->dtype == LF_U8 ? 1 : sizeof(float));
+                const char *src = (const char *)image + at * lf_pixel_bytes(in);
                 for (int x0 = 0; x0 >= 0; x0 = next_vector(x0, in->w))
                     lf_store(row + ox + x0, load_pixels(in, src, x0, scale, shift));
             } else if (in->dtype == LF_U8) {
@@ -92,7 +92,7 @@ static void pack_block(const lf_input *in, const char *images, size_t image, int
                        float *dst)
 {
     const int oy = (g->h - in->h) / 2, ox = (g->w - in->w) / 2, w = in->w;
-    const size_t elem = in->dtype == LF_U8 ? 1 : sizeof(float);
+    const size_t elem = lf_pixel_bytes(in);
     float scale, shift;
     pixel_map(in, &scale, &shift);
     lf_vi lane;
@@ -124,7 +124,7 @@ static void pack_block(const lf_input *in, const char *images, size_t image, int
  * partly filled block hold zeros). */
 void LF_ISA(pack_input)(const lf_input *in, size_t first, int count, const lf_geom *g, float *dst)
 {
-    const size_t image = (size_t)in->c * in->h * in->w * (in->dtype == LF_U8 ? 1 : sizeof(float));
+    const size_t image = lf_image_bytes(in);
     const char *images = (const char *)in->data + first * image;
     if (g->lanes == 1) {
         pack_image(in, images, g, dst, 1);
@@ -196,11 +196,12 @@ int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, 
     LF_ISA(make_plan)(layers, nlayers, LF_LANES, 0, &plans[0]);
     LF_ISA(make_plan)(layers, nlayers, 1, 0, &plans[1]);
     int nblocks = lf_blocks(n), nitems = lf_items(n, nblocks);
-    /* Threads share out whole items, never one item's layers: splitting one image or block over the team
-     * cost more in barriers and in moving its tensors between cores than it saved (classic, 2 threads:
-     * one image 1.01x on AVX-512 and 0.74x on AVX2, one block of 16 images 0.84x), and a single image on
-     * its own thread never waits for a sleeping one. A batch that would be one block runs as single images
-     * instead, so that every thread has some (16 images on AVX-512: 1.37x). */
+    /* Threads share out whole items, never one item's layers. Splitting one image's layers over the team
+     * ran a hot loop of single images 1.04x as fast on AVX-512 and 1.1-1.3x on AVX2, but after an idle
+     * pause the call waited for the sleeping thread: 11.8 ms against 0.09 ms alone on a VM (`python
+     * tools/thread_scaling.py`, before and after e161f4f's split went, 2026-11-30). A batch that would be
+     * one block runs as single images instead, so that every thread has some (16 images on AVX-512:
+     * 1.27x; splitting the block's layers had given 1.57x). */
     if (nitems == 1 && n > 1 && lf_get_num_threads() > 1)
         nblocks = 0, nitems = n;
     const batch_t b = {layers, nlayers, n, nblocks, input, plans, out};

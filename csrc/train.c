@@ -157,7 +157,7 @@ int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *la
 {
     const lf_layer *last = &t->layers[t->nlayers - 1];
     const size_t k = (size_t)last->out_c * last->out_h * last->out_w;
-    const size_t image = (size_t)input->c * input->h * input->w * (input->dtype == LF_U8 ? 1 : sizeof(float));
+    const size_t image = lf_image_bytes(input);
     for (int s = 0; s < n; s += batch_size) {
         const int m = n - s < batch_size ? n - s : batch_size;
         lf_input batch = *input;
