@@ -32,7 +32,6 @@ import datetime
 import inspect
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -41,7 +40,7 @@ import time
 import numpy as np
 
 import lenet_fast
-from lenet_fast import bench, distort, optim, paper
+from lenet_fast import distort, optim, paper, timing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "benchmarks", "results")
@@ -119,8 +118,8 @@ def expanded(x, y, copies, seed):
 
 
 def machine():
-    return {"cpu": bench.cpu_model(), "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "numpy": np.__version__, "lenet_fast": lenet_fast.build_info()}
+    """timing.machine's description, with lenet_fast's whole build_info (the training's thread count too)."""
+    return dict(timing.machine(), lenet_fast=lenet_fast.build_info())
 
 
 def commit():

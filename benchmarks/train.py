@@ -9,27 +9,21 @@ The reference step is reference.sgd_step (backward, then sgd_update) on one batc
 thread (see benchmarks/forward.py for why). The machine is shared and noisy: compare within one run.
 """
 import argparse
-import statistics
-import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import lenet_fast
-from lenet_fast import optim, reference
+from lenet_fast import optim, reference, timing
 
 
 def fit_seconds(model, x, y, batch_size):
     opt = optim.SDLM(schedule=optim.PaperSchedule(1e-3)) if batch_size == 1 else optim.SGD(lr=1e-4)
-    start = time.perf_counter()
-    model.fit(x, y, epochs=1, batch_size=batch_size, optimizer=opt, verbose=0)
-    return time.perf_counter() - start
+    return timing.elapsed(lambda: model.fit(x, y, epochs=1, batch_size=batch_size, optimizer=opt, verbose=0))
 
 
 def reference_step_seconds(params, x, y, variant, velocity):
-    start = time.perf_counter()
-    reference.sgd_step(params, velocity, reference.normalize_input(x), y, variant, 1e-4, 0.9)
-    return time.perf_counter() - start
+    return timing.elapsed(
+        lambda: reference.sgd_step(params, velocity, reference.normalize_input(x), y, variant, 1e-4, 0.9))
 
 
 def main():
@@ -37,34 +31,32 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--images", type=int, default=8192)
     args = parser.parse_args()
-    with threadpool_limits(limits=1, user_api="blas"):
+    with timing.blas_threads(1) as limited:
+        print(timing.build_line() + ("" if limited else "; BLAS threads not limited (no threadpoolctl)"))
         run(args)
 
 
 def run(args):
-    info = lenet_fast.build_info()
-    print(f"lenet_fast {info['version']}, ISA path {info['isa']}, OpenMP {'on' if info['openmp'] else 'off'}")
     print("| variant | batch | threads | lenet_fast fit img/s | reference step img/s (batch 32) | ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(args.images, 28, 28), dtype=np.uint8)
     y = rng.integers(0, 10, size=args.images)
-    saved = lenet_fast.get_num_threads()
     for variant in ("classic", "modern"):
         model = lenet_fast.LeNet5(variant, seed=0)
         params = {k: v.copy() for k, v in reference.with_centers(model.params, variant).items()}
         velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
         batches = (1, 32, 256) if variant == "classic" else (32, 256)  # SDLM is the classic network's method
         for batch_size in batches:
+            measures = {
+                "fit": lambda: args.images / fit_seconds(model, x, y, batch_size),
+                "reference": lambda: 32 / reference_step_seconds(params, x[:32], y[:32], variant, velocity),
+            }
             for threads in (1, 2):
-                lenet_fast.set_num_threads(threads)
-                fast, ref = [], []
-                for _ in range(args.repeats):
-                    fast.append(args.images / fit_seconds(model, x, y, batch_size))
-                    ref.append(32 / reference_step_seconds(params, x[:32], y[:32], variant, velocity))
-                f, r = statistics.median(fast), statistics.median(ref)
+                with timing.kernel_threads(threads):
+                    rates = timing.interleaved(measures, args.repeats)
+                f, r = timing.median(rates["fit"]), timing.median(rates["reference"])
                 print(f"| {variant} | {batch_size} | {threads} | {f:,.0f} | {r:,.0f} | {f / r:.0f}x |", flush=True)
-    lenet_fast.set_num_threads(saved)
 
 
 if __name__ == "__main__":

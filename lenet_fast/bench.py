@@ -8,27 +8,24 @@ the same thread count. A peer is timed only after its outputs (and, for training
 with lenet_fast's; one that disagrees is reported as refused, never timed. PyTorch and ONNX Runtime are
 optional (pip install "lenet_fast[bench]"); the report says which were absent.
 
-Timing: for each setting the engines run in turn, repeat after repeat (interleaved, so that the machine's
-load drifts over all of them alike), each repeat timing as many calls as fill --min-time seconds after one
-untimed call, after a 20 ms pause that lets the previous engine's idle threads stop spinning; the table
-gives the median. Inference is a forward pass at batch 1, 64 and 1024; training
+Timing (lenet_fast.timing, the harness the benchmarks/ scripts and suites share): for each setting the
+engines run in turn, repeat after repeat (interleaved, so that the machine's load drifts over all of them
+alike), each repeat timing as many calls as fill --min-time seconds after one untimed call, after a 20 ms
+pause that lets the previous engine's idle threads stop spinning; the table gives the median. Inference is a forward pass at batch 1, 64 and 1024; training
 is one step at batch 32 (forward, backward and an SGD-with-momentum update: lenet_fast's trainer, the
 reference's backward and update, torch's loss.backward() and optimizer.step()).
 
 The machine's peak is measured in the same run: a large float32 matrix product through numpy at each
 thread count, the fastest of 5. Share of peak = images/s * FLOPs per image / peak, FLOPs being twice the
-multiply-adds of the convolutions, full layers and RBF (LENET5.md; C3 by its table, though the peers run it
-dense), three times that for a training step (forward, input gradients, weight gradients). The reference's
+multiply-adds of the convolutions, full layers and RBF (docs/paper.md#architecture; C3 by its table, though
+the peers run it dense), three times that for a training step (forward, input gradients, weight gradients). The reference's
 BLAS runs on one thread (threadpoolctl): OpenBLAS's idle threads spin after each call and would take the
 core the next engine needs. The machine's load average is recorded: on a busy machine, figures on more
 threads than the idle cores say little.
 """
-import contextlib
 import datetime
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 
@@ -36,20 +33,21 @@ import numpy as np
 
 import lenet_fast
 
-from . import optim, paper, peers, reference
-from .cli import _positive_float, _positive_int
+from . import optim, paper, peers, reference, timing
+from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
 from .datasets import synthetic_digits
 from .model import Conv, Full, LeNet5, RBF
 
 ENGINES = ("lenet_fast", "reference", "torch", "onnxruntime")
+PEERS = ("torch", "onnxruntime")  # the engines from other packages, whose versions the report records
 TRAINERS = ("lenet_fast", "reference", "torch")
 VARIANTS = ("classic", "modern")
 TRAIN_BATCH = 32
 LR = 1e-5  # small: thousands of timed steps on one batch must not move the weights anywhere strange
-PAUSE = 0.02  # seconds between two engines' timings (interleaved)
+PAUSE = 0.02  # seconds between two engines' timings: see timing.interleaved
 TOLERANCE = 1e-4  # of the largest entry: far above float32 rounding, far below a wrong layer
-# The README's goals, for lenet_fast's classic network, on this machine class's 2 threads (the most the run
-# has, when fewer).
+# The speed goals (docs/performance.md#goals), for lenet_fast's classic network on 2 threads (the most the
+# run has, when fewer).
 GOALS = [
     dict(name="inference at batch 1024", task="inference", batch=1024, images_per_second=120_000),
     dict(name="one image", task="inference", batch=1, microseconds=20),
@@ -57,67 +55,7 @@ GOALS = [
 ]
 
 
-# --- the machine ------------------------------------------------------------------------------------------
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def blas_limit(threads):
-    """A context limiting numpy's BLAS to threads, or None without threadpoolctl."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return None
-    return threadpool_limits(limits=threads, user_api="blas")
-
-
-def blas_info():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "unknown (threadpoolctl not installed: BLAS threads not limited)"
-    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in libs) or "none"
-
-
-def load_average():
-    """The 1-minute load average (other processes compete for the cores), or None where unknown."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return None
-
-
-def machine(engines):
-    info = lenet_fast.build_info()
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "lenet_fast": info["version"]}
-    for name in ("torch", "onnxruntime"):
-        if name in engines:
-            versions[name] = sys.modules[name].__version__
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "isa": info["isa"],
-        "openmp": info["openmp"],
-        "blas": blas_info(),
-        "blas_environment": {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ},
-        "versions": versions,
-    }
-
-
-# Variables some machines set to work around old OpenBLAS bugs. OPENBLAS_CORETYPE pins the kernel (to
-# Haswell's AVX2, say, on a CPU with AVX-512): the peak then measures that kernel, not the machine.
-BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# --- the machine's peak ----------------------------------------------------------------------------------
 
 
 def matmul_peak(threads, size, repeats=5):
@@ -126,15 +64,10 @@ def matmul_peak(threads, size, repeats=5):
     actually set."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, size, size), dtype=np.float32)
-    limit = blas_limit(threads)
-    with limit if limit is not None else contextlib.nullcontext():
+    with timing.blas_threads(threads) as limited:
         a @ b
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - start)
-    return 2 * size**3 / min(times) / 1e9, limit is not None
+        fastest = min(timing.elapsed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / fastest / 1e9, limited
 
 
 def flops_per_image(variant):
@@ -153,34 +86,6 @@ def flops_per_image(variant):
         else:
             h, w = h // 2, w // 2
     return 2 * macs
-
-
-# --- timing -----------------------------------------------------------------------------------------------
-
-
-def timed(fn, min_time):
-    """Seconds per call of fn over as many calls as fill min_time, after one untimed call."""
-    fn()
-    calls, start = 0, time.perf_counter()
-    while True:
-        fn()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            return elapsed / calls
-
-
-def interleaved(fns, repeats, min_time):
-    """name -> list of seconds per call, the engines taking turns within every repeat, each after a pause in
-    which the previous engine's idle threads stop spinning (ONNX Runtime's, measured, took a core from
-    lenet_fast's second thread: batch 64 on 2 threads at 40,000-55,000 images/s right after it, 76,000-89,000
-    after a 20 ms pause)."""
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            time.sleep(PAUSE)
-            times[name].append(timed(fn, min_time))
-    return times
 
 
 # --- the engines ------------------------------------------------------------------------------------------
@@ -250,8 +155,8 @@ class Engines:
                 return problem
         return None
 
-    def set_threads(self, threads):
-        lenet_fast.set_num_threads(threads)
+    def set_peer_threads(self, threads):
+        """The peers' own thread counts (lenet_fast's: timing.kernel_threads)."""
         if hasattr(self, "torch"):
             self.torch.set_num_threads(threads)
 
@@ -317,8 +222,7 @@ def run(args, out=None):
     variants = args.variants or list(VARIANTS)
     # lenet_fast first, always: the others are checked against it and measured relative to it
     engines, refused = available_peers([e for e in ENGINES if e == "lenet_fast" or e in (args.engines or ENGINES)])
-    saved_threads = lenet_fast.get_num_threads()
-    load_before = load_average()
+    load_before = timing.load_average()
 
     peak_size = 1024 if quick else 2048
     peaks, blas_set = {}, True
@@ -330,24 +234,20 @@ def run(args, out=None):
     x_all = np.ascontiguousarray(reference.normalize_input(digits), np.float32)
     y_all = labels.astype(np.int64)
     results = []
-    limit = blas_limit(1)
-    try:
-        with limit if limit is not None else contextlib.nullcontext():
-            for variant in variants:
-                e = Engines(variant, engines, x_all[:64], y_all[:64])
-                for name, why in e.refused.items():
-                    refused[name] = why
-                results += _measure(e, variant, batches, threads_list, x_all, y_all, repeats, min_time, peaks)
-    finally:
-        lenet_fast.set_num_threads(saved_threads)
+    with timing.blas_threads(1) as reference_blas_limited:
+        for variant in variants:
+            e = Engines(variant, engines, x_all[:64], y_all[:64])
+            for name, why in e.refused.items():
+                refused[name] = why
+            results += _measure(e, variant, batches, threads_list, x_all, y_all, repeats, min_time, peaks)
 
     report = {
         "command": command(args),
         "date": datetime.date.today().isoformat(),
-        "machine": machine(engines),
+        "machine": timing.machine([e for e in engines if e in PEERS]),
         "settings": {"quick": quick, "threads": threads_list, "batches": batches, "train_batch": TRAIN_BATCH,
                      "repeats": repeats, "min_time_s": min_time, "input": "(N, 1, 32, 32) float32, paper range",
-                     "reference_blas_threads": 1 if limit is not None else "unknown"},
+                     "reference_blas_threads": 1 if reference_blas_limited else "unknown"},
         "peak": {"matmul_size": peak_size, "blas_threads_set": blas_set,
                  "gflops": {str(t): round(g, 2) for t, g in peaks.items()}},
         "flops_per_image": {v: flops_per_image(v) for v in variants},
@@ -355,7 +255,7 @@ def run(args, out=None):
         "results": results,
         "goals": _goals(results, threads_list),
         "seconds": round(time.perf_counter() - started, 1),
-        "load_average": {"before": load_before, "after": load_average()},
+        "load_average": {"before": load_before, "after": timing.load_average()},
     }
     print(markdown(report), file=out)
     if args.json:
@@ -386,19 +286,27 @@ def _measure(e, variant, batches, threads_list, x_all, y_all, repeats, min_time,
     for batch in batches:
         x = x_all[:batch]
         for t in threads_list:
-            e.set_threads(t)
             fns = {name: (lambda f=e.forward(name, t): f(x)) for name in e.engines}
-            rows += _rows(variant, "inference", batch, t, interleaved(fns, repeats, min_time), flops, peaks[t])
+            times = _interleaved(e, t, fns, repeats, min_time)
+            rows += _rows(variant, "inference", batch, t, times, flops, peaks[t])
     x, y = x_all[:TRAIN_BATCH], y_all[:TRAIN_BATCH]
     for t in threads_list:
-        e.set_threads(t)
         fns = {name: e.train_step(name, x, y) for name in e.engines if name in TRAINERS}
-        rows += _rows(variant, "train", TRAIN_BATCH, t, interleaved(fns, repeats, min_time), 3 * flops, peaks[t])
+        times = _interleaved(e, t, fns, repeats, min_time)
+        rows += _rows(variant, "train", TRAIN_BATCH, t, times, 3 * flops, peaks[t])
     return rows
 
 
+def _interleaved(e, threads, fns, repeats, min_time):
+    """name -> seconds per call of fns[name] in each repeat, every engine on threads threads."""
+    with timing.kernel_threads(threads):
+        e.set_peer_threads(threads)
+        measures = {name: (lambda fn=fn: timing.per_call(fn, min_time)) for name, fn in fns.items()}
+        return timing.interleaved(measures, repeats, PAUSE)
+
+
 def _rows(variant, task, batch, threads, times, flops, peak):
-    med = {name: statistics.median(ts) for name, ts in times.items()}
+    med = {name: timing.median(ts) for name, ts in times.items()}
     rows = []
     for name, s in med.items():
         ips = batch / s
@@ -526,16 +434,18 @@ def add_arguments(p):
     p.add_argument("--engines", nargs="+", choices=ENGINES, metavar="ENGINE",
                    help=f"engines to compare (default: all installed of {', '.join(ENGINES)})")
     p.add_argument("--variants", nargs="+", choices=VARIANTS, help="networks (default both)")
-    p.add_argument("--batches", nargs="+", type=_positive_int, metavar="N",
+    p.add_argument("--batches", nargs="+", type=positive_int, metavar="N",
                    help="inference batch sizes (default 1 64 1024)")
-    p.add_argument("--repeats", type=_positive_int, metavar="N", help="interleaved repeats per setting (default 7)")
-    p.add_argument("--min-time", type=_positive_float, metavar="S", help="seconds each timing fills (default 0.1)")
+    p.add_argument("--repeats", type=positive_int, metavar="N", help="interleaved repeats per setting (default 7)")
+    p.add_argument("--min-time", type=positive_float, metavar="S", help="seconds each timing fills (default 0.1)")
 
 
 def main(argv=None):
     """python -m lenet_fast.bench [options]: the same as lenet-fast bench [options]."""
-    from .cli import main as cli_main
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+    parser = Parser(prog=f"{PROG} bench", parents=[threads_option()], description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+    return execute(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -8,25 +8,20 @@ traceback: the library's documented exceptions carry messages written for the us
 """
 import argparse
 import json
-import math
 import os
-import sys
 
 import numpy as np
 
 import lenet_fast
 
 from . import optim, paper
+from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
 from .datasets import load_mnist
 from .images import image_files, read_digits, sample_paths
 from .model import LeNet5, load
 from .pretrained import pretrained
 
-PROG = "lenet-fast"
 VARIANTS = ("classic", "modern")
-# What the library raises for a user's mistake: OSError (missing files and folders), ValueError (bad files and
-# values), ImportError (Pillow absent), RuntimeError, FloatingPointError (training diverged).
-USER_ERRORS = (OSError, ValueError, ImportError, RuntimeError, FloatingPointError)
 
 EPILOG = f"""examples:
   {PROG}                                       read the sample digits shipped with lenet_fast
@@ -38,70 +33,14 @@ EPILOG = f"""examples:
 MNIST folders hold the four official files (gzipped or not); --data defaults to LENET_FAST_DATA."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """Argument errors in one line, like every other error of the command."""
-
-    def error(self, message):
-        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
-
-
 def main(argv=None):
     """Run the command line argv (default sys.argv[1:]); returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        if hasattr(args, "threads"):
-            lenet_fast.set_num_threads(args.threads)
-        args.run(args)
-        sys.stdout.flush()
-    except BrokenPipeError:  # the reader stopped early (| head): not an error, and nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush cannot fail again
-        return 1
-    except USER_ERRORS as exc:
-        print(f"{PROG}: error: {_message(exc)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
-def _message(exc):
-    """exc's message on one line; OS errors as "file: reason" rather than "[Errno 2] ...: 'file'"."""
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return execute(_parser().parse_args(argv))
 
 
 def _parser():
-    # --threads is accepted before or after the command; SUPPRESS keeps a command's parser from resetting
-    # a value given before it.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--threads", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
-                        help="threads the kernels use (default: OMP_NUM_THREADS, else every core)")
-
-    parser = _Parser(prog=PROG, parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    common = threads_option()
+    parser = Parser(prog=PROG, parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="LeNet-5 on C/OpenMP kernels. Without a command: recognize the sample digits\n"
                                  "shipped with lenet_fast using the pretrained classic model, and show the build.")
     parser.add_argument("--version", action="version", version=f"{PROG} {lenet_fast.__version__}")
@@ -123,18 +62,18 @@ def _parser():
     _data_option(p)
     p.add_argument("--variant", choices=VARIANTS, default="classic",
                    help="the paper's network or its modern form (default classic)")
-    p.add_argument("--epochs", type=_positive_int, required=True, metavar="N",
+    p.add_argument("--epochs", type=positive_int, required=True, metavar="N",
                    help="passes over the training set (the total, with --resume)")
-    p.add_argument("--batch-size", type=_positive_int, metavar="B",
+    p.add_argument("--batch-size", type=positive_int, metavar="B",
                    help="images per update (default 1 for sdlm, 32 otherwise)")
     p.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS),
                    help="sdlm (the paper's method, classic's default), sgd, or adam (modern's default)")
-    p.add_argument("--lr", type=_positive_float, metavar="RATE",
+    p.add_argument("--lr", type=positive_float, metavar="RATE",
                    help="learning rate (sgd 0.01, adam 0.001 by default); for sdlm the first pass's epsilon "
                         f"(default {optim.SDLM_SCALE * paper.sdlm_epsilon(0):g}), later passes following the paper's "
                         "schedule")
     p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="train on the first N training images only")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N training images only")
     p.add_argument("--out", required=True, metavar="FILE", help="where to save the trained model (.npz)")
     p.add_argument("--checkpoint", metavar="FILE", help="save the run's state here after every epoch")
     p.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint")
@@ -145,7 +84,7 @@ def _parser():
                             description="Classify the MNIST test set: the error rate and the confusion matrix.")
     _data_option(p)
     _model_options(p)
-    p.add_argument("--limit", type=_positive_int, metavar="N", help="the first N test images only")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="the first N test images only")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=_evaluate)
 
@@ -153,9 +92,8 @@ def _parser():
                             description="The benchmark report: inference and training images/s of lenet_fast "
                                         "beside its NumPy reference and, when installed, PyTorch and ONNX Runtime "
                                         "(pip install \"lenet_fast[bench]\"), on the same network, input and "
-                                        "threads (1 and 2, or --threads).")
-    from . import bench
-    bench.add_arguments(p)
+                                        "threads (1 and 2, or --threads).",
+                            deferred=_bench_arguments)
     p.set_defaults(run=_bench)
     return parser
 
@@ -269,6 +207,11 @@ def _evaluate(args):
     print("    " + "".join(f"{d:>{width}}" for d in range(10)))
     for d, row in enumerate(confusion):
         print(f"{d:>4}" + "".join(f"{n:>{width}}" for n in row))
+
+
+def _bench_arguments(p):
+    from . import bench  # here, not at the top: only the bench command loads the benchmark and its peers
+    bench.add_arguments(p)
 
 
 def _bench(args):

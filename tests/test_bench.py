@@ -13,7 +13,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from lenet_fast import bench, reference
+from lenet_fast import bench, reference, timing
 from lenet_fast.datasets import synthetic_digits
 
 
@@ -62,12 +62,12 @@ def test_a_forced_blas_kernel_is_named(monkeypatch):
     the peak is then the kernel's, and gives the command that measures the machine's."""
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
-    m = bench.machine([])
+    m = timing.machine()
     assert m["blas_environment"] == {"OPENBLAS_CORETYPE": "Haswell"}
     note = bench._blas_environment(m["blas_environment"])
     assert "forced by OPENBLAS_CORETYPE=Haswell" in note and "`env -u OPENBLAS_CORETYPE lenet-fast bench`" in note
     monkeypatch.delenv("OPENBLAS_CORETYPE")
-    assert bench._blas_environment(bench.machine([])["blas_environment"]) == ""
+    assert bench._blas_environment(timing.machine()["blas_environment"]) == ""
 
 
 def args(**kw):
@@ -101,7 +101,7 @@ def test_the_agreement_check_can_fail():
 
 
 def test_flops_per_image():
-    # LENET5.md: C1 117,600; C3 150,000 (the table; 240,000 dense); C5 48,000; F6 10,080; RBF 840
+    # docs/paper.md#architecture: C1 117,600; C3 150,000 (the table; 240,000 dense); C5 48,000; F6 10,080; RBF 840
     assert bench.flops_per_image("classic") == 2 * (117_600 + 150_000 + 48_000 + 10_080 + 840)
     assert bench.flops_per_image("modern") == 2 * (117_600 + 240_000 + 48_000 + 10_080 + 840)
 

@@ -9,9 +9,9 @@ points at), one process:
   and for 16; the median and the 90th percentile of the calls. On a virtual machine an idle core can take
   milliseconds to wake, and a call that needs the second thread waits for it.
 
-    python tools/thread_scaling.py [--pause 0.1]
+    python benchmarks/thread_scaling.py [--pause 0.1]
 
-(tools/layer_times.py times the kernels in C; this times what a Python caller sees.)
+(benchmarks/c/layer_times.py times the kernels in C; this times what a Python caller sees.)
 """
 import argparse
 import time
@@ -19,35 +19,30 @@ import time
 import numpy as np
 
 import lenet_fast
+from lenet_fast import timing
 
 
 def hot(model, images, rounds=15):
     """Median microseconds per call on 1 and on 2 threads, interleaved."""
     reps = max(20, 2000 // len(images))
-    times = {1: [], 2: []}
-    for _ in range(rounds):
-        for threads in times:
-            lenet_fast.set_num_threads(threads)
-            for _ in range(20):
-                model.forward(images)
-            start = time.perf_counter()
-            for _ in range(reps):
-                model.forward(images)
-            times[threads].append((time.perf_counter() - start) / reps * 1e6)
-    return {threads: float(np.median(t)) for threads, t in times.items()}
+
+    def on(threads):
+        with timing.kernel_threads(threads):
+            return timing.per_call(lambda: model.forward(images), warmup=20, min_calls=reps) * 1e6
+
+    times = timing.interleaved({threads: (lambda t=threads: on(t)) for threads in (1, 2)}, rounds)
+    return {threads: timing.median(t) for threads, t in times.items()}
 
 
 def after_pause(model, images, threads, pause, calls=100):
     """Microseconds of each call made after sleeping pause seconds."""
-    lenet_fast.set_num_threads(threads)
-    model.forward(images)
-    times = []
-    for _ in range(calls):
-        time.sleep(pause)
-        start = time.perf_counter()
+    with timing.kernel_threads(threads):
         model.forward(images)
-        times.append((time.perf_counter() - start) * 1e6)
-    return np.array(times)
+        times = []
+        for _ in range(calls):
+            time.sleep(pause)
+            times.append(timing.elapsed(lambda: model.forward(images)) * 1e6)
+    return times
 
 
 def main():
@@ -57,8 +52,7 @@ def main():
     model = lenet_fast.LeNet5("classic")
     rng = np.random.default_rng(0)
     digits = rng.integers(0, 256, size=(64, 28, 28), dtype=np.uint8)
-    info = lenet_fast.build_info()
-    print(f"lenet_fast {info['version']}, ISA path {info['isa']}, OpenMP {'on' if info['openmp'] else 'off'}")
+    print(timing.build_line())
     print("| images | 1 thread, us | 2 threads, us | speed-up |")
     print("| ---: | ---: | ---: | ---: |")
     for n in (1, 2, 4, 8, 12, 16, 24, 32, 64):
@@ -70,7 +64,7 @@ def main():
     for n in (1, 16):
         for threads in (1, 2):
             t = after_pause(model, digits[:n], threads, args.pause)
-            print(f"| {n} | {threads} | {np.median(t):,.1f} | {np.percentile(t, 90):,.1f} |")
+            print(f"| {n} | {threads} | {timing.median(t):,.1f} | {timing.percentile(t, 90):,.1f} |")
 
 
 if __name__ == "__main__":
