@@ -130,7 +130,8 @@ def loaded_after(argv):
     [],
     ["train", "--help"],
     ["evaluate", "--help"],
-], ids=["predict", "predict-json", "samples", "train", "evaluate"])
+    ["--help"],
+], ids=["predict", "predict-json", "samples", "train", "evaluate", "help"])
 def test_commands_other_than_bench_do_not_load_the_benchmark(argv):
     assert loaded_after(argv) == []
 
