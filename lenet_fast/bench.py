@@ -11,17 +11,18 @@ optional (pip install "lenet_fast[bench]"); the report says which were absent.
 Timing (lenet_fast.timing, the harness the benchmarks/ scripts and suites share): for each setting the
 engines run in turn, repeat after repeat (interleaved, so that the machine's load drifts over all of them
 alike), each repeat timing as many calls as fill --min-time seconds after one untimed call, after a 20 ms
-pause that lets the previous engine's idle threads stop spinning; the table gives the median. Inference is a forward pass at batch 1, 64 and 1024; training
-is one step at batch 32 (forward, backward and an SGD-with-momentum update: lenet_fast's trainer, the
-reference's backward and update, torch's loss.backward() and optimizer.step()).
+pause that lets the previous engine's idle threads stop spinning; the table gives the median. Inference is
+a forward pass at batch 1, 64 and 1024; training is one step at batch 32 (forward, backward and an
+SGD-with-momentum update: lenet_fast's trainer, the reference's backward and update, torch's
+loss.backward() and optimizer.step()).
 
 The machine's peak is measured in the same run: a large float32 matrix product through numpy at each
 thread count, the fastest of 5. Share of peak = images/s * FLOPs per image / peak, FLOPs being twice the
 multiply-adds of the convolutions, full layers and RBF (docs/paper.md#architecture; C3 by its table, though
-the peers run it dense), three times that for a training step (forward, input gradients, weight gradients). The reference's
-BLAS runs on one thread (threadpoolctl): OpenBLAS's idle threads spin after each call and would take the
-core the next engine needs. The machine's load average is recorded: on a busy machine, figures on more
-threads than the idle cores say little.
+the peers run it dense), three times that for a training step (forward, input gradients, weight
+gradients). The reference's BLAS runs on one thread (threadpoolctl): OpenBLAS's idle threads spin after
+each call and would take the core the next engine needs. The machine's load average is recorded: on a busy
+machine, figures on more threads than the idle cores say little.
 """
 import datetime
 import json
@@ -30,8 +31,6 @@ import sys
 import time
 
 import numpy as np
-
-import lenet_fast
 
 from . import optim, paper, peers, reference, timing
 from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
