@@ -126,7 +126,7 @@ def torch_loss(variant, j=paper.MAP_J):
         return F.cross_entropy
 
     def map_loss(distances, labels):
-        # y_D + log(exp(-j) + sum_i exp(-y_i)), the paper's eq. 9
+        # y_D + log(exp(-j) + sum_i exp(-y_i)), the paper's eq. 9 (docs/paper.md#map-loss)
         wall = torch.full((len(distances), 1), -j, dtype=distances.dtype)
         picked = distances.gather(1, labels[:, None])[:, 0]
         return (picked + torch.logsumexp(torch.cat([wall, -distances], 1), 1)).mean()

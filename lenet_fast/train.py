@@ -62,7 +62,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     if resume is not None:
         start, history = _restore(resume, model, opt, rng, settings)
 
-    with model.guard.writing():  # waits for the uses of the weights running on other threads, refuses new ones
+    with model.guard.writing():  # waits for other threads' uses of the weights running, refuses new ones
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             order = rng.permutation(len(x))
