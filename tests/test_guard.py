@@ -1,6 +1,7 @@
 """The reader-writer guard (_core.Guard) between training and every other use of a model: readers share,
 a writer refuses other threads' reads and waits for the running ones, the writing thread may read, and
 nesting a write inside a read (or two writes) is refused rather than left to deadlock."""
+import signal
 import threading
 import time
 
@@ -88,6 +89,37 @@ def test_one_writer_and_no_write_inside_a_read():
             guard.writing().__enter__()
     assert not guard.writing_now and guard.readers == 0
     with guard.writing():  # and after all of that, the guard is free again
+        pass
+
+
+def test_ctrl_c_while_a_writer_waits_leaves_no_writer():
+    """Ctrl-C (a real SIGINT to this thread) while writing() waits for a reader: KeyboardInterrupt, and the
+    guard is as it was, so that reads from other threads and a later write go through."""
+    guard = _core.Guard()
+    inside, leave = threading.Event(), threading.Event()
+
+    def read():
+        with guard.reading():
+            inside.set()
+            leave.wait(10)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    inside.wait(10)
+    main = threading.get_ident()
+    timer = threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with guard.writing():
+                pytest.fail("the writer went ahead of a running read")
+    finally:
+        timer.join()
+        leave.set()
+        reader.join()
+    assert not guard.writing_now and guard.readers == 0
+    assert "error" not in in_thread(lambda: guard.reading().__enter__().__exit__(None, None, None))
+    with guard.writing():
         pass
 
 
