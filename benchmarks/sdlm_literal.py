@@ -41,7 +41,7 @@ def groups(model, flat):
 
 def curvature_table(x, y):
     model = lenet_fast.LeNet5("classic", seed=0)
-    h = model._gauss_newton(x[:500, None], y[:500], "map", paper.MAP_J, True).astype(np.float64)
+    h = model.curvature(x[:500], y[:500], "map", paper.MAP_J).astype(np.float64)
     eps = paper.sdlm_epsilon(0)
     print(f"## 1. Gauss-Newton diagonal at initialisation (mean over 500 digits); mu = {paper.SDLM_MU}\n")
     print(f"| parameters | median h | max h | first-pass step, epsilon {eps} | step x {optim.SDLM_SCALE} |")

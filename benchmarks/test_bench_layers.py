@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lenet_fast import _core, paper, reference
-from lenet_fast.model import INPUT_SHAPE, Conv, Full, LeNet5, Subsample, flat_params, layer_spec
+from lenet_fast.model import INPUT_SHAPE, LeNet5, flat_params
 
 from bench_data import ENGINES, digits
 
@@ -30,13 +30,13 @@ class Layer:
         self.layer = model.layers[index]
         x = digits(BATCH)[0]
         if index:
-            specs = [layer_spec(l, model.params, centers) for l in model.layers[:index]]
+            specs = [l.spec(model.params, centers) for l in model.layers[:index]]
             x = _core.Network(INPUT_SHAPE, specs).forward(x)
         self.x = x
         arrays = OrderedDict((k, v) for k, v in model.params.items() if k.startswith(name + "."))
         self.flat, self.p = flat_params(arrays) if arrays else (np.zeros(0, np.float32), {})
         self.centers = centers
-        self.net = _core.Network(x.shape[1:], [layer_spec(self.layer, self.p, centers)])
+        self.net = _core.Network(x.shape[1:], [self.layer.spec(self.p, centers)])
         self.trainer = _core.Trainer(self.net, self.flat)
         self.dout = np.random.default_rng(0).standard_normal((BATCH,) + self.net.output_shape, dtype=np.float32)
 
@@ -51,31 +51,34 @@ class Layer:
         return lambda: self._reference(backward=True)
 
     def _reference(self, backward):
+        """The NumPy reference of this layer, forward (the activated output) or backward (the gradients)."""
+        act = getattr(self.layer, "act", "none")
+        pre, grads = getattr(self, "_reference_" + self.layer.kind)(backward, act)
+        return grads if backward else reference.activation(pre, act)
+
+    def _reference_conv(self, backward, act):
         l, p, x = self.layer, self.p, self.x
-        act = getattr(l, "act", "none")
-        if isinstance(l, Conv):
-            a = reference.conv2d(x, p[l.name + ".weight"], p[l.name + ".bias"], l.table)
-            if backward:
-                return reference.conv2d_backward(x, p[l.name + ".weight"],
-                                                 reference.activation_backward(a, self.dout, act), l.table)
-        elif isinstance(l, Subsample):
-            a = reference.subsample(x, l.pool, p.get(l.name + ".coef"), p.get(l.name + ".bias"))
-            if backward:
-                return reference.subsample_backward(x, reference.activation_backward(a, self.dout, act), l.pool,
-                                                    p.get(l.name + ".coef"))
-        else:
-            flat = x.reshape(len(x), -1)
-            d = self.dout.reshape(len(x), -1)
-            if isinstance(l, Full):
-                a = reference.linear(flat, p[l.name + ".weight"], p[l.name + ".bias"])
-                if backward:
-                    return reference.linear_backward(flat, p[l.name + ".weight"],
-                                                     reference.activation_backward(a, d, act))
-            else:
-                a = reference.rbf(flat, self.centers)
-                if backward:
-                    return reference.rbf_backward(flat, self.centers, d)
-        return reference.activation(a, act)
+        w = p[l.name + ".weight"]
+        a = reference.conv2d(x, w, p[l.name + ".bias"], l.table)
+        return a, backward and reference.conv2d_backward(x, w, reference.activation_backward(a, self.dout, act),
+                                                         l.table)
+
+    def _reference_subsample(self, backward, act):
+        l, p, x = self.layer, self.p, self.x
+        coef = p.get(l.name + ".coef")
+        a = reference.subsample(x, l.pool, coef, p.get(l.name + ".bias"))
+        return a, backward and reference.subsample_backward(x, reference.activation_backward(a, self.dout, act),
+                                                            l.pool, coef)
+
+    def _reference_full(self, backward, act):
+        l, p = self.layer, self.p
+        flat, d, w = self.x.reshape(len(self.x), -1), self.dout.reshape(len(self.x), -1), p[l.name + ".weight"]
+        a = reference.linear(flat, w, p[l.name + ".bias"])
+        return a, backward and reference.linear_backward(flat, w, reference.activation_backward(a, d, act))
+
+    def _reference_rbf(self, backward, act):
+        flat, d = self.x.reshape(len(self.x), -1), self.dout.reshape(len(self.x), -1)
+        return reference.rbf(flat, self.centers), backward and reference.rbf_backward(flat, self.centers, d)
 
 
 _cases = {}

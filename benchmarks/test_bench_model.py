@@ -36,7 +36,7 @@ def test_training_step(benchmark, variant, batch, engine, threads):
     model = LeNet5(variant, seed=0)
     x, y = digits(batch)
     if engine == "lenet_fast":
-        trainer, opt = model._get_trainer(), optim.SGD(lr=LR, momentum=0.9)
+        trainer, opt = model.trainer(), optim.SGD(lr=LR, momentum=0.9)
         opt.bind(model.params_vector.size)
         benchmark(trainer.train, x, y, batch, opt, model.default_loss, paper.MAP_J, False)
         return

@@ -132,10 +132,137 @@ def _choice(value, table, name):
         raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}") from None
 
 
+def check_labels(labels, n, k, name="labels"):
+    """labels as a C-contiguous int64 array of n class ids in 0..k-1; ValueError naming them otherwise."""
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu" or y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of integer class ids, got {y.dtype} of shape {y.shape}")
+    if len(y) != n:
+        raise ValueError(f"{name}: {len(y)} labels for {n} images")
+    if n and (y.min() < 0 or y.max() >= k):
+        raise ValueError(f"{name} must lie in 0..{k - 1}, got {y.min()}..{y.max()}")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
 def _positive(value, name):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 < value <= _MAX_DIM:
         raise ValueError(f"{name} must be an integer in 1..{_MAX_DIM}, got {value!r}")
     return int(value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The guard between training and every other use of a network's parameters
+
+cdef class Guard:
+    """A reader-writer guard: the one exclusion between training a network's parameters (the writer,
+    LeNet5.fit) and every other use of them (readers: forward, and whatever else reads or sets them).
+
+    Rules:
+    - Readers share: any number of threads may read at once.
+    - A writer excludes other threads: while one writes, a read from another thread is refused at once
+      (RuntimeError: training takes minutes, so waiting would look like a hang); writing() first waits for
+      the reads already running to finish, so none sees the weights change under it.
+    - The writing thread may read (fit validates, SDLM measures curvature) and nest reads freely.
+    - One writer at a time: a second writing() raises RuntimeError, from any thread; so does writing()
+      from inside a reading() on the same thread (it would wait for itself).
+    The counters change with the GIL held and no Python code between test and change, so a read either sees
+    the writer or is counted before the writer looks; the writer waits on a Condition, which a reader
+    notifies only when it is the last one out while a writer waits (forward's path takes no lock).
+    """
+    cdef Py_ssize_t _readers  # reads running, from every thread
+    cdef bint _writing, _waiting
+    cdef unsigned long _writer  # the writing thread, while _writing
+    cdef object _cond, _local  # _local.depth: this thread's reading() nesting
+
+    def __cinit__(self):
+        import threading
+        self._cond = threading.Condition(threading.Lock())
+        self._local = threading.local()
+
+    @property
+    def readers(self):
+        return self._readers
+
+    @property
+    def writing_now(self):
+        """True while some thread holds writing()."""
+        return bool(self._writing)
+
+    cdef int enter_read(self) except -1:
+        if self._writing and self._writer != PyThread_get_thread_ident():
+            raise RuntimeError("this model is being trained in another thread; use it after fit returns (or "
+                               "use a copy: lenet_fast.load of a checkpoint)")
+        self._readers += 1
+        return 0
+
+    cdef int exit_read(self) except -1:
+        self._readers -= 1
+        if self._waiting and self._readers == 0:
+            with self._cond:
+                self._cond.notify_all()
+        return 0
+
+    cdef int enter_write(self) except -1:
+        if self._writing:
+            raise RuntimeError("this model is already being trained")
+        if getattr(self._local, "depth", 0):
+            raise RuntimeError("a model cannot be trained from inside a call that uses it")
+        self._writing, self._writer = True, PyThread_get_thread_ident()
+        try:
+            with self._cond:
+                self._waiting = True
+                while self._readers:
+                    self._cond.wait()
+        except BaseException:  # Ctrl-C while waiting: nothing was trained
+            self._writing = False
+            raise
+        finally:
+            self._waiting = False
+        return 0
+
+    cdef int exit_write(self) except -1:
+        self._writing = False
+        return 0
+
+    def reading(self):
+        """A context manager: one read (RuntimeError at entry while another thread writes)."""
+        return _Reading(self)
+
+    def writing(self):
+        """A context manager: write once the running reads are done (RuntimeError if another write holds)."""
+        return _Writing(self)
+
+
+cdef class _Reading:
+    cdef Guard guard
+
+    def __cinit__(self, Guard guard):
+        self.guard = guard
+
+    def __enter__(self):
+        local = self.guard._local
+        self.guard.enter_read()
+        local.depth = getattr(local, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        local = self.guard._local
+        local.depth -= 1
+        self.guard.exit_read()
+
+
+cdef class _Writing:
+    cdef Guard guard
+
+    def __cinit__(self, Guard guard):
+        self.guard = guard
+
+    def __enter__(self):
+        self.guard.enter_write()
+        return self
+
+    def __exit__(self, *exc):
+        self.guard.exit_write()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -155,10 +282,8 @@ cdef class Network:
     Parameter arrays must be float32 and C-contiguous: they are used in place, not copied, so updates made
     to them in place (training) take effect at once. The Network keeps them alive.
 
-    A thread that trains the parameters claims the network first (claim, release): forward calls from other
-    threads are then refused, and those already running are counted in running, for the trainer to wait
-    for. The check and the count happen with the GIL held and nothing in between, so a call either sees the
-    claim or is seen running.
+    guard (a Guard) excludes training from every other use: forward is one of its readers, and a thread
+    that trains the parameters holds guard.writing() meanwhile.
     """
     cdef lf_layer *layers
     cdef int nlayers
@@ -166,14 +291,13 @@ cdef class Network:
     cdef int in_c, in_h, in_w, out_c, out_h, out_w
     cdef list _keep  # the arrays whose memory the C layers point into
     cdef list _trainable  # (layer index, True for the weight or False for the bias, array)
-    cdef bint _claimed
-    cdef unsigned long _claimant  # the thread training the parameters, while _claimed
-    cdef readonly Py_ssize_t running  # forward calls now running
+    cdef readonly Guard guard
 
     def __cinit__(self, input_shape, layers):
         self.layers = NULL
         self._keep = []
         self._trainable = []
+        self.guard = Guard()
         layers = list(layers)
         if not 1 <= len(layers) <= _MAX_LAYERS:
             raise ValueError(f"a network has 1 to {_MAX_LAYERS} layers, got {len(layers)}")
@@ -298,25 +422,10 @@ cdef class Network:
             l.out_c, l.out_h, l.out_w = k, 1, 1
         return l.out_c, l.out_h, l.out_w
 
-    def claim(self):
-        """The calling thread is about to train the parameters: until release(), other threads' calls are
-        refused (check_unclaimed). RuntimeError if another claim holds."""
-        if self._claimed:
-            raise RuntimeError("this model is already being trained")
-        self._claimed, self._claimant = True, PyThread_get_thread_ident()
-
-    def release(self):
-        self._claimed = False
-
-    def check_unclaimed(self):
-        """RuntimeError if another thread has claimed the network (is training it)."""
-        self._check_unclaimed()
-
-    cdef int _check_unclaimed(self) except -1:
-        if self._claimed and self._claimant != PyThread_get_thread_ident():
-            raise RuntimeError("this model is being trained in another thread; use it after fit returns (or "
-                               "use a copy: lenet_fast.load of a checkpoint)")
-        return 0
+    def check_input(self, x, bint normalize=False):
+        """The number of images in x; the errors forward would raise for x (shape, dtype, layout, values)."""
+        cdef lf_input inp
+        return self._input(x, normalize, &inp)
 
     cdef Py_ssize_t _input(self, x, bint normalize, lf_input *inp) except -1:
         """Checks a batch for forward and sets inp; returns the number of images."""
@@ -343,9 +452,10 @@ cdef class Network:
             raise ValueError("too many images in one call")
         if normalize:
             if c != self.in_c or not (0 < h <= self.in_h and 0 < w <= self.in_w):
-                raise ValueError(f"images must be ({self.in_c}, <={self.in_h}, <={self.in_w}), got {x.shape}")
+                raise ValueError(f"images must be ({self.in_c}, <={self.in_h}, <={self.in_w}) each, got shape "
+                                 f"{x.shape}")
         elif c != self.in_c or h != self.in_h or w != self.in_w:
-            raise ValueError(f"x must be (N,) + {self.input_shape}, got {x.shape}")
+            raise ValueError(f"normalized input must be (N,) + {self.input_shape}, got shape {x.shape}")
         typenum = cnp.PyArray_TYPE(a)
         size = cnp.PyArray_SIZE(a)
         inp.data = cnp.PyArray_DATA(a)
@@ -381,7 +491,7 @@ cdef class Network:
         the paper's [-0.1, 1.175] and an image smaller than input_shape is centred with background around.
         Returns (N,) + output_shape float32, or (N, C*H*W) with flat. FloatingPointError when the output is
         not finite: from finite inputs and weights that means float32 overflowed (weights far too large),
-        and NaN is no answer. RuntimeError while another thread has claimed the network.
+        and NaN is no answer. RuntimeError while another thread trains the parameters (guard).
         """
         cdef lf_input inp
         cdef cnp.ndarray out
@@ -389,15 +499,16 @@ cdef class Network:
         cdef bint ok
         cdef Py_ssize_t n = self._input(x, normalize, &inp)
         out = self._output(n, flat)
-        # The check and the count with no Python code between them (nor while running: the GIL is held).
-        self._check_unclaimed()
+        # A read as Guard.reading() makes one, less its nesting count: nothing from here to exit_read can
+        # call back into Python code that would start training on this thread.
+        self.guard.enter_read()
         if n == 0:
+            self.guard.exit_read()
             return out
-        self.running += 1
         with nogil:
             rc = lf_forward(self.layers, self.nlayers, &inp, <int>n, <float *>cnp.PyArray_DATA(out))
             ok = rc == 0 and finite(<const float *>cnp.PyArray_DATA(out), cnp.PyArray_SIZE(out))
-        self.running -= 1
+        self.guard.exit_read()
         if rc != 0:
             raise MemoryError("cannot allocate the per-thread workspace")
         if not ok:
@@ -459,29 +570,28 @@ cdef class Trainer:
         lf_trainer_free(self.trainer)
         free(self.layers)
 
-    cdef lf_loss _loss(self, str loss, double j) except *:
+    def check_loss(self, loss, j):
+        """ValueError unless loss (a name in LOSSES) fits the network's output layer ("map" and "rbf" an
+        RBF layer, "xent" a full one) and j is a positive number."""
+        self._loss(loss, j)
+
+    cdef lf_loss _loss(self, loss, j) except *:
         cdef lf_loss out
         out.kind = _choice(loss, LOSSES, "loss")
         rbf_head = self.layers[self.network.nlayers - 1].kind == LF_LAYER_RBF
         if rbf_head != (out.kind != LF_LOSS_XENT):
             raise ValueError(f"loss {loss!r} does not fit the network's "
                              f"{'RBF' if rbf_head else 'full'} output layer")
-        if not (j > 0 and j < 1e30):
+        if isinstance(j, bool) or not isinstance(j, (int, float, np.floating)) or not 0 < j < 1e30:
             raise ValueError(f"j must be a positive number, got {j!r}")
         out.j = j
         out.dout = NULL
         return out
 
     cdef cnp.ndarray _labels(self, labels, Py_ssize_t n):
-        y = np.asarray(labels)
-        if y.dtype.kind not in "iu" or y.shape != (n,):
-            raise ValueError(f"labels must be {n} integers (one per image), got {y.dtype} of shape {y.shape}")
-        k = self.network.out_c * self.network.out_h * self.network.out_w
-        if n and (y.min() < 0 or y.max() >= k):
-            raise ValueError(f"labels must lie in 0..{k - 1}")
-        return np.ascontiguousarray(y, dtype=np.int64)
+        return check_labels(labels, n, self.network.out_c * self.network.out_h * self.network.out_w)
 
-    def gradient(self, x, labels, str loss, double j=10.0, double scale=1.0, bint second=False,
+    def gradient(self, x, labels, loss, j=10.0, double scale=1.0, bint second=False,
                  bint normalize=True):
         """(grad, losses, out): the gradient of scale * (sum of the images' losses) in params' layout,
         each image's loss (N,) and the network's output (N, ...). second=True: the diagonal Gauss-Newton
@@ -531,7 +641,7 @@ cdef class Trainer:
         self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx))
         return grad, dx, out
 
-    def train(self, x, labels, int batch_size, optimizer, str loss, double j=10.0, bint normalize=True):
+    def train(self, x, labels, int batch_size, optimizer, loss, j=10.0, bint normalize=True):
         """Train on the images in order, batch_size at a time, each batch's mean gradient followed by an
         update of params by optimizer (see _optimizer). Returns (losses, out) for every image, each from
         before its batch's update."""

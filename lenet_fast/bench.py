@@ -35,7 +35,7 @@ import numpy as np
 from . import optim, paper, peers, reference, timing
 from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
 from .datasets import synthetic_digits
-from .model import Conv, Full, LeNet5, RBF
+from .model import LeNet5, flops_per_image
 
 ENGINES = ("lenet_fast", "reference", "torch", "onnxruntime")
 PEERS = ("torch", "onnxruntime")  # the engines from other packages, whose versions the report records
@@ -69,22 +69,6 @@ def matmul_peak(threads, size, repeats=5):
     return 2 * size**3 / fastest / 1e9, limited
 
 
-def flops_per_image(variant):
-    """2 x the multiply-adds of one image's forward pass: convolutions (C3 by its table), full layers and
-    the RBF distances; pooling and activations not counted (LENET5.md)."""
-    macs, (c, h, w) = 0, (1, paper.INPUT_SIZE, paper.INPUT_SIZE)
-    for layer in LeNet5(variant).layers:
-        if isinstance(layer, Conv):
-            h, w = h - layer.kernel + 1, w - layer.kernel + 1
-            inputs = layer.table.sum() if layer.table is not None else layer.maps * c
-            macs += int(inputs) * layer.kernel**2 * h * w
-            c = layer.maps
-        elif isinstance(layer, (Full, RBF)):
-            macs += c * h * w * layer.units
-            c, h, w = layer.units, 1, 1
-        else:
-            h, w = h // 2, w // 2
-    return 2 * macs
 
 
 # --- the engines ------------------------------------------------------------------------------------------
@@ -182,7 +166,7 @@ class Engines:
         weights."""
         if name == "lenet_fast":
             model = LeNet5(self.variant, seed=0)
-            trainer, opt, loss = model._get_trainer(), optim.SGD(lr=LR, momentum=0.9), model.default_loss
+            trainer, opt, loss = model.trainer(), optim.SGD(lr=LR, momentum=0.9), model.default_loss
             opt.bind(model.params_vector.size)
             return lambda: trainer.train(x, y, len(x), opt, loss, paper.MAP_J, False)
         if name == "reference":

@@ -1,6 +1,7 @@
 """LeNet-5, as a table of layers run by the C engine.
 
-Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for the constants):
+Two variants share the kernels (docs/paper.md#architecture, docs/paper.md#modern-variant, and
+lenet_fast.paper for the constants):
 
 - ``classic``: the 1998 paper exactly: scaled-tanh squashing everywhere, trainable subsampling, C3 wired by
   Table I, Euclidean RBF output against fixed 7x12 digit bitmaps, LeCun's uniform initialisation; 60,000
@@ -8,41 +9,14 @@ Two variants share the kernels (../shared/LENET5.md, and lenet_fast.paper for th
 - ``modern``: what most tutorials call LeNet-5: ReLU, max pooling, C3 connected to all six S2 maps, a
   linear 84 -> 10 output read through softmax, He initialisation.
 """
-import functools
-import os
-import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import _core, paper
-
-
-class Conv(NamedTuple):
-    name: str
-    maps: int
-    kernel: int
-    act: str
-    table: Optional[np.ndarray] = None  # (maps, input maps) boolean, or None for every input
-
-
-class Subsample(NamedTuple):
-    name: str
-    pool: str  # "trainable" (coefficient * sum + bias), "average" or "max", over 2x2 windows
-    act: str = "none"
-
-
-class Full(NamedTuple):
-    name: str
-    units: int
-    act: str = "none"
-
-
-class RBF(NamedTuple):
-    name: str
-    units: int
+from . import _core, layers, paper, storage, train
+from .inputs import as_batch
+from .layers import RBF, Conv, Full, Subsample
 
 
 #             layer       maps  kernel  activation       connections
@@ -73,30 +47,13 @@ INPUT_SHAPE = (1, paper.INPUT_SIZE, paper.INPUT_SIZE)
 def param_shapes(variant):
     """The trainable parameters of a variant, in order: name -> (shape, fan-in), the fan-in a number or,
     for C3's table-wired kernels, an array broadcastable to the shape (75, 100 or 150 by map)."""
-    shapes = OrderedDict()
-    c, h, w = INPUT_SHAPE
-    for layer in _layers(variant):
-        if isinstance(layer, Conv):
-            k = layer.kernel
-            if layer.table is None:
-                shapes[layer.name + ".weight"] = ((layer.maps, c, k, k), c * k * k)
-                shapes[layer.name + ".bias"] = ((layer.maps,), c * k * k)
-            else:  # packed in table order; a map's fan-in counts its connected inputs only
-                inputs = layer.table.sum(axis=1)
-                fan = np.repeat(inputs * k * k, inputs)[:, None, None]
-                shapes[layer.name + ".weight"] = ((int(inputs.sum()), k, k), fan)
-                shapes[layer.name + ".bias"] = ((layer.maps,), inputs * k * k)
-            c, h, w = layer.maps, h - k + 1, w - k + 1
-        elif isinstance(layer, Subsample):
-            if layer.pool == "trainable":
-                shapes[layer.name + ".coef"] = ((c,), 4)
-                shapes[layer.name + ".bias"] = ((c,), 4)
-            h, w = h // 2, w // 2
-        elif isinstance(layer, Full):
-            shapes[layer.name + ".weight"] = ((c * h * w, layer.units), c * h * w)
-            shapes[layer.name + ".bias"] = ((layer.units,), c * h * w)
-            c, h, w = layer.units, 1, 1
-    return shapes
+    return layers.param_shapes(_layers(variant), INPUT_SHAPE)
+
+
+def flops_per_image(variant):
+    """2 x the multiply-adds of one image's forward pass: convolutions (C3 by its table), full layers and
+    the RBF distances; pooling and activations not counted."""
+    return 2 * layers.macs(_layers(variant), INPUT_SHAPE)
 
 
 def _layers(variant):
@@ -108,7 +65,7 @@ def _layers(variant):
 
 def init_params(variant, seed=0):
     """Freshly initialised parameters: classic, every weight, bias and coefficient uniform in
-    (-2.4/F, 2.4/F) with F the unit's fan-in (paper appendix A); modern, He-normal weights
+    (-2.4/F, 2.4/F) with F the unit's fan-in (docs/paper.md#initialisation); modern, He-normal weights
     (std sqrt(2/F)) and zero biases."""
     rng = np.random.default_rng(seed)
     params = OrderedDict()
@@ -134,23 +91,9 @@ def flat_params(arrays):
     return flat, views
 
 
-def layer_spec(layer, params, rbf_centers=None):
-    """The C engine's description (a _core.Network layer dict) of one layer, on params' arrays in place."""
-    p = layer.name + "."
-    if isinstance(layer, Conv):
-        return dict(kind="conv", out=layer.maps, kernel=(layer.kernel, layer.kernel), act=layer.act,
-                    table=layer.table, weight=params[p + "weight"], bias=params[p + "bias"])
-    if isinstance(layer, Subsample):
-        return dict(kind="subsample", pool=layer.pool, act=layer.act,
-                    coef=params.get(p + "coef"), bias=params.get(p + "bias"))
-    if isinstance(layer, Full):
-        return dict(kind="full", out=layer.units, act=layer.act, weight=params[p + "weight"], bias=params[p + "bias"])
-    return dict(kind="rbf", centers=rbf_centers)
-
-
 def build_network(variant, params, rbf_centers=None):
     """The C engine's Network for a variant, running on the given parameter arrays in place."""
-    return _core.Network(INPUT_SHAPE, [layer_spec(layer, params, rbf_centers) for layer in _layers(variant)])
+    return _core.Network(INPUT_SHAPE, [layer.spec(params, rbf_centers) for layer in _layers(variant)])
 
 
 FORMAT_VERSION = 1
@@ -184,22 +127,6 @@ class Params(Mapping):
         return "Params(" + ", ".join(f"{k}: {tuple(a.shape)}" for k, a in self._arrays.items()) + ")"
 
 
-def _uses_weights(method):
-    """Marks a LeNet5 method that reads or sets the weights: refused while another thread trains the model,
-    and registered (a token in model._users) while it runs, so that fit() waits for it (see LeNet5.__init__).
-    The token is added and discarded inside one try block: an interrupt anywhere leaves none behind."""
-    @functools.wraps(method)
-    def use(self, *args, **kwargs):
-        token = object()
-        try:
-            self._users.add(token)
-            self._net.check_unclaimed()
-            return method(self, *args, **kwargs)
-        finally:
-            self._users.discard(token)
-    return use
-
-
 class LeNet5:
     """LeNet-5 (LeCun et al., 1998) on the C engine.
 
@@ -221,13 +148,12 @@ class LeNet5:
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
         self._trainer = None
-        # Training and every other use from other threads exclude each other (README, "Safety and checks"):
-        # fit() claims the network (_core.Network.claim), and then waits for the calls using the weights that
-        # are running: forward's own, which the network counts, and the other methods marked _uses_weights,
-        # each of which holds a token in _users while it runs. No lock on these paths: set add and discard
-        # are atomic, and a call enters _users before it looks at the claim while fit() claims before it
-        # looks at _users, so one of the two always sees the other.
-        self._users = set()
+
+    @property
+    def guard(self):
+        """The _core.Guard between fit (its writer) and every other use of the weights (its readers:
+        forward through the network itself, and set_params, gradient, curvature and save)."""
+        return self._net.guard
 
     @property
     def params(self):
@@ -254,17 +180,17 @@ class LeNet5:
         """The classic output layer's fixed (10, 84) prototypes (None for modern)."""
         return None if self._centers is None else self._centers.copy()
 
-    @_uses_weights
     def set_params(self, params):
         """Copy new values into every parameter; params must name each one with its exact shape."""
-        for name, value in _check_params(self.variant, params).items():
-            self._params[name][...] = value
+        with self.guard.reading():
+            for name, value in _check_params(self.variant, params).items():
+                self._params[name][...] = value
 
     def forward(self, x, normalized=False):
         """(N, 10) float32: the RBF distances (classic; smaller is likelier) or the logits (modern).
         FloatingPointError if they overflow (weights so large that float32 cannot hold the result)."""
-        # Not _uses_weights: the network itself refuses while fit() runs elsewhere and counts its calls.
-        x, normalize = _as_batch(x, normalized)
+        # No guard.reading() here: the network's forward is itself one of the guard's readers.
+        x, normalize = as_batch(x, normalized)
         return self._net.forward(x, normalize, flat=True)
 
     def predict(self, x, normalized=False):
@@ -293,103 +219,55 @@ class LeNet5:
         augment(images, rng) -> images, if given, transforms each epoch's shuffled images (e.g.
         lenet_fast.distort.random_affine) with fit's seeded generator. Every argument is checked before
         any work starts."""
-        from .train import fit
+        return train.fit(self, images, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                         loss=loss, j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint,
+                         resume=resume, normalized=normalized, augment=augment)
 
-        return fit(self, images, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer, loss=loss,
-                   j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint, resume=resume,
-                   normalized=normalized, augment=augment)
-
-    @_uses_weights
     def gradient(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
         """(grads, losses): the gradient of the summed loss of the images, as an ordered mapping of the
         parameters' names to float32 arrays, and each image's loss."""
-        from .train import check_labels
-
-        x, normalize = _as_batch(images, normalized)
-        y = check_labels(labels, len(x))
-        loss = self.default_loss if loss is None else loss
-        self._check_loss(loss, j)
-        grad, losses, _ = self._get_trainer().gradient(x, y, loss, j, 1.0, False, normalize)
+        with self.guard.reading():
+            grad, losses = self._derivatives(images, labels, loss, j, normalized, second=False)
         if not (_core.all_finite(losses) and _core.all_finite(grad)):
             raise FloatingPointError("the loss or its gradient is not finite: float32 overflowed (weights or "
                                      "inputs far too large)")
         return _views(grad, self._params), losses
 
-    def _gauss_newton(self, x, y, loss, j, normalize):
-        """The Gauss-Newton diagonal averaged over the images x (as _as_batch gives them), flat."""
-        h, _, _ = self._get_trainer().gradient(x, y, loss, j, 1.0 / len(x), True, normalize)
+    def curvature(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
+        """The diagonal of the Gauss-Newton approximation of the loss's Hessian, averaged over the images:
+        one float32 vector in params_vector's layout (what SDLM divides its steps by:
+        docs/paper.md#sdlm)."""
+        with self.guard.reading():
+            h, _ = self._derivatives(images, labels, loss, j, normalized, second=True)
         return h
 
-    def _check_loss(self, loss, j):
-        allowed = ("map", "rbf") if self.variant == "classic" else ("xent",)
-        if loss not in allowed:
-            raise ValueError(f"loss for {self.variant!r} must be one of {allowed}, got {loss!r}")
-        if isinstance(j, bool) or not isinstance(j, (int, float, np.floating)) or not 0 < j < 1e30:
-            raise ValueError(f"j must be a positive number, got {j!r}")
+    def _derivatives(self, images, labels, loss, j, normalized, second):
+        """(the summed gradient, or the mean Gauss-Newton diagonal with second, and each image's loss) from
+        the C trainer, which checks labels, loss and j."""
+        x, normalize = as_batch(images, normalized)
+        loss = self.default_loss if loss is None else loss
+        scale = 1.0 / max(len(x), 1) if second else 1.0
+        grad, losses, _ = self.trainer().gradient(x, labels, loss, j, scale, second, normalize)
+        return grad, losses
 
-    def _get_trainer(self):
+    def check_loss(self, loss, j):
+        """ValueError unless loss suits this variant (module docstring) and j is a positive number."""
+        self.trainer().check_loss(loss, j)
+
+    def trainer(self):
+        """The C engine's _core.Trainer on this model's parameters (made on first use)."""
         if self._trainer is None:
             self._trainer = _core.Trainer(self._net, self._flat)
         return self._trainer
 
-    def _fitting(self):
-        from .train import Fitting
-
-        return Fitting(self)
-
-    @_uses_weights
     def save(self, path):
         """Save to a .npz file (format version, variant and parameters; no pickled objects). The file is
         written beside its destination and moved into place, so a failure leaves no half-written file."""
-        save(self, path)
+        with self.guard.reading():
+            save(self, path)
 
     def __repr__(self):
         return f"LeNet5(variant={self.variant!r}, params={self.n_params})"
-
-
-_FIELDS = ((28, 28), (32, 32))
-_DIRECT = (np.dtype(np.uint8), np.dtype(np.float32))
-
-
-def _as_batch(x, normalized):
-    """x as a batch (N first) of one-channel images that Network.forward takes, C-contiguous uint8 or
-    float32, and whether the engine normalizes it."""
-    # One image from Python is this library's hottest path: pixels as the engine takes them go straight
-    # through, in as few Python operations as can tell (each costs some tenths of a microsecond).
-    if type(x) is np.ndarray and not normalized and x.dtype in _DIRECT and x.flags.c_contiguous:
-        if x.shape[-2:] in _FIELDS and (x.ndim == 3 or (x.ndim == 4 and x.shape[1] == 1)):
-            return x, True
-    a = np.asarray(x)
-    if a.dtype.kind not in "uif":
-        raise TypeError(f"images must be numbers (uint8 pixels or floats), got dtype {a.dtype}")
-    if normalized:
-        if a.dtype.kind != "f":
-            raise TypeError("normalized=True takes float input already mapped to the paper's range")
-        if a.shape[1:] not in (INPUT_SHAPE, INPUT_SHAPE[1:]):
-            raise ValueError(f"normalized input must be (N, 32, 32) or (N, 1, 32, 32), got {a.shape}")
-        return _float32(a), False
-    shape = a.shape
-    if shape[-2:] not in _FIELDS or not (a.ndim == 3 or a.ndim == 2 or (a.ndim == 4 and shape[1] == 1)):
-        raise ValueError("images must be (28, 28), (32, 32), (N, 28, 28), (N, 32, 32) or (N, 1, 32, 32), "
-                         f"got shape {np.shape(x)}")
-    if a.ndim == 2:
-        a = a[None]
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a), True
-    if a.dtype.kind in "ui":
-        if a.size and (a.min() < 0 or a.max() > 255):
-            raise ValueError("integer pixels must lie in 0..255")
-        return np.ascontiguousarray(a, dtype=np.uint8), True
-    return _float32(a), True
-
-
-def _float32(a):
-    """a as C-contiguous float32; values beyond float32's range become infinity, which the engine refuses
-    (without numpy's overflow warning first)."""
-    if a.dtype.itemsize <= 4:
-        return np.ascontiguousarray(a, dtype=np.float32)
-    with np.errstate(over="ignore"):
-        return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def _check_params(variant, params):
@@ -417,65 +295,19 @@ def _views(flat, like):
     return out
 
 
-def write_npz(path, arrays):
-    """arrays to path as .npz, written beside it, flushed to disk and moved into place: a failure (or
-    Ctrl-C) part way leaves any earlier file at path as it was, and no temporary file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        while tmp is None:
-            # Named before it exists: Ctrl-C can land right after os.open returns, and the cleanup below
-            # must know the file then.
-            tmp = os.path.join(folder, f".lenet_fast-{secrets.token_hex(8)}.tmp")
-            try:  # mode 0666 less the umask, as open() gives (never os.umask: it is process-wide)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-            except FileExistsError:  # someone else's: not ours to remove
-                tmp = None
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())  # the data is on disk before the name points at it
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_npz(path, what):
-    """Every array of an .npz file, never unpickling; a damaged file raises ValueError."""
-    try:
-        # the file opened here, so that it is closed whatever np.load does (it leaves a file it opened
-        # itself open when the zip archive inside is damaged)
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
-            return {name: f[name] for name in f.files}
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # OSError, EOFError, ValueError, zipfile.BadZipFile: a damaged archive
-        raise ValueError(f"{path}: not a lenet_fast {what} file ({type(exc).__name__}: {exc})") from None
-
-
 def save(model, path):
     """Write model to path as .npz: format version, variant, parameters (see LeNet5.save). Weights that are
     not finite (a diverged run) are refused: such a file could not be loaded."""
     arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
     arrays.update(model.params)
-    check_finite(arrays)
-    write_npz(path, arrays)
-
-
-def check_finite(params):
-    """ValueError naming the first parameter that holds NaN or infinity."""
-    for name, a in params.items():
-        if a.dtype == np.float32 and not _core.all_finite(a):
-            raise ValueError(f"{name} contains NaN or infinity (a diverged run?): not saved")
+    storage.check_finite(arrays)
+    storage.write_npz(path, arrays)
 
 
 def load(path):
     """Load a model saved by LeNet5.save, or the weights of a training checkpoint. Never unpickles; a file
     that is not a complete lenet_fast model of a known format and variant raises ValueError saying why."""
-    arrays = read_npz(path, "model")
+    arrays = storage.read_npz(path, "model")
     if "__checkpoint__" in arrays:  # the weights of a checkpoint; its other entries are for resuming
         arrays = {k: v for k, v in arrays.items()
                   if k in ("__variant__",) or not (k.startswith("__") or k.startswith("optimizer."))}

@@ -20,7 +20,6 @@ mean over the batch) and SGD with momentum.
 import numpy as np
 
 from . import paper
-from .model import Conv, Full, Subsample
 
 SUM_POOL = 4.0  # a 2x2 sum is 4 times the 2x2 average
 
@@ -46,22 +45,27 @@ def torch_model(model):
             super().__init__()
             self.tables = {}  # conv layer name -> its connection table, for the table-wired C3
             for layer in model.layers:
-                n = layer.name
-                if isinstance(layer, Conv):
-                    w, mask = _dense_c3(model, n)
-                    self._param(n + ".weight", w)
-                    self._param(n + ".bias", model.params[n + ".bias"])
-                    if mask is not None:
-                        self.register_buffer(n + "_mask", torch.from_numpy(mask[:, :, None, None]))
-                        self.tables[n] = layer.table
-                elif isinstance(layer, Subsample) and layer.pool == "trainable":
-                    self._param(n + ".coef", model.params[n + ".coef"])
-                    self._param(n + ".bias", model.params[n + ".bias"])
-                elif isinstance(layer, Full):
-                    self._param(n + ".weight", np.asarray(model.params[n + ".weight"]).T)  # torch: (out, in)
-                    self._param(n + ".bias", model.params[n + ".bias"])
-            if model.variant == "classic":
-                self.register_buffer("centers", torch.from_numpy(model.rbf_centers))
+                getattr(self, "_add_" + layer.kind)(layer, layer.name)
+
+        def _add_conv(self, layer, n):
+            w, mask = _dense_c3(model, n)
+            self._param(n + ".weight", w)
+            self._param(n + ".bias", model.params[n + ".bias"])
+            if mask is not None:
+                self.register_buffer(n + "_mask", torch.from_numpy(mask[:, :, None, None]))
+                self.tables[n] = layer.table
+
+        def _add_subsample(self, layer, n):
+            if layer.pool == "trainable":
+                self._param(n + ".coef", model.params[n + ".coef"])
+                self._param(n + ".bias", model.params[n + ".bias"])
+
+        def _add_full(self, layer, n):
+            self._param(n + ".weight", np.asarray(model.params[n + ".weight"]).T)  # torch: (out, in)
+            self._param(n + ".bias", model.params[n + ".bias"])
+
+        def _add_rbf(self, layer, n):
+            self.register_buffer("centers", torch.from_numpy(model.rbf_centers))
 
         def _param(self, name, value):
             self.register_parameter(name.replace(".", "_"),
@@ -72,28 +76,30 @@ def torch_model(model):
 
         def forward(self, x):
             for layer in model.layers:
-                n = layer.name
-                if isinstance(layer, Conv):
-                    w = self.p(n + ".weight")
-                    if n in self.tables:
-                        w = w * getattr(self, n + "_mask")
-                    x = F.conv2d(x, w, self.p(n + ".bias"))
-                elif isinstance(layer, Subsample):
-                    if layer.pool == "max":
-                        x = F.max_pool2d(x, 2)
-                    else:
-                        x = F.avg_pool2d(x, 2) * (SUM_POOL * self.p(n + ".coef"))[:, None, None] \
-                            + self.p(n + ".bias")[:, None, None]
-                elif isinstance(layer, Full):
-                    x = F.linear(x.flatten(1), self.p(n + ".weight"), self.p(n + ".bias"))
-                else:  # RBF
-                    x = ((x[:, None, :] - self.centers[None]) ** 2).sum(-1)
-                act = getattr(layer, "act", "none")
-                if act == "squash":
+                x = getattr(self, "_run_" + layer.kind)(layer, layer.name, x)
+                if layer.act == "squash":
                     x = paper.SQUASH_A * torch.tanh(paper.SQUASH_S * x)
-                elif act == "relu":
+                elif layer.act == "relu":
                     x = F.relu(x)
             return x
+
+        def _run_conv(self, layer, n, x):
+            w = self.p(n + ".weight")
+            if n in self.tables:
+                w = w * getattr(self, n + "_mask")
+            return F.conv2d(x, w, self.p(n + ".bias"))
+
+        def _run_subsample(self, layer, n, x):
+            if layer.pool == "max":
+                return F.max_pool2d(x, 2)
+            return F.avg_pool2d(x, 2) * (SUM_POOL * self.p(n + ".coef"))[:, None, None] \
+                + self.p(n + ".bias")[:, None, None]
+
+        def _run_full(self, layer, n, x):
+            return F.linear(x.flatten(1), self.p(n + ".weight"), self.p(n + ".bias"))
+
+        def _run_rbf(self, layer, n, x):
+            return ((x[:, None, :] - self.centers[None]) ** 2).sum(-1)
 
         def gradients(self):
             """The parameters' gradients by lenet_fast's names, in its layouts."""
@@ -120,7 +126,7 @@ def torch_loss(variant, j=paper.MAP_J):
         return F.cross_entropy
 
     def map_loss(distances, labels):
-        # y_D + log(exp(-j) + sum_i exp(-y_i)), the paper's eq. 9
+        # y_D + log(exp(-j) + sum_i exp(-y_i)), the paper's eq. 9 (docs/paper.md#map-loss)
         wall = torch.full((len(distances), 1), -j, dtype=distances.dtype)
         picked = distances.gather(1, labels[:, None])[:, 0]
         return (picked + torch.logsumexp(torch.cat([wall, -distances], 1), 1)).mean()
@@ -144,32 +150,36 @@ def onnx_model(model):
         nodes.append(helper.make_node(op, inputs, [out], **attrs))
         return out
 
+    def conv(layer, n, x):
+        w, _ = _dense_c3(model, n)  # masked: the zero kernels are in w
+        return node("Conv", [x, const(n + ".weight", w), const(n + ".bias", model.params[n + ".bias"])])
+
+    def subsample(layer, n, x):
+        if layer.pool == "max":
+            return node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+        x = node("AveragePool", [x], kernel_shape=[2, 2], strides=[2, 2])
+        x = node("Mul", [x, const(n + ".coef", (SUM_POOL * model.params[n + ".coef"])[:, None, None])])
+        return node("Add", [x, const(n + ".bias", model.params[n + ".bias"][:, None, None])])
+
+    def full(layer, n, x):
+        x = node("Flatten", [x], axis=1)
+        return node("Gemm", [x, const(n + ".weight", model.params[n + ".weight"]),
+                             const(n + ".bias", model.params[n + ".bias"])])
+
+    def rbf(layer, n, x):  # sum over d of (x[n, d] - centers[k, d])^2
+        x = node("Unsqueeze", [x, _ints(inits, "rbf.axis1", [1])])
+        d = node("Sub", [x, const("rbf.centers", model.rbf_centers)])
+        return node("ReduceSum", [node("Mul", [d, d]), _ints(inits, "rbf.axis2", [2])], keepdims=0)
+
+    builders = {"conv": conv, "subsample": subsample, "full": full, "rbf": rbf}
     x = "x"
     for layer in model.layers:
         n = layer.name
-        if isinstance(layer, Conv):
-            w, _ = _dense_c3(model, n)  # masked: the zero kernels are in w
-            x = node("Conv", [x, const(n + ".weight", w), const(n + ".bias", model.params[n + ".bias"])])
-        elif isinstance(layer, Subsample):
-            if layer.pool == "max":
-                x = node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
-            else:
-                x = node("AveragePool", [x], kernel_shape=[2, 2], strides=[2, 2])
-                x = node("Mul", [x, const(n + ".coef", (SUM_POOL * model.params[n + ".coef"])[:, None, None])])
-                x = node("Add", [x, const(n + ".bias", model.params[n + ".bias"][:, None, None])])
-        elif isinstance(layer, Full):
-            x = node("Flatten", [x], axis=1)
-            x = node("Gemm", [x, const(n + ".weight", model.params[n + ".weight"]),
-                              const(n + ".bias", model.params[n + ".bias"])])
-        else:  # RBF: sum over d of (x[n, d] - centers[k, d])^2
-            x = node("Unsqueeze", [x, _ints(inits, "rbf.axis1", [1])])
-            d = node("Sub", [x, const("rbf.centers", model.rbf_centers)])
-            x = node("ReduceSum", [node("Mul", [d, d]), _ints(inits, "rbf.axis2", [2])], keepdims=0)
-        act = getattr(layer, "act", "none")
-        if act == "squash":
+        x = builders[layer.kind](layer, n, x)
+        if layer.act == "squash":
             x = node("Mul", [node("Tanh", [node("Mul", [x, const(f"{n}.s", paper.SQUASH_S)])]),
                              const(f"{n}.a", paper.SQUASH_A)])
-        elif act == "relu":
+        elif layer.act == "relu":
             x = node("Relu", [x])
     nodes[-1].output[0] = "y"
     graph = helper.make_graph(
@@ -198,6 +208,6 @@ def onnx_session(model_bytes, threads):
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Idle workers block instead of spinning: spinning ones keep a core after each run, and the engine timed
-    # next (the engines take turns) would find it taken (measured: lenet_fast on 2 threads lost a quarter).
+    # next (the engines take turns) would find it taken.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])

@@ -32,7 +32,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 # SDLM damping mu); lenet_fast.paper computes nothing, so this shares no code.
 from lenet_fast.paper import MAP_J, SDLM_MU, rbf_centers
 
-# The paper's scaled tanh, f(a) = A tanh(S a), chosen so that f(1) = 1 and f(-1) = -1.
+# The paper's scaled tanh, f(a) = A tanh(S a), chosen so that f(1) = 1 and f(-1) = -1
+# (docs/paper.md#squashing-function).
 SQUASH_A = 1.7159
 SQUASH_S = 2.0 / 3.0
 
@@ -40,7 +41,7 @@ SQUASH_S = 2.0 / 3.0
 INPUT_SCALE = 1.275
 INPUT_BACKGROUND = -0.1
 
-# Table I of the paper: the S2 maps (0-5) that feed each C3 map (0-15).
+# Table I of the paper (docs/paper.md#table-i): the S2 maps (0-5) that feed each C3 map (0-15).
 _C3_INPUTS = (
     {0, 1, 2}, {1, 2, 3}, {2, 3, 4}, {3, 4, 5}, {4, 5, 0}, {5, 0, 1},
     {0, 1, 2, 3}, {1, 2, 3, 4}, {2, 3, 4, 5}, {3, 4, 5, 0}, {4, 5, 0, 1}, {5, 0, 1, 2},

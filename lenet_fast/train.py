@@ -12,30 +12,32 @@ import time
 
 import numpy as np
 
-from . import _core, optim, paper
+from . import _core, optim, paper, storage
+from .inputs import as_batch
 
 CHECKPOINT_FORMAT = 1
 _CHUNK = 4096  # images per call into C between progress updates
+_CLASSES = 10  # the digits
 
 
 def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
         validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None):
-    """See LeNet5.fit."""
-    from .model import _as_batch
-
-    x, normalize = _as_batch(images, normalized)
-    if x.dtype == np.float32 and not _core.all_finite(x):
-        raise ValueError("images contain NaN or infinity")
+    """See LeNet5.fit. model is a LeNet5 (this module does not import lenet_fast.model: the dependency runs
+    one way, model to train)."""
+    trainer = model.trainer()
+    x, normalize = as_batch(images, normalized)
+    trainer.network.check_input(x, normalize)  # as every call into C checks it, but before any work
     if len(x) == 0:
         raise ValueError("no training images (an empty batch)")
-    y = check_labels(labels, len(x))
+    y = _core.check_labels(labels, len(x), _CLASSES)
     if validation is not None:
         try:
             xv, yv = validation
         except (TypeError, ValueError):
             raise ValueError("validation must be a pair (images, labels)") from None
-        xv, _ = _as_batch(xv, normalized)
-        yv = check_labels(yv, len(xv), "validation labels")
+        xv, normalize_v = as_batch(xv, normalized)
+        trainer.network.check_input(xv, normalize_v)
+        yv = _core.check_labels(yv, len(xv), _CLASSES, "validation labels")
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     opt = optim.make(optimizer if optimizer is not None else "sdlm" if model.variant == "classic" else "adam")
@@ -44,7 +46,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     loss = model.default_loss if loss is None else loss
-    model._check_loss(loss, j)
+    model.check_loss(loss, j)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0 (silent), 1 (progress) or 2 (a line per epoch), got {verbose!r}")
     if augment is not None and not callable(augment):
@@ -60,8 +62,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     if resume is not None:
         start, history = _restore(resume, model, opt, rng, settings)
 
-    trainer = model._get_trainer()
-    with model._fitting():
+    with model.guard.writing():  # waits for other threads' uses of the weights running, refuses new ones
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             order = rng.permutation(len(x))
@@ -111,18 +112,6 @@ def _augmented(augment, x, rng, normalize):
     return out
 
 
-def check_labels(labels, n, name="labels"):
-    """labels as an int64 array of n class ids in 0..9."""
-    y = np.asarray(labels)
-    if y.dtype.kind not in "iu" or y.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of integer class ids, got {y.dtype} of shape {y.shape}")
-    if len(y) != n:
-        raise ValueError(f"{name}: {len(y)} labels for {n} images")
-    if n and (y.min() < 0 or y.max() > 9):
-        raise ValueError(f"{name} must lie in 0..9, got {y.min()}..{y.max()}")
-    return np.ascontiguousarray(y, dtype=np.int64)
-
-
 def _progress(verbose, total, desc):
     """A tqdm bar when verbose is 1 and tqdm is installed; None otherwise."""
     if verbose != 1:
@@ -145,8 +134,6 @@ def _report(r, epochs, plain):
 
 def save_checkpoint(path, model, opt, rng, history, settings):
     """Weights, optimizer state, generator state and history, atomically (see the module docstring)."""
-    from .model import write_npz
-
     arrays = {
         "__format__": np.array(CHECKPOINT_FORMAT),
         "__checkpoint__": np.array(json.dumps({"settings": settings, "history": history,
@@ -155,14 +142,12 @@ def save_checkpoint(path, model, opt, rng, history, settings):
     }
     arrays.update(model.params)
     arrays.update(("optimizer." + k, v) for k, v in opt.state().items())
-    write_npz(path, arrays)
+    storage.write_npz(path, arrays)
 
 
 def _restore(path, model, opt, rng, settings):
     """Load a checkpoint into model, opt and rng; returns (epochs done, history)."""
-    from .model import read_npz
-
-    arrays = read_npz(path, "checkpoint")
+    arrays = storage.read_npz(path, "checkpoint")
     try:
         if int(arrays.pop("__format__")) != CHECKPOINT_FORMAT:
             raise ValueError("an unknown checkpoint format")
@@ -184,26 +169,3 @@ def _restore(path, model, opt, rng, settings):
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     return len(history), history
-
-
-class Fitting:
-    """Marks a model as being trained by the current thread: calls from other threads that read or set the
-    weights (predict, gradient, save, set_params) are refused meanwhile (they would see weights change
-    under them), and those already running are waited for."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        m = self.model
-        m._net.claim()  # new calls from other threads are refused from here on
-        try:
-            # and the ones running finish first (polled: fit starts rarely, predictions often)
-            while m._users or m._net.running:
-                time.sleep(0.001)
-        except BaseException:  # Ctrl-C while waiting
-            m._net.release()
-            raise
-
-    def __exit__(self, *exc):
-        self.model._net.release()

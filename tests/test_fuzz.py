@@ -74,7 +74,7 @@ def pixel_batches(draw):
             else:
                 x.reshape(-1)[rng.integers(x.size)] = value
     x = laid_out(x, draw(st.sampled_from(["c", "fortran", "step", "reversed"])))
-    # what _as_batch and the Cython layer decide, written out independently
+    # what inputs.as_batch and the Cython layer decide, written out independently
     if dtype.kind not in "uif":
         return x, TypeError
     if form == "two channels" or size == 27:

@@ -14,11 +14,6 @@ from lenet_fast.images import sample_paths
 
 PACKAGE = Path(lenet_fast.__file__).parent
 
-# Issue 14's one known cycle, model <-> train (function-level imports both ways), which the layer refactor
-# removes. The edge below is left out of the graph until then. TO REMOVE when that refactor is merged:
-# test_known_cycle_is_still_there fails as soon as the edge is gone, so that this marker cannot outlive it.
-KNOWN_CYCLE_EDGES = {("lenet_fast.train", "lenet_fast.model")}
-
 BENCH_ONLY = ("lenet_fast.bench", "lenet_fast.peers", "lenet_fast.reference")
 
 
@@ -99,15 +94,7 @@ def test_no_import_cycle_in_the_package():
     graph = import_graph(PACKAGE, "lenet_fast")
     assert {"lenet_fast", "lenet_fast.cli", "lenet_fast.bench", "lenet_fast._core"} <= set(graph)
     assert "lenet_fast.timing" in graph["lenet_fast.bench"]  # the graph holds the real edges
-    for source, target in KNOWN_CYCLE_EDGES:
-        graph[source].discard(target)
     assert find_cycle(graph) is None
-
-
-def test_known_cycle_is_still_there():
-    """Fails once the known cycle is gone: then delete KNOWN_CYCLE_EDGES and this test."""
-    graph = import_graph(PACKAGE, "lenet_fast")
-    assert all(target in graph[source] for source, target in KNOWN_CYCLE_EDGES)
 
 
 def loaded_after(argv):

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 import lenet_fast
-from lenet_fast import _core, paper
-from lenet_fast.model import _as_batch
+from lenet_fast import _core
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RTOL = 1e-5
@@ -62,9 +61,7 @@ def outputs():
         got[variant + " probabilities"] = model.predict_proba(images)
         grad, got[variant + " losses"] = model.gradient(images, labels)
         got[variant + " gradient"] = np.concatenate([g.ravel() for g in grad.values()])
-        x, normalize = _as_batch(images, False)
-        got[variant + " second derivatives"] = model._gauss_newton(x, labels, model.default_loss, paper.MAP_J,
-                                                                   normalize)
+        got[variant + " second derivatives"] = model.curvature(images, labels)
     grid = np.linspace(-12, 12, 100001).astype(np.float32)
     for act in ("squash", "tanh", "relu"):
         got[act] = _core.activation(grid, act)

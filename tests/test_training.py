@@ -80,13 +80,12 @@ def test_a_wrong_gradient_fails_the_check():
 def test_gauss_newton_matches_reference(variant, loss, n):
     model = LeNet5(variant, seed=3)
     x, y = batch(n, seed=4)
-    xb, normalize = lenet_fast.model._as_batch(x, False)
-    h = _views(model._gauss_newton(xb, y, loss, paper.MAP_J, normalize), model.params)
+    h = _views(model.curvature(x, y, loss, paper.MAP_J), model.params)
     ref = reference.gauss_newton_diagonal(ref_params(model), reference.normalize_input(x).astype(np.float64),
                                           variant, loss=loss)
     for name in ref:
         assert (h[name] >= 0).all()
-        close(h[name] * n, ref[name], name)  # _gauss_newton averages, the reference sums
+        close(h[name] * n, ref[name], name)  # curvature averages, the reference sums
 
 
 def test_huge_distances_give_finite_losses_and_gradients():
@@ -269,12 +268,13 @@ def test_divergence_is_an_error_not_nan_weights(digits, tmp_path):
 
 def test_predict_from_another_thread_during_fit_is_refused():
     model = LeNet5("modern")
-    claimant = threading.Thread(target=model._net.claim)  # as fit() claims it, from some other thread
+    writing = model.guard.writing()
+    claimant = threading.Thread(target=writing.__enter__)  # as fit() holds it, from some other thread
     claimant.start()
     claimant.join()
     with pytest.raises(RuntimeError, match="being trained"):
         model.predict(np.zeros((28, 28), np.uint8))
-    model._net.release()
+    writing.__exit__(None, None, None)
     assert model.predict(np.zeros((28, 28), np.uint8)).shape == (1,)
 
 
