@@ -14,7 +14,6 @@ import pytest
 from lenet_fast import datasets
 
 DATA = Path(__file__).parent / "data"
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 TYPE_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
 SHAPES = [(7,), (3, 5), (2, 3, 4), (2, 1, 3, 2)]
@@ -250,10 +249,11 @@ def test_load_mnist_rejects_files_that_are_not_mnist(tmp_path, images, labels, s
         datasets.load_mnist(tmp_path, kind="test")
 
 
-@pytest.mark.skipif(not OFFICIAL.is_dir(), reason=f"the official MNIST files are not in {OFFICIAL}")
-def test_load_mnist_official():
+def test_load_mnist_official(mnist_folder):
+    if not any((mnist_folder / f"train-images-idx3-ubyte{gz}").is_file() for gz in ("", ".gz")):
+        pytest.skip(f"the official MNIST files are not in {mnist_folder}")
     for kind, n, counts in (("train", 60000, TRAIN_COUNTS), ("test", 10000, TEST_COUNTS)):
-        images, labels = datasets.load_mnist(OFFICIAL, kind)
+        images, labels = datasets.load_mnist(mnist_folder, kind)
         check_mnist(images, labels, n)
         assert np.bincount(labels, minlength=10).tolist() == counts
     subset_images, subset_labels = datasets.load_mnist(DATA, "test")  # the committed subset is cut from these
