@@ -101,7 +101,7 @@ def test_the_agreement_check_can_fail():
 
 
 def test_flops_per_image():
-    # LENET5.md: C1 117,600; C3 150,000 (the table; 240,000 dense); C5 48,000; F6 10,080; RBF 840
+    # docs/paper.md#architecture: C1 117,600; C3 150,000 (the table; 240,000 dense); C5 48,000; F6 10,080; RBF 840
     assert bench.flops_per_image("classic") == 2 * (117_600 + 150_000 + 48_000 + 10_080 + 840)
     assert bench.flops_per_image("modern") == 2 * (117_600 + 240_000 + 48_000 + 10_080 + 840)
 

@@ -461,8 +461,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
 @pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
                     reason="AddressSanitizer's own allocator aborts under a capped address space")
 def test_memory_that_cannot_be_allocated_is_a_memory_error():
-    """In a child process whose address space is capped (RLIMIT_AS, so nothing large is really allocated
-    on this shared machine): a batch too large to store, an output that cannot be allocated, a C workspace
+    """In a child process whose address space is capped (RLIMIT_AS, so that nothing large is really
+    allocated): a batch too large to store, an output that cannot be allocated, a C workspace
     and a trainer's gradient slots that cannot be allocated each raise MemoryError, and the process goes
     on working."""
     env = dict(os.environ, OMP_NUM_THREADS="2")
