@@ -292,10 +292,10 @@ def input_shape_of_size(data, limit=300):
 def layers():
     """Random layer dicts for _core.Network, weights scaled by fan-in (module docstring): layers.conv(rng,
     ci, co, kh, kw, act, tabled), layers.subsample(rng, c, pool, act), layers.full(rng, n_in, out, act),
-    layers.rbf(rng, n_in, k); layers.uniform(rng, shape, scale) for inputs; layers.table(rng, co, ci);
-    layers.input_shape(data, limit) for an input shape drawn by hypothesis."""
+    layers.rbf(rng, n_in, k); layers.uniform(rng, shape, scale) for inputs; layers.input_shape(data, limit)
+    for an input shape drawn by hypothesis."""
     return SimpleNamespace(conv=conv_layer, subsample=subsample_layer, full=full_layer, rbf=rbf_layer,
-                           uniform=uniform, table=random_table, input_shape=input_shape_of_size)
+                           uniform=uniform, input_shape=input_shape_of_size)
 
 
 # ---- one layer's backward ------------------------------------------------------------------------------
