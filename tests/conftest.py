@@ -1,13 +1,76 @@
-"""Shared test settings.
+"""Shared test settings and fixtures.
+
+Layout: the tests mirror the code. tests/kernels/ has one module per C kernel file (csrc/conv.c ->
+test_conv.py, ...), with its own conftest.py (the NumPy oracle, the instruction-set paths, random layers);
+tests/system/ holds the cross-cutting suites (fuzz, concurrency, durability, leaks, numerics, the CLI, the
+wheel); the other modules here test one Python module each (test_model.py -> lenet_fast/model.py, ...).
+Helpers shared between modules are fixtures here or in a conftest.py beside them: no test module imports
+another.
 
 Hypothesis runs derandomized by default, so that the suite is the same on every run and on every machine
 (every NumPy generator in the tests is seeded, by a fixed seed or one drawn by hypothesis), and keeps no
 example database (nothing is written outside tests/). HYPOTHESIS_PROFILE=explore draws fresh examples.
 """
 import os
+from pathlib import Path
 
+import numpy as np
+import pytest
 from hypothesis import settings
+
+import lenet_fast
+from lenet_fast import paper
+from lenet_fast import reference as ref
 
 settings.register_profile("default", derandomize=True, database=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    """The source tree's root (the folder holding pyproject.toml)."""
+    return TESTS.parent
+
+
+@pytest.fixture(scope="session")
+def mnist_subset():
+    """tests/data: the first 1,000 MNIST test digits (t10k files only), committed with the tests."""
+    return TESTS / "data"
+
+
+@pytest.fixture(scope="session")
+def mnist_folder(mnist_subset):
+    """The MNIST folder to use: $LENET_FAST_DATA, else $MNIST_DIR, else shared/data/mnist beside the
+    repository, else the committed subset (which has no training set: tests that need one check for its
+    files). Skips when none of them is a folder."""
+    candidates = [os.environ.get("LENET_FAST_DATA"), os.environ.get("MNIST_DIR"),
+                  TESTS.parent.parent / "shared" / "data" / "mnist", mnist_subset]
+    for folder in candidates:
+        if folder and Path(folder).is_dir():
+            return Path(folder)
+    pytest.skip("no MNIST folder: set LENET_FAST_DATA or MNIST_DIR")
+
+
+def _reference_forward(model, images):
+    """The reference's answer for model on images (pixels as the model takes them), in float64."""
+    params = {name: np.float64(a) for name, a in model.params.items()}
+    if model.variant == "classic":
+        params["rbf.centers"] = paper.rbf_centers(np.float64)
+    return ref.forward(params, ref.normalize_input(images).astype(np.float64), model.variant)
+
+
+@pytest.fixture(scope="session")
+def reference_forward():
+    """reference_forward(model, images): lenet_fast.reference's float64 output for a LeNet5 on pixels."""
+    return _reference_forward
+
+
+@pytest.fixture
+def restore_threads():
+    """Put the thread count back after a test that changes it."""
+    before = lenet_fast.get_num_threads()
+    yield
+    lenet_fast.set_num_threads(before)

@@ -6,15 +6,12 @@ code, number of dimensions, big-endian uint32 dimensions, big-endian data).
 """
 import gzip
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lenet_fast import datasets
 
-DATA = Path(__file__).parent / "data"
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 TYPE_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
 SHAPES = [(7,), (3, 5), (2, 3, 4), (2, 1, 3, 2)]
@@ -175,16 +172,16 @@ def check_mnist(images, labels, n):
     assert labels.min() >= 0 and labels.max() <= 9
 
 
-def test_load_mnist_committed_subset():
-    images, labels = datasets.load_mnist(DATA, kind="test")
+def test_load_mnist_committed_subset(mnist_subset):
+    images, labels = datasets.load_mnist(mnist_subset, kind="test")
     check_mnist(images, labels, 1000)
     assert labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # MNIST's test set begins so
     assert set(labels.tolist()) == set(range(10))
     assert images.max() == 255 and 25 < images.mean() < 40  # white ink on black, MNIST's mean ~33
 
 
-def test_load_mnist_from_environment(monkeypatch):
-    monkeypatch.setenv("LENET_FAST_DATA", str(DATA))
+def test_load_mnist_from_environment(monkeypatch, mnist_subset):
+    monkeypatch.setenv("LENET_FAST_DATA", str(mnist_subset))
     images, labels = datasets.load_mnist(kind="test")
     check_mnist(images, labels, 1000)
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):  # the subset has no training set
@@ -230,9 +227,9 @@ def test_load_mnist_missing_files(tmp_path, monkeypatch):
         datasets.load_mnist()
 
 
-def test_load_mnist_bad_kind():
+def test_load_mnist_bad_kind(mnist_subset):
     with pytest.raises(ValueError, match="kind"):
-        datasets.load_mnist(DATA, kind="validation")
+        datasets.load_mnist(mnist_subset, kind="validation")
 
 
 @pytest.mark.parametrize("images, labels, says", [
@@ -250,13 +247,14 @@ def test_load_mnist_rejects_files_that_are_not_mnist(tmp_path, images, labels, s
         datasets.load_mnist(tmp_path, kind="test")
 
 
-@pytest.mark.skipif(not OFFICIAL.is_dir(), reason=f"the official MNIST files are not in {OFFICIAL}")
-def test_load_mnist_official():
+def test_load_mnist_official(mnist_folder, mnist_subset):
+    if not any((mnist_folder / f"train-images-idx3-ubyte{gz}").is_file() for gz in ("", ".gz")):
+        pytest.skip(f"the official MNIST files are not in {mnist_folder}")
     for kind, n, counts in (("train", 60000, TRAIN_COUNTS), ("test", 10000, TEST_COUNTS)):
-        images, labels = datasets.load_mnist(OFFICIAL, kind)
+        images, labels = datasets.load_mnist(mnist_folder, kind)
         check_mnist(images, labels, n)
         assert np.bincount(labels, minlength=10).tolist() == counts
-    subset_images, subset_labels = datasets.load_mnist(DATA, "test")  # the committed subset is cut from these
+    subset_images, subset_labels = datasets.load_mnist(mnist_subset, "test")  # the committed subset is cut from these
     np.testing.assert_array_equal(subset_images, images[:1000])
     np.testing.assert_array_equal(subset_labels, labels[:1000])
 

@@ -1,6 +1,4 @@
 """lenet_fast.distort: the paper's random affine distortions, on the 1,000 real MNIST digits in tests/data."""
-import os
-
 import numpy as np
 import pytest
 
@@ -10,8 +8,8 @@ IDENTITY = dict(shift=0.0, scale=(1.0, 1.0), squeeze=0.0, shear=0.0)
 
 
 @pytest.fixture(scope="module")
-def digits():
-    images, labels = load_mnist(os.path.join(os.path.dirname(__file__), "data"), "test")
+def digits(mnist_subset):
+    images, labels = load_mnist(mnist_subset, "test")
     return images, labels
 
 

@@ -5,22 +5,16 @@ centre), anti-aliased by supersampling, on canvases of any size and place. What 
 checked on its output: the longer side of the ink's box is 20, the centre of mass is at (14, 14) within
 rounding, and the same digit gives nearly the same 28x28 whatever its polarity, place, size, canvas,
 colours, dtype or file format. Tests of files skip without Pillow; the one against MNIST skips without
-the MNIST test set (../shared/data/mnist, or the folder in MNIST_DIR).
+the MNIST test set (the mnist_folder fixture, tests/conftest.py).
 """
 import gzip
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lenet_fast import images
 from lenet_fast.images import read_digit, read_digits, sample_paths
-
-ROOT = Path(__file__).resolve().parents[1]
-MNIST = Path(os.environ.get("MNIST_DIR", ROOT.parent / "shared" / "data" / "mnist"))
-
 
 # ---- helpers -------------------------------------------------------------------------------------------
 
@@ -87,22 +81,22 @@ def check_mnist_form(d):
     assert abs(r - 14) <= 0.55 and abs(c - 14) <= 0.55, (r, c)
 
 
-def read_idx(name):
+def read_idx(folder, name):
     """An IDX file of MNIST's (big-endian: 2 zero bytes, a type byte, the number of dimensions, one uint32
     per dimension, the data), gzipped or not."""
-    path = MNIST / name
+    path = folder / name
     data = path.read_bytes() if path.exists() else gzip.decompress(path.with_name(name + ".gz").read_bytes())
     ndim = data[3]
     shape = tuple(np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def mnist_or_skip():
-    """The MNIST test set's images and labels, or skip."""
+def mnist_or_skip(folder):
+    """The MNIST test set's images and labels in folder, or skip."""
     try:
-        return read_idx("t10k-images-idx3-ubyte"), read_idx("t10k-labels-idx1-ubyte")
+        return read_idx(folder, "t10k-images-idx3-ubyte"), read_idx(folder, "t10k-labels-idx1-ubyte")
     except FileNotFoundError:
-        pytest.skip(f"no MNIST test set in {MNIST}")
+        pytest.skip(f"no MNIST test set in {folder}")
 
 
 # The reference drawing of each shape: a 60x45 box in the middle of a 100x100 canvas.
@@ -172,8 +166,8 @@ def test_faint_noisy_paper(canvas, box, reference):
     assert (d[clean == 0] > 0).mean() < 0.02  # the paper's grain is background, not faint ink
 
 
-def test_mnist_digits_come_back_as_they_are():
-    x, _ = mnist_or_skip()
+def test_mnist_digits_come_back_as_they_are(mnist_folder):
+    x, _ = mnist_or_skip(mnist_folder)
     again = np.stack([read_digit(a) for a in x[:200]])
     c = [corr(a, b) for a, b in zip(x[:200], again)]
     assert np.median(c) > 0.99 and np.mean(c) > 0.95
@@ -411,11 +405,11 @@ def test_samples_are_shipped():
     assert all(p.is_file() for p in paths)
 
 
-def test_samples_read_as_their_mnist_originals(Image):
+def test_samples_read_as_their_mnist_originals(Image, mnist_folder):
     digits, paths = read_digits(sample_paths())
     for d in digits:
         check_mnist_form(d)
-    x, labels = mnist_or_skip()
+    x, labels = mnist_or_skip(mnist_folder)
     for digit, d in enumerate(digits):
         original = x[np.argmax(labels == digit)]
         assert corr(d, original) > 0.8, digit

@@ -24,7 +24,7 @@ from lenet_fast import reference as ref
 VARIANTS = ("classic", "modern")
 FORWARD_RTOL = 1e-5
 
-# The documented parameters (lenet_fast/model.py, ../shared/LENET5.md), written out here independently.
+# The documented parameters (lenet_fast/model.py, docs/paper.md#architecture), written out here independently.
 CLASSIC_SHAPES = {
     "c1.weight": (6, 1, 5, 5), "c1.bias": (6,),
     "s2.coef": (6,), "s2.bias": (6,),
@@ -51,14 +51,6 @@ def digits(n, seed=0, size=28):
     return np.random.default_rng(seed).integers(0, 256, size=(n, size, size), dtype=np.uint8)
 
 
-def reference_forward(model, images):
-    """The reference's answer for model on images (pixels as the model takes them), in float64."""
-    params = {name: np.float64(a) for name, a in model.params.items()}
-    if model.variant == "classic":
-        params["rbf.centers"] = paper.rbf_centers(np.float64)
-    return ref.forward(params, ref.normalize_input(images).astype(np.float64), model.variant)
-
-
 def assert_forward_close(got, want):
     assert got.dtype == np.float32
     assert got.shape == want.shape
@@ -68,14 +60,6 @@ def assert_forward_close(got, want):
 @pytest.fixture(params=VARIANTS)
 def model(request):
     return lenet_fast.LeNet5(request.param, seed=3)
-
-
-@pytest.fixture
-def restore_threads():
-    """Put the thread count back after a test that changes it."""
-    before = lenet_fast.get_num_threads()
-    yield
-    lenet_fast.set_num_threads(before)
 
 
 # ---- parameters ----------------------------------------------------------------------------------------
@@ -205,14 +189,14 @@ INPUT_FORMS = ["uint8 (N,28,28)", "float [0,1] (N,28,28)", "float (N,32,32)", "f
 
 
 @pytest.mark.parametrize("kind", INPUT_FORMS)
-def test_forward_matches_the_reference(model, kind):
+def test_forward_matches_the_reference(model, kind, reference_forward):
     """Every input form gives the reference's (N, 10): classic distances to paper.rbf_centers(), modern
     logits; 28x28 digits centred in the 32x32 field, pixels mapped to [-0.1, 1.175]."""
     given, as_reference = images_as(kind)
     assert_forward_close(model.forward(given), reference_forward(model, as_reference))
 
 
-def test_normalized_input_is_used_as_it_is(model):
+def test_normalized_input_is_used_as_it_is(model, reference_forward):
     """normalized=True takes reference.normalize_input's output ((N,1,32,32) or (N,32,32) float) straight."""
     d = digits(13, seed=14)
     x = ref.normalize_input(d)
@@ -231,7 +215,7 @@ def test_normalized_input_may_lie_outside_the_pixel_range():
     assert_forward_close(m.forward(x, normalized=True), want)
 
 
-def test_predict_is_the_nearest_centre_or_the_largest_logit(model):
+def test_predict_is_the_nearest_centre_or_the_largest_logit(model, reference_forward):
     """predict: argmin of the distances (classic), argmax of the logits (modern), as int64; the same as
     the reference wherever the best two outputs are clearly apart (ties within the float32 noise may go
     either way)."""
@@ -249,7 +233,7 @@ def test_predict_is_the_nearest_centre_or_the_largest_logit(model):
     np.testing.assert_array_equal(got[clear], best[clear])
 
 
-def test_predict_proba(model):
+def test_predict_proba(model, reference_forward):
     """predict_proba: softmax of the negated distances (classic) or of the logits (modern); rows sum to 1."""
     d = digits(21, seed=17)
     got = model.predict_proba(d)
@@ -416,7 +400,7 @@ def test_the_parameter_set_is_fixed(operation):
     assert list(params) == names
 
 
-def test_in_place_changes_take_effect(model):
+def test_in_place_changes_take_effect(model, reference_forward):
     """The engine runs on the parameter arrays themselves: changing one in place changes the output, to
     what the reference says for the new values."""
     d = digits(9, seed=22)

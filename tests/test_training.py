@@ -1,135 +1,19 @@
-"""Training: the C backward pass, losses, curvature and updates against the NumPy reference; bit-identity
-for any thread count; fit's checks, history, checkpoints and exact resumption; a short real run.
-
-Tolerance of the C gradients against the float64 reference: float32 carries a relative error of about
-6e-8 per rounding, and a gradient entry sums up to a few thousand products (C1's weights: 784 positions
-per image) after a forward and backward chain of six layers. The checks allow 2e-4 of the largest entry of
-the same parameter plus 2e-3 relative, far above that rounding and far below what a wrong tap, a dropped
-term or a transposed kernel gives (the meta-test shows one such fault is caught).
+"""Training (lenet_fast/train.py, the schedules of lenet_fast/optim.py): the learning-rate schedules;
+bit-identical training for any thread count; fit's checks, history, checkpoints and exact resumption; a
+short real run. The C backward pass, losses, curvature and updates are tested against the NumPy reference
+where they live: tests/kernels/test_gradient.py, test_loss.py and test_optimizer.py.
 """
-import os
 import threading
 
 import numpy as np
 import pytest
 
 import lenet_fast
-from lenet_fast import optim, paper, reference
+from lenet_fast import optim
 from lenet_fast.datasets import synthetic_digits
-from lenet_fast.model import LeNet5, _views
+from lenet_fast.model import LeNet5
 
-SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
-LOSSES = [("classic", "map"), ("classic", "rbf"), ("modern", "xent")]
-
-
-def ref_params(model):
-    p = {k: v.astype(np.float64) for k, v in model.params.items()}
-    if model.variant == "classic":
-        p["rbf.centers"] = paper.rbf_centers(np.float64)
-    return p
-
-
-def batch(n, seed):
-    rng = np.random.default_rng(seed)
-    x, y = synthetic_digits(n, seed=seed)
-    return x, rng.permutation(y)  # labels unrelated to the images: gradients stay large
-
-
-def close(c, ref, name):
-    """C (float32) against reference (float64) gradient of one parameter (module docstring)."""
-    scale = np.abs(ref).max()
-    assert scale > 1e-6, f"{name}: the reference gradient is zero: nothing is checked"
-    err = np.abs(c - ref) - 2e-3 * np.abs(ref)
-    assert err.max() <= 2e-4 * scale, f"{name}: off by {err.max() / scale:.2e} of its largest entry"
-
-
-# --- the gradient against the reference ----------------------------------------------------------
-
-
-@pytest.mark.parametrize("variant,loss", LOSSES)
-@pytest.mark.parametrize("n", [1, 3, 8, 13, 21])  # single images, a block, blocks + a partial block + singles
-def test_gradient_matches_reference(variant, loss, n):
-    model = LeNet5(variant, seed=n)
-    x, y = batch(n, seed=n)
-    grads, losses = model.gradient(x, y, loss=loss)
-    ref_losses, ref_grads = reference.backward(ref_params(model), reference.normalize_input(x).astype(np.float64),
-                                               y, variant, loss=loss)
-    np.testing.assert_allclose(losses, ref_losses, rtol=1e-4)
-    assert list(grads) == list(ref_grads)
-    for name in grads:
-        close(grads[name], ref_grads[name], name)
-
-
-def test_a_wrong_gradient_fails_the_check():
-    model = LeNet5("classic", seed=1)
-    x, y = batch(8, seed=1)
-    grads, _ = model.gradient(x, y)
-    _, ref_grads = reference.backward(ref_params(model), reference.normalize_input(x).astype(np.float64), y,
-                                      "classic")
-    wrong = grads["c3.weight"][:, ::-1, ::-1]  # kernels rotated: the classic slip in a backward pass
-    with pytest.raises(AssertionError):
-        close(wrong, ref_grads["c3.weight"], "c3.weight")
-    bumped = grads["c1.bias"].copy()
-    bumped[2] *= 1.01
-    with pytest.raises(AssertionError):
-        close(bumped, ref_grads["c1.bias"], "c1.bias")
-
-
-@pytest.mark.parametrize("variant,loss", [("classic", "map"), ("modern", "xent")])
-@pytest.mark.parametrize("n", [1, 11])
-def test_gauss_newton_matches_reference(variant, loss, n):
-    model = LeNet5(variant, seed=3)
-    x, y = batch(n, seed=4)
-    h = _views(model.curvature(x, y, loss, paper.MAP_J), model.params)
-    ref = reference.gauss_newton_diagonal(ref_params(model), reference.normalize_input(x).astype(np.float64),
-                                          variant, loss=loss)
-    for name in ref:
-        assert (h[name] >= 0).all()
-        close(h[name] * n, ref[name], name)  # curvature averages, the reference sums
-
-
-def test_huge_distances_give_finite_losses_and_gradients():
-    model = LeNet5("classic")
-    model.params["f6.bias"][...] = 50.0  # squashed to 1.7159 everywhere: distances far from every centre
-    x, y = batch(9, seed=2)
-    grads, losses = model.gradient(x, y)
-    assert np.isfinite(losses).all() and all(np.isfinite(g).all() for g in grads.values())
-
-
-# --- updates -------------------------------------------------------------------------------------
-
-
-def test_updates_match_reference():
-    rng = np.random.default_rng(5)
-    n = 1000
-    w, g = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
-
-    sgd = optim.SGD(lr=0.1, momentum=0.9, weight_decay=1e-3)
-    sgd.bind(n)
-    sgd.m[...] = rng.standard_normal(n)
-    want_w, want_v = reference.sgd_update(w.astype(np.float64), g, sgd.m.astype(np.float64), 0.1, 0.9, 1e-3)
-    p = w.copy()
-    sgd.update(p, g)
-    np.testing.assert_allclose(p, want_w, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(sgd.m, want_v, rtol=1e-6, atol=1e-6)
-
-    adam = optim.Adam(lr=0.01, weight_decay=1e-2)
-    adam.bind(n)
-    p, m, v = w.copy(), np.zeros(n), np.zeros(n)
-    want = w.astype(np.float64)
-    for t in (1, 2, 3):
-        adam.update(p, g)
-        want, m, v = reference.adam_update(want, g.astype(np.float64), m, v, t, lr=0.01, weight_decay=1e-2)
-    assert adam.t == 3
-    np.testing.assert_allclose(p, want, rtol=1e-5, atol=1e-6)
-
-    sdlm = optim.SDLM()
-    sdlm.bind(n)
-    h = rng.uniform(0, 1, n)
-    sdlm.step[...] = 5e-4 / (paper.SDLM_MU + h)
-    p = w.copy()
-    sdlm.update(p, g)
-    np.testing.assert_allclose(p, reference.sdlm_update(w.astype(np.float64), g, h, 5e-4), rtol=1e-6, atol=1e-7)
+# --- schedules -------------------------------------------------------------------------------------
 
 
 def test_schedules():
@@ -165,18 +49,6 @@ def test_training_is_bit_identical_for_any_thread_count(make, batch_size, varian
     two = train_weights(2, make(), batch_size, variant)
     assert np.array_equal(one, two)
     assert np.array_equal(two, train_weights(2, make(), batch_size, variant))  # and from run to run
-
-
-@pytest.mark.skipif(not lenet_fast.build_info()["openmp"], reason="built without OpenMP")
-def test_gradient_is_bit_identical_for_any_thread_count():
-    model = LeNet5("classic", seed=2)
-    x, y = batch(301, seed=9)
-    out = []
-    for threads in (1, 2):
-        lenet_fast.set_num_threads(threads)
-        out.append(model.gradient(x, y)[0])
-    lenet_fast.set_num_threads(2)
-    assert all(np.array_equal(out[0][k], out[1][k]) for k in out[0])
 
 
 # --- fit -----------------------------------------------------------------------------------------
@@ -281,12 +153,12 @@ def test_predict_from_another_thread_during_fit_is_refused():
 # --- a short real run ----------------------------------------------------------------------------
 
 
-def real_digits(n_train, n_test):
-    """MNIST when ../shared has it, drawn digits otherwise."""
+def real_digits(folder, n_train, n_test):
+    """MNIST's training set when folder has it (the mnist_folder fixture), drawn digits otherwise."""
     from lenet_fast.datasets import load_mnist
 
     try:
-        x, y = load_mnist(SHARED_MNIST, "train")
+        x, y = load_mnist(folder, "train")
         return (x[:n_train], y[:n_train]), (x[-n_test:], y[-n_test:])
     except FileNotFoundError:
         x, y = synthetic_digits(n_train + n_test, seed=1)
@@ -297,8 +169,8 @@ def real_digits(n_train, n_test):
     ("classic", optim.SDLM(schedule=optim.PaperSchedule(0.05)), 1),
     ("modern", optim.Adam(), 32),
 ])
-def test_a_short_real_run_learns(variant, optimizer, batch_size):
-    train, test = real_digits(3000, 1000)
+def test_a_short_real_run_learns(variant, optimizer, batch_size, mnist_folder):
+    train, test = real_digits(mnist_folder, 3000, 1000)
     model = LeNet5(variant, seed=0)
     hist = model.fit(*train, epochs=3, optimizer=optimizer, batch_size=batch_size, validation=test, verbose=0)
     assert hist[-1]["val_error"] < 0.12, hist  # chance is 0.9

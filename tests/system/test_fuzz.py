@@ -3,9 +3,9 @@ batches, random and damaged files. Each case must give the right answer or raise
 (ValueError or TypeError for bad input, MemoryError when memory runs out), never crash.
 
 The right answer for an accepted batch is the model's answer on the same pixels given the plain way (a
-C-contiguous uint8 or float32 array), which test_model.py checks against the NumPy reference; here it is
-checked against the reference too. Examples are few (the suite's time budget) and derandomized
-(conftest.py); HYPOTHESIS_PROFILE=explore draws fresh ones.
+C-contiguous uint8 or float32 array), which tests/test_model.py checks against the NumPy reference; here it
+is checked against the reference too (the reference_forward fixture, tests/conftest.py). Examples are few
+(the suite's time budget) and derandomized (tests/conftest.py); HYPOTHESIS_PROFILE=explore draws fresh ones.
 """
 import gc
 import io
@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 import lenet_fast
 from lenet_fast import _core, optim, paper
 from lenet_fast.datasets import read_idx
-from test_model import reference_forward
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,7 +92,7 @@ def pixel_batches(draw):
 
 @FUZZ
 @given(case=pixel_batches(), variant=st.sampled_from(sorted(MODELS)))
-def test_forward_predict_and_proba_on_any_batch(case, variant):
+def test_forward_predict_and_proba_on_any_batch(case, variant, reference_forward):
     x, want = case
     model = MODELS[variant]
     event("refused" if isinstance(want, type) else f"accepted, batch of {len(want)}")
@@ -462,8 +461,8 @@ MEMORY_SCRIPT = textwrap.dedent("""
 @pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
                     reason="AddressSanitizer's own allocator aborts under a capped address space")
 def test_memory_that_cannot_be_allocated_is_a_memory_error():
-    """In a child process whose address space is capped (RLIMIT_AS, so nothing large is really allocated
-    on this shared machine): a batch too large to store, an output that cannot be allocated, a C workspace
+    """In a child process whose address space is capped (RLIMIT_AS, so that nothing large is really
+    allocated): a batch too large to store, an output that cannot be allocated, a C workspace
     and a trainer's gradient slots that cannot be allocated each raise MemoryError, and the process goes
     on working."""
     env = dict(os.environ, OMP_NUM_THREADS="2")

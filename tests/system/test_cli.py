@@ -16,7 +16,7 @@ import lenet_fast
 from lenet_fast.__main__ import main
 from lenet_fast.pretrained import pretrained, weights_path
 
-DATA = Path(__file__).parent / "data"  # the first 1,000 MNIST test digits
+DATA = Path(__file__).resolve().parents[1] / "data"  # the first 1,000 MNIST test digits
 SAMPLES = lenet_fast.sample_paths()
 ERROR_LINE = re.compile(r"lenet-fast: error: \S.*\n")
 

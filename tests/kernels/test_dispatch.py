@@ -1,14 +1,14 @@
-"""The instruction-set paths: every path this CPU runs (the x86-64 baseline: SSE2, 4 lanes, no FMA; AVX2
-with FMA, 8 lanes; AVX-512, 16 lanes) must agree with the default (fastest) path to float32 rounding, in the
-forward pass, the gradients and the second derivatives of both variants. The rest of the suite tests the
-default path against the NumPy reference; this file carries that to the others.
+"""csrc/dispatch.c, the instruction-set paths: the choice of path (select_isa, LENET_FAST_ISA), and every path
+this CPU runs (the x86-64 baseline: SSE2, 4 lanes, no FMA; AVX2 with FMA, 8 lanes; AVX-512, 16 lanes) agreeing
+with the default (fastest) path to float32 rounding, in the forward pass, the gradients and the second
+derivatives of both variants. The kernel modules beside this one test each kernel on every path against the
+NumPy reference; this one checks the whole networks across paths.
 
 rtol 1e-5 (plus 1e-5 of the largest entry, for entries near zero): the paths differ only in FMA contraction
 and vector width, i.e. in roundings of ~1e-7 relative per operation; any real difference between the paths
 (a kernel compiled differently, a wrong ragged end at another lane count) is far larger.
 LENET_FAST_ISA is read once, at the first kernel call, so the variable is tested in a fresh interpreter.
 """
-import contextlib
 import json
 import os
 import subprocess
@@ -20,31 +20,12 @@ import pytest
 import lenet_fast
 from lenet_fast import _core
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from cases import ISAS
+
 RTOL = 1e-5
 N_IMAGES = 37  # blocks of 4, 8 or 16 images plus leftovers: both layouts of every path
-DEFAULT = _core.isa()
-
-
-@contextlib.contextmanager
-def on_path(name):
-    """The kernels run on path name inside the block, on the default path again after it."""
-    _core.select_isa(name)
-    try:
-        yield
-    finally:
-        _core.select_isa(DEFAULT)
-
-
-def runnable(name):
-    try:
-        with on_path(name):
-            return True
-    except ValueError:
-        return False
-
-
-OTHERS = [name for name in ("avx512", "avx2", "baseline") if name != DEFAULT and runnable(name)]
+DEFAULT = ISAS[0]
+OTHERS = ISAS[1:]
 
 
 def outputs():
@@ -70,7 +51,7 @@ def outputs():
 
 @pytest.mark.skipif(not OTHERS, reason="this CPU runs one instruction-set path only")
 @pytest.mark.parametrize("name", OTHERS)
-def test_every_path_agrees_with_the_default_path(name):
+def test_every_path_agrees_with_the_default_path(name, on_path):
     """Forward, gradients and second derivatives of both variants on another path are within float32
     rounding of the default path's; on every path a batch gives the same bits as its images one by one."""
     here = outputs()
@@ -95,23 +76,24 @@ print(json.dumps({"isa": lenet_fast.build_info()["isa"]}))
 """
 
 
-def path_in_a_child(isa):
-    """The path a fresh interpreter with LENET_FAST_ISA=isa runs its kernels on."""
+def path_in_a_child(isa, repo):
+    """The path a fresh interpreter with LENET_FAST_ISA=isa, started in the source tree repo, runs its
+    kernels on."""
     env = dict(os.environ, LENET_FAST_ISA=isa)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-c", CHILD], cwd=REPO, env=env, capture_output=True, text=True,
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", CHILD], cwd=repo, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])["isa"]
 
 
-def test_the_environment_variable_forces_a_path():
-    assert path_in_a_child("baseline") == "baseline"
+def test_the_environment_variable_forces_a_path(repo_root):
+    assert path_in_a_child("baseline", repo_root) == "baseline"
 
 
-def test_an_unknown_isa_in_the_environment_falls_back_to_the_default():
+def test_an_unknown_isa_in_the_environment_falls_back_to_the_default(repo_root):
     """A misspelt LENET_FAST_ISA does not break the import or the kernels: the best path runs instead."""
-    assert path_in_a_child("nonexistent") == DEFAULT
+    assert path_in_a_child("nonexistent", repo_root) == DEFAULT
 
 
 def test_select_isa_refuses_an_unknown_path():
