@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """valgrind memcheck of lenet_fast's C code: a short run of every C path under valgrind, and a report of the
-errors it found in lenet_fast's own code (README.md, "Checks").
+errors it found in lenet_fast's own code (CONTRIBUTING.md#memcheck).
 
     python tools/memcheck.py            # runs itself under valgrind; exit status 1 if lenet_fast has errors
 

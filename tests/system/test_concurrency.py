@@ -1,7 +1,7 @@
 """Threads: eight Python threads predicting with one model get exactly the serial results and run in
 parallel (the kernels release the GIL); training excludes every other use of the model from other threads
-(README, "Threads"): calls made during fit are refused with RuntimeError, calls already running when fit
-starts are finished first.
+(docs/architecture.md#threads): calls made during fit are refused with RuntimeError, calls already running
+when fit starts are finished first.
 """
 import threading
 import time
