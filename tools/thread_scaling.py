@@ -11,7 +11,7 @@ points at), one process:
 
     python tools/thread_scaling.py [--pause 0.1]
 
-(tools/layer_times.py times the kernels in C; this times what a Python caller sees.)
+(benchmarks/c/layer_times.py times the kernels in C; this times what a Python caller sees.)
 """
 import argparse
 import time
