@@ -2,7 +2,7 @@
  * ops.h: the kernels: one ops record per layer kind, the tile macros the kernels share, and the
  * per-instruction-set kernel table that dispatch.c picks from. Not part of the public interface.
  *
- * Every kernel file (setup.py: every csrc/*.c but dispatch.c, workspace.c and trainer_state.c) is compiled
+ * Every kernel file (setup.py: every C file here but dispatch.c, workspace.c and trainer_state.c) is compiled
  * once per instruction set, with LF_ISA_SUFFIX naming the copy: LF_ISA(name) is name_avx512, name_avx2 or
  * name_baseline. A new layer kind is one file that defines its lf_layer_ops and one entry in
  * kernel_table.c (CONTRIBUTING.md#adding-a-kernel).
