@@ -40,7 +40,6 @@
 #define LF_ISA(name) LF_CAT(name, LF_ISA_SUFFIX)
 #endif
 
-
 /* What the engine knows of one layer kind: its kernels on one block, in the layouts of layout.h. A table of
  * them indexed by lf_layer_kind takes the place of a switch on the kind wherever a network is planned or
  * run: one indirect call per layer and block, never one inside a kernel's loops. */
@@ -58,6 +57,7 @@ typedef struct {
 
 #define LF_LAYER_KINDS (LF_LAYER_RBF + 1) /* lf_layer_kind's last value, plus one */
 
+/* The per-instruction-set kernel table: the entry points dispatch.c forwards to (kernel_table.c). */
 typedef struct {
     const char *name;
     int (*forward)(const lf_layer *, int, const lf_input *, int, float *);
