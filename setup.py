@@ -8,9 +8,12 @@
   -march=native everywhere, for a local build only.
 - Sanitizers: LENET_FAST_SANITIZE=address,undefined (any list -fsanitize takes) builds every file with
   them, -fno-omit-frame-pointer and -fno-sanitize-recover (the first finding aborts), for checking only;
-  README.md, "Checks", says how to run the tests under it.
+  CONTRIBUTING.md#sanitizers says how to run the tests under it.
+- Sources: every csrc/*.c is a kernel file, compiled once per path, except the few in SHARED, compiled once
+  into the extension; the headers are every csrc/*.h.
 """
 import concurrent.futures
+import glob
 import os
 import platform
 import shutil
@@ -22,9 +25,12 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["activation.c", "conv.c", "subsample.c", "full.c", "softmax.c", "net.c", "loss.c", "optimizer.c",
-           "train.c"]
-HEADERS = ["lenet_fast.h", "kernels.h", "activation.h", "tanh_coefficients.h"]
+# The C files that hold no kernels (the run-time dispatcher, the per-thread workspaces and the trainer's
+# state): built once, for the baseline, not once per instruction-set path.
+SHARED = ["dispatch.c", "workspace.c", "trainer_state.c"]
+SOURCES = sorted(glob.glob(os.path.join("csrc", "*.c")))
+KERNELS = [f for f in SOURCES if os.path.basename(f) not in SHARED]
+HEADERS = sorted(glob.glob(os.path.join("csrc", "*.h")))
 # -fno-math-errno: no caller reads errno, and it lets sqrtf vectorize.
 CFLAGS = ["-std=gnu11", "-O3", "-fno-math-errno", "-fno-semantic-interposition", "-Wall", "-Wno-unknown-pragmas", "-Wno-psabi"]
 X86 = platform.machine().lower() in ("x86_64", "amd64")
@@ -79,8 +85,6 @@ class BuildExt(build_ext):
         omp = openmp_flags(self.compiler)
         native = ["-march=native"] if flag("LENET_FAST_NATIVE") else []
         sanitize = sanitize_flags()
-        headers = [os.path.join("csrc", h) for h in HEADERS]
-        kernels = [os.path.join("csrc", k) for k in KERNELS]
         def compile_kernel(isa, kernel):
             return self.compiler.compile(
                 [kernel],
@@ -90,19 +94,19 @@ class BuildExt(build_ext):
                 macros=[("LF_ISA_SUFFIX", isa)],
                 include_dirs=["csrc"],
                 extra_postargs=CFLAGS + omp + ISA_PATHS[isa] + native + sanitize,
-                depends=headers,
+                depends=HEADERS,
             )
 
         for ext in self.extensions:
             # Every kernel file once per path, as many compilers at once as there are cores (the objects
             # keep their order).
-            jobs = [(isa, kernel) for isa in ISA_PATHS for kernel in kernels]
+            jobs = [(isa, kernel) for isa in ISA_PATHS for kernel in KERNELS]
             with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
                 ext.extra_objects = [o for objs in pool.map(lambda job: compile_kernel(*job), jobs) for o in objs]
             ext.define_macros += [("LF_HAVE_" + isa.upper(), "1") for isa in ISA_PATHS if isa != "baseline"]
             ext.extra_compile_args = CFLAGS + omp + native + sanitize
             ext.extra_link_args = omp + sanitize
-            ext.depends = headers + kernels  # the objects above are linked in: relink when they change
+            ext.depends = HEADERS + KERNELS  # the objects above are linked in: relink when they change
         print(f"lenet_fast: OpenMP {'on' if omp else 'off'}; instruction-set paths {', '.join(ISA_PATHS)}"
               + (f"; sanitizers {' '.join(sanitize)}" if sanitize else ""))
         super().build_extensions()
@@ -110,7 +114,7 @@ class BuildExt(build_ext):
 
 core = Extension(
     "lenet_fast._core",
-    sources=["lenet_fast/_core.pyx", "csrc/dispatch.c", "csrc/workspace.c", "csrc/trainer.c"],
+    sources=["lenet_fast/_core.pyx"] + [os.path.join("csrc", f) for f in SHARED],
     include_dirs=["csrc", numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
 )

@@ -1,7 +1,7 @@
 /*
  * activation.c: the activations over a whole array (the kernels fuse them; this is the stand-alone form).
  */
-#include "kernels.h"
+#include "ops.h"
 #include "activation.h"
 
 void LF_ISA(activation)(const float *x, size_t count, lf_act act, float *y)

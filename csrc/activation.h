@@ -9,11 +9,10 @@
 #ifndef LENET_FAST_ACTIVATION_H
 #define LENET_FAST_ACTIVATION_H
 
-#include "kernels.h"
+#include "lenet_fast.h"
+#include "paper_constants.h"
+#include "simd.h"
 #include "tanh_coefficients.h"
-
-#define LF_SQUASH_A 1.7159f
-#define LF_SQUASH_S (2.0f / 3.0f)
 
 /* C[i] k s2^i: a coefficient of the polynomial in z = x^2 after the substitution x -> s x. A constant when
  * inlined with constant arguments. */

@@ -10,16 +10,16 @@
  * (x 2 rows, blocked, one map) stays in registers while the taps stream past it, and one input load feeds
  * its M maps. Map by map, a tile groups maps that read the same inputs (a dense table's); with a table,
  * whose maps read different inputs, the compact layout goes input by input instead, so that each input's
- * load still feeds the several maps it is connected to (multiply-adds that each load their operand ran at
- * 80% of their speed from registers when aligned and 50% when not on a Zen 3 with 8-float vectors, 99% and
- * 52% on a Zen 5 with 16-float ones: tools/load_bound.c). Each output is summed in the order (connection,
+ * load still feeds the several maps it is connected to (multiply-adds that each load their operand run
+ * slower than from registers, at about half speed when the loads are unaligned: benchmarks/c/load_bound.c,
+ * benchmarks/results/design-measurements.md#load-bound). Each output is summed in the order (connection,
  * u, v), then the bias is added: the same bits in every layout and for any tile shape.
  *
  * Backward: the weight gradient correlates the pre-activation gradient with the input, a tile of taps in
  * registers while the positions stream past; the input gradient is the forward kernel run on the
  * zero-padded output gradient with the kernels rotated and the table transposed (lf_trainer).
  */
-#include "kernels.h"
+#include "ops.h"
 #include "activation.h"
 
 /* Where tiles read and write: the input's map and row strides and its step between columns (LF_LANES in
@@ -276,7 +276,7 @@ static void conv_compact(const lf_layer *l, const float *in, const lf_geom *gi, 
         conv_maps(l, 1, copies, out, &s, nvec);
 }
 
-void LF_ISA(conv_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
+static void conv_forward(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
 {
     if (gi->lanes == 1 && go->rs != gi->rs) {
         conv_compact(l, in, gi, out, go);
@@ -313,7 +313,7 @@ static void backward_geoms(const lf_layer *t, int lanes, lf_geom *pg, lf_geom *w
         lf_wide_geom(t, pg, wide);
 }
 
-size_t LF_ISA(conv_backward_scratch)(const lf_layer *l, int lanes)
+static size_t conv_backward_scratch(const lf_layer *l, int lanes)
 {
     lf_layer t;
     lf_geom pg, wide;
@@ -371,7 +371,7 @@ static void wgrad(const float *d, ptrdiff_t drs, const float *x, ptrdiff_t xrs, 
     }
 }
 
-void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b)
+static void conv_backward(const lf_layer *l, const lf_backward *b)
 {
     const lf_geom *gx = b->gx, *gy = b->gy;
     const int lanes = gx->lanes, blocked = lanes == LF_LANES, ntaps = l->kh * l->kw;
@@ -427,12 +427,27 @@ void LF_ISA(conv_backward)(const lf_layer *l, const lf_backward *b)
             memcpy(pad + o * pg.cs + (r + l->kh - 1) * pg.rs + (ptrdiff_t)(l->kw - 1) * lanes,
                    b->dy + o * gy->cs + r * gy->rs, (size_t)l->out_w * lanes * sizeof(float));
     if (blocked) {
-        LF_ISA(conv_block)(t, pad, &pg, b->dx, gx);
+        conv_forward(t, pad, &pg, b->dx, gx);
         return;
     }
     float *w = pad + pg.size;
-    LF_ISA(conv_block)(t, pad, &pg, w, &wide);
+    conv_forward(t, pad, &pg, w, &wide);
     for (int c = 0; c < l->in_c; c++)
         for (int r = 0; r < l->in_h; r++)
             memcpy(b->dx + c * gx->cs + r * gx->rs, w + c * wide.cs + r * wide.rs, l->in_w * sizeof(float));
 }
+
+/* Spatial layout: compact rows for inference where the copies fit, wide rows otherwise and for training,
+ * whose backward passes read them (layout.h). The blocked layout is dense. */
+static void conv_geometry(const lf_layer *l, int lanes, int for_backward, lf_geom *gi, lf_geom *go)
+{
+    if (lanes == 1 && (for_backward || !lf_compact_geom(l, gi, go)))
+        lf_wide_geom(l, gi, go);
+}
+
+const lf_layer_ops LF_ISA(conv_ops) = {
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .backward_scratch = conv_backward_scratch,
+    .geometry = conv_geometry,
+};

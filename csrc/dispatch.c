@@ -5,7 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "ops.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif

@@ -1,152 +1,22 @@
 /*
- * full.c: the two (In, Out) layers: the full layer, out = act(x W + b), and the Euclidean RBF output,
- * out_o = sum_k (x_k - W[k, o])^2 with W the transposed centres. Both keep W input-major.
- *
- * Blocked: each output is a vector of LF_LANES images; a tile of outputs accumulates broadcast weights against
- * the input vector. Spatial: one image; a tile of output vectors accumulates x[k] against a row of W.
- * Both sum over k in ascending order from zero, then add the bias: the same bits in both layouts.
+ * full.c: the full layer, out = act(x W + b), W input-major (In, Out); its forward loop is dense.h's.
  *
  * Backward: the pre-activation gradient is laid out image-major (lanes x Out) so that the weight gradient
  * is, for each input k, a row of vectors over the outputs summed over the images in lane order; the input
  * gradient is x's forward loop with the weights read column-wise.
  */
-#include "kernels.h"
 #include "activation.h"
+#include "dense.h"
+#include "ops.h"
 
-/* The one term each layer accumulates; rbf is a constant after inlining. */
-static inline __attribute__((always_inline)) lf_vf term(lf_vf acc, lf_vf x, lf_vf w, int rbf)
+static void full_forward(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
 {
-    if (rbf) {
-        const lf_vf d = x - w;
-        return acc + d * d;
-    }
-    return acc + x * w;
-}
-
-static inline __attribute__((always_inline)) lf_vf finish(const lf_layer *l, lf_vf acc, lf_vf bias, int rbf)
-{
-    return rbf ? acc : lf_activate(acc + bias, l->act);
-}
-
-/* Blocked: P outputs starting at o, each a vector of lanes. */
-static inline __attribute__((always_inline)) void tile_blocked(const lf_layer *l, int in_n, int out_n,
-                                                               const float *in, int o, float *out, int P,
-                                                               int rbf)
-{
-    lf_vf acc[LF_TILE];
-    LF_UNROLL
-    for (int p = 0; p < P; p++)
-        acc[p] = lf_set1(0.0f);
-    for (int k = 0; k < in_n; k++) {
-        const lf_vf x = lf_load(in + (size_t)k * LF_LANES);
-        const float *w = l->weight + (size_t)k * out_n + o;
-        LF_UNROLL
-        for (int p = 0; p < P; p++)
-            acc[p] = term(acc[p], x, lf_set1(w[p]), rbf);
-    }
-    LF_UNROLL
-    for (int p = 0; p < P; p++)
-        lf_store(out + (size_t)(o + p) * LF_LANES, finish(l, acc[p], lf_set1(rbf ? 0.0f : l->bias[o + p]), rbf));
-}
-
-/* Spatial tiles: P accumulators and the broadcast input; the weights stream from memory. */
-#define LF_SPATIAL_TILE 8
-
-/* Spatial: P vectors of outputs, at columns o, o + LF_LANES, ... and, the last one, at column last (o + (P - 1)
- * LF_LANES, or the ragged end's vector). The k loop runs once for all of them: each output is a chain of in_n
- * dependent multiply-adds, so the tile's vectors are what runs in parallel. */
-static inline __attribute__((always_inline)) void tile_spatial(const lf_layer *l, int in_n, int out_n,
-                                                               const float *x, float *out, int o, int last,
-                                                               int P, int rbf)
-{
-    int col[LF_SPATIAL_TILE];
-    for (int p = 0; p < P; p++)
-        col[p] = p == P - 1 ? last : o + p * LF_LANES;
-    lf_vf acc[LF_SPATIAL_TILE];
-    for (int p = 0; p < P; p++)
-        acc[p] = lf_set1(0.0f);
-    for (int k = 0; k < in_n; k++) {
-        const lf_vf xk = lf_set1(x[k]);
-        const float *w = l->weight + (size_t)k * out_n;
-        for (int p = 0; p < P; p++)
-            acc[p] = term(acc[p], xk, lf_load(w + col[p]), rbf);
-    }
-    for (int p = 0; p < P; p++)
-        lf_store(out + col[p], finish(l, acc[p], rbf ? lf_set1(0.0f) : lf_load(l->bias + col[p]), rbf));
-}
-
-static inline __attribute__((always_inline)) void dense_blocked(const lf_layer *l, int in_n, int out_n,
-                                                                const float *in, float *out, int rbf)
-{
-    for (int o = 0; o < out_n;) {
-        const int left = out_n - o, P = left < LF_TILE ? left : LF_TILE;
-        switch (P) {
-#define LF_CASE(n)                                                                                               \
-    case n:                                                                                                      \
-        tile_blocked(l, in_n, out_n, in, o, out, n, rbf);                                                        \
-        break;
-            LF_TILE_SIZES(LF_CASE)
-#undef LF_CASE
-        }
-        o += P;
-    }
-}
-
-static inline __attribute__((always_inline)) void dense_spatial(const lf_layer *l, int in_n, int out_n,
-                                                                const float *x, float *out, int rbf)
-{
-    if (out_n < LF_LANES) {
-        /* One partial vector: each weight row read as out_n floats (lf_load_n). */
-        lf_vf acc = lf_set1(0.0f);
-        for (int k = 0; k < in_n; k++)
-            acc = term(acc, lf_set1(x[k]), lf_load_n(l->weight + (size_t)k * out_n, out_n), rbf);
-        lf_store_n(out, finish(l, acc, rbf ? lf_set1(0.0f) : lf_load_n(l->bias, out_n), rbf), out_n);
-        return;
-    }
-    /* Whole vectors in balanced tiles, and a ragged end as one more vector aligned to the end (in the last
-     * tile), overlapping the previous one: it recomputes a few outputs with the same arithmetic and so
-     * writes the same bits. */
-    const int whole = out_n / LF_LANES, nvec = whole + (out_n % LF_LANES != 0);
-    const int ntiles = (nvec + LF_SPATIAL_TILE - 1) / LF_SPATIAL_TILE;
-    for (int t = 0, v = 0; t < ntiles; t++) {
-        const int P = (nvec - v) / (ntiles - t), o = v * LF_LANES;
-        const int last = v + P - 1 < whole ? o + (P - 1) * LF_LANES : out_n - LF_LANES;
-        switch (P) {
-#define LF_CASE(n)                                                                                               \
-    case n:                                                                                                      \
-        tile_spatial(l, in_n, out_n, x, out, o, last, n, rbf);                                                   \
-        break;
-            LF_UPTO_8(LF_CASE)
-#undef LF_CASE
-        }
-        v += P;
-    }
-}
-
-static inline __attribute__((always_inline)) void dense_block(const lf_layer *l, const float *in,
-                                                              const lf_geom *gi, float *out, const lf_geom *go,
-                                                              int rbf)
-{
-    const int in_n = gi->c * gi->h * gi->w;
-    if (gi->lanes == LF_LANES)
-        dense_blocked(l, in_n, go->c, in, out, rbf);
-    else
-        dense_spatial(l, in_n, go->c, in, out, rbf);
-}
-
-void LF_ISA(full_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
-{
-    dense_block(l, in, gi, out, go, 0);
-}
-
-void LF_ISA(rbf_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out, const lf_geom *go)
-{
-    dense_block(l, in, gi, out, go, 1);
+    lf_dense_forward(l, in, gi, out, go, 0);
 }
 
 /* ---- Backward ---- */
 
-size_t LF_ISA(full_backward_scratch)(const lf_layer *l, int lanes)
+static size_t full_backward_scratch(const lf_layer *l, int lanes)
 {
     return lf_round_lanes((size_t)lanes * l->out_c);
 }
@@ -241,7 +111,7 @@ static void dx_spatial(const float *w, int in_n, int out_n, const float *d, floa
     }
 }
 
-void LF_ISA(full_backward)(const lf_layer *l, const lf_backward *b)
+static void full_backward(const lf_layer *l, const lf_backward *b)
 {
     const int lanes = b->gx->lanes, in_n = b->gx->c * b->gx->h * b->gx->w, out_n = l->out_c;
     /* The pre-activation gradient, in place (output-major: o * lanes + b) ... */
@@ -269,27 +139,8 @@ void LF_ISA(full_backward)(const lf_layer *l, const lf_backward *b)
         dx_spatial(l->weight, in_n, out_n, b->dy, b->dx, b->second);
 }
 
-/* RBF: dx[k] = sum_o 2 (x[k] - w[k, o]) dy[o]; the centres are fixed. Only gradients: training's
- * second derivatives start at the RBF's input. */
-void LF_ISA(rbf_backward)(const lf_layer *l, const lf_backward *b)
-{
-    if (!b->dx)
-        return;
-    const int in_n = b->gx->c * b->gx->h * b->gx->w, out_n = l->out_c;
-    if (b->gx->lanes == LF_LANES) {
-        for (int k = 0; k < in_n; k++) {
-            const lf_vf x = lf_load(b->x + (size_t)k * LF_LANES);
-            lf_vf acc = lf_set1(0.0f);
-            for (int o = 0; o < out_n; o++)
-                acc += (x - lf_set1(l->weight[(size_t)k * out_n + o])) * lf_load(b->dy + (size_t)o * LF_LANES);
-            lf_store(b->dx + (size_t)k * LF_LANES, acc + acc);
-        }
-        return;
-    }
-    for (int k = 0; k < in_n; k++) {
-        float acc = 0.0f;
-        for (int o = 0; o < out_n; o++)
-            acc += (b->x[k] - l->weight[(size_t)k * out_n + o]) * b->dy[o];
-        b->dx[k] = acc + acc;
-    }
-}
+const lf_layer_ops LF_ISA(full_ops) = {
+    .forward = full_forward,
+    .backward = full_backward,
+    .backward_scratch = full_backward_scratch,
+};

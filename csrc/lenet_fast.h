@@ -24,6 +24,9 @@ typedef enum { LF_ACT_NONE = 0, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU } lf_act
 typedef enum { LF_POOL_TRAINABLE = 0, LF_POOL_AVERAGE, LF_POOL_MAX } lf_pool;
 typedef enum { LF_LAYER_CONV = 0, LF_LAYER_SUBSAMPLE, LF_LAYER_FULL, LF_LAYER_RBF } lf_layer_kind;
 
+/* The most layers a network has: a block's plan keeps every layer's tensor in fixed arrays. */
+#define LF_MAX_LAYERS 16
+
 typedef struct {
     lf_layer_kind kind;
     int in_c, in_h, in_w;      /* input shape of one image */
@@ -42,8 +45,9 @@ typedef struct {
 typedef enum { LF_U8 = 0, LF_F32 } lf_dtype;
 
 /* The network's input: n images of (c, h, w) pixels. With normalize set, pixels (uint8 0-255 or float
- * 0-1, 0 = background) map to the paper's [-0.1, 1.175] and a smaller image is centred in the first
- * layer's field with background around it; otherwise the floats are the first layer's input as they are. */
+ * 0-1, 0 = background) map to the paper's input range (docs/paper.md#input-normalization) and a smaller
+ * image is centred in the first layer's field with background around it; otherwise the floats are the first
+ * layer's input as they are. */
 typedef struct {
     const void *data;
     lf_dtype dtype;

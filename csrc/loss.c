@@ -10,7 +10,7 @@
  * huge distances or logits give finite values.
  */
 #include <math.h>
-#include "kernels.h"
+#include "ops.h"
 
 /* The linear loss of one image (lane b) and dy = scale * G; G's rows are dense, y's and dy's by g. */
 static double linear_loss(const float *G, const float *y, const lf_geom *g, int b, float scale, int second,

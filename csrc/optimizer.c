@@ -7,7 +7,7 @@
  *  - SDLM: w -= step g, each parameter's step epsilon / (mu + h) computed once per pass.
  */
 #include <math.h>
-#include "kernels.h"
+#include "ops.h"
 
 void LF_ISA(update)(lf_optimizer *opt, float *restrict w, const float *restrict g, size_t n)
 {

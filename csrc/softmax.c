@@ -4,7 +4,7 @@
  * smallest distance is the likeliest class.
  */
 #include <math.h>
-#include "kernels.h"
+#include "ops.h"
 
 void LF_ISA(softmax)(const float *x, int n, int k, float sign, int log, float *y)
 {

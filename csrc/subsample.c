@@ -10,7 +10,7 @@
  * quarter, or all of it to the first input that holds the maximum, in the order top-left, top-right,
  * bottom-left, bottom-right); dropped edge rows and columns get zero.
  */
-#include "kernels.h"
+#include "ops.h"
 #include "activation.h"
 
 static inline lf_vf pool4(lf_vf a, lf_vf b, lf_vf c, lf_vf d, lf_pool mode)
@@ -79,8 +79,8 @@ static inline __attribute__((always_inline)) void pool_map(const lf_layer *l, in
     }
 }
 
-void LF_ISA(subsample_block)(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
-                             const lf_geom *go)
+static void subsample_forward(const lf_layer *l, const float *in, const lf_geom *gi, float *out,
+                              const lf_geom *go)
 {
     for (int ch = 0; ch < l->out_c; ch++)
         if (gi->lanes == LF_LANES)
@@ -106,7 +106,7 @@ static inline void window_grads(const lf_layer *l, int ch, lf_vf d, lf_vf a, lf_
     g[0] = g[1] = g[2] = g[3] = d * lf_set1(second ? k * k : k);
 }
 
-void LF_ISA(subsample_backward)(const lf_layer *l, const lf_backward *bw)
+static void subsample_backward(const lf_layer *l, const lf_backward *bw)
 {
     const lf_geom *gx = bw->gx, *gy = bw->gy;
     const int lanes = gx->lanes, second = bw->second;
@@ -177,3 +177,17 @@ void LF_ISA(subsample_backward)(const lf_layer *l, const lf_backward *bw)
         }
     }
 }
+
+/* Spatial layout: the input grows to cover the pairs of vectors each row's last outputs read (layout.h). */
+static void subsample_geometry(const lf_layer *l, int lanes, int for_backward, lf_geom *gi, lf_geom *go)
+{
+    (void)for_backward, (void)go;
+    if (lanes == 1)
+        lf_pairs_geom(l, gi);
+}
+
+const lf_layer_ops LF_ISA(subsample_ops) = {
+    .forward = subsample_forward,
+    .backward = subsample_backward,
+    .geometry = subsample_geometry,
+};

@@ -5,7 +5,7 @@
  */
 #include <pthread.h>
 #include <stdlib.h>
-#include "kernels.h"
+#include "layout.h"
 
 typedef struct {
     float *data;

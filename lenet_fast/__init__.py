@@ -10,9 +10,9 @@ from . import _core, datasets, optim
 from .datasets import load_mnist, read_idx
 from .images import read_digit, read_digits, sample_paths
 from .model import LeNet5, load
+from ._version import __version__
 from .pretrained import pretrained
 
-__version__ = "0.1.0"
 __all__ = ["LeNet5", "load", "pretrained", "optim", "datasets", "load_mnist", "read_idx", "read_digit", "read_digits",
            "sample_paths", "build_info", "get_num_threads", "set_num_threads", "__version__"]
 

@@ -13,67 +13,12 @@ import numpy as np
 
 cnp.import_array()
 
-cdef extern from "lenet_fast.h" nogil:
-    ctypedef enum lf_act:
-        LF_ACT_NONE, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU
-    ctypedef enum lf_pool:
-        LF_POOL_TRAINABLE, LF_POOL_AVERAGE, LF_POOL_MAX
-    ctypedef enum lf_layer_kind:
-        LF_LAYER_CONV, LF_LAYER_SUBSAMPLE, LF_LAYER_FULL, LF_LAYER_RBF
-    ctypedef enum lf_dtype:
-        LF_U8, LF_F32
-    ctypedef struct lf_layer:
-        lf_layer_kind kind
-        int in_c, in_h, in_w, out_c, out_h, out_w, kh, kw
-        const int *conn_start
-        const int *conn_in
-        lf_pool pool
-        lf_act act
-        const float *weight
-        const float *bias
-        ptrdiff_t weight_at, bias_at
-    ctypedef struct lf_input:
-        const void *data
-        lf_dtype dtype
-        int c, h, w
-        int normalize
-    int lf_forward(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out)
-    ctypedef enum lf_loss_kind:
-        LF_LOSS_MAP, LF_LOSS_RBF, LF_LOSS_XENT, LF_LOSS_LINEAR
-    ctypedef struct lf_loss:
-        lf_loss_kind kind
-        float j
-        const float *dout
-    ctypedef enum lf_opt_kind:
-        LF_OPT_SGD, LF_OPT_ADAM, LF_OPT_SDLM
-    ctypedef struct lf_optimizer:
-        lf_opt_kind kind
-        float lr, momentum, weight_decay, beta1, beta2, eps
-        int64_t t
-        float *m
-        float *v
-        const float *step
-    ctypedef struct lf_trainer:
-        pass
-    lf_trainer *lf_trainer_new(const lf_layer *layers, int nlayers, size_t nparams)
-    void lf_trainer_free(lf_trainer *t)
-    int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                    float scale, int second, float *grad, float *losses, float *out, float *dinput)
-    void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams)
-    int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                 int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out)
-    void lf_softmax(const float *x, int n, int k, float sign, int log, float *y)
-    void lf_activation(const float *x, size_t count, lf_act act, float *y)
-    const char *lf_isa_name()
-    int lf_select_isa(const char *name)
-    int lf_openmp_enabled()
-    int lf_get_num_threads()
-    void lf_set_num_threads(int n)
+from lenet_fast._engine cimport *
 
 ACTIVATIONS = {"none": LF_ACT_NONE, "squash": LF_ACT_SQUASH, "tanh": LF_ACT_TANH, "relu": LF_ACT_RELU}
 POOLS = {"trainable": LF_POOL_TRAINABLE, "average": LF_POOL_AVERAGE, "max": LF_POOL_MAX}
 _KINDS = {"conv": LF_LAYER_CONV, "subsample": LF_LAYER_SUBSAMPLE, "full": LF_LAYER_FULL, "rbf": LF_LAYER_RBF}
-_MAX_LAYERS = 16  # csrc/net.c plans at most this many
+_MAX_LAYERS = LF_MAX_LAYERS  # csrc/lenet_fast.h: a plan keeps at most this many
 _MAX_DIM = 1 << 15  # keeps every index and size well inside a C int
 _MAX_TENSOR = 1 << 24  # floats in one image's tensor at any layer
 _MAX_TAPS = 4096  # kernel positions: the convolution keeps their offsets on the stack

@@ -1,6 +1,6 @@
 /*
  * layer_times.c: how long each classic layer's kernel takes on one work item, and the whole forward pass on
- * n images, with no Python in the way. Built and run by tools/layer_times.py, which passes Table I (C3_START,
+ * n images, with no Python in the way. Built and run by benchmarks/c/layer_times.py, which passes Table I (C3_START,
  * C3_IN) and the instruction set. Prints one line: each layer's fastest time over the rounds, then the
  * forward pass's, in microseconds per image, then (with OpenMP) what a parallel region costs on the threads
  * of OMP_NUM_THREADS, in microseconds.
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "kernels.h"
+#include "ops.h"
 #ifdef _OPENMP
 #include <omp.h>
 int lf_get_num_threads(void) { return omp_get_max_threads(); }
@@ -69,15 +69,7 @@ int main(int argc, char **argv)
         for (int r = 0; r < rounds; r++) {
             const double t0 = now();
             for (int c = 0; c < calls; c++) {
-                const float *in = ws + p.off[i];
-                float *out = ws + p.off[i + 1];
-                const lf_geom *gi = &p.g[i], *go = &p.g[i + 1];
-                switch (L[i].kind) {
-                case LF_LAYER_CONV: LF_ISA(conv_block)(&L[i], in, gi, out, go); break;
-                case LF_LAYER_SUBSAMPLE: LF_ISA(subsample_block)(&L[i], in, gi, out, go); break;
-                case LF_LAYER_FULL: LF_ISA(full_block)(&L[i], in, gi, out, go); break;
-                case LF_LAYER_RBF: LF_ISA(rbf_block)(&L[i], in, gi, out, go); break;
-                }
+                lf_ops(&L[i])->forward(&L[i], ws + p.off[i], &p.g[i], ws + p.off[i + 1], &p.g[i + 1]);
             }
             const double t = (now() - t0) / calls / lanes;
             best = t < best ? t : best;

@@ -5,8 +5,8 @@
  * kernels' two vector widths). Prints vector multiply-adds per nanosecond and per cycle at the clock given
  * (GHz, default 2.85), the fastest of 5 rounds:
  *
- *     gcc -O2 -mavx2 -mfma -o /tmp/load_bound tools/load_bound.c && /tmp/load_bound [GHz]
- *     gcc -O2 -mavx512f -o /tmp/load_bound tools/load_bound.c && /tmp/load_bound [GHz]
+ *     gcc -O2 -mavx2 -mfma -o /tmp/load_bound benchmarks/c/load_bound.c && /tmp/load_bound [GHz]
+ *     gcc -O2 -mavx512f -o /tmp/load_bound benchmarks/c/load_bound.c && /tmp/load_bound [GHz]
  */
 #include <stdio.h>
 #include <stdlib.h>

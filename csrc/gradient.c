@@ -1,14 +1,14 @@
 /*
- * train.c: the gradient of a batch's loss, and the training loop.
+ * gradient.c: the gradient of a batch's loss, and the training loop.
  *
- * A batch is cut into work items as for inference (kernels.h: blocks of LF_LANES images, then single
+ * A batch is cut into work items as for inference (layout.h: blocks of LF_LANES images, then single
  * images), by its size alone. Each item runs forward keeping every layer's output in its workspace, takes
  * the loss's gradient, and runs backward while that block is still in cache, adding its parameters'
  * gradients into a slot: item it into slot it mod slots, in item order. The slots are summed in slot
  * order. Every sum therefore has one order, whatever the thread count or schedule, and so gradients and
  * trained weights are bit-identical for any number of threads (never a shared accumulation).
  */
-#include "kernels.h"
+#include "ops.h"
 
 /* A block's workspace: the forward plan's tensors, then a gradient tensor for each layer's output (the
  * same geometry), then the scratch the backward passes need. */
@@ -29,9 +29,7 @@ static void make_grad_plan(const lf_trainer *t, int lanes, grad_plan *p)
     }
     for (int i = 0; i < t->nlayers; i++) {
         const lf_layer *l = &t->layers[i];
-        const size_t s = l->kind == LF_LAYER_CONV ? LF_ISA(conv_backward_scratch)(l, lanes)
-                         : l->kind == LF_LAYER_FULL ? LF_ISA(full_backward_scratch)(l, lanes)
-                                                    : 0;
+        const size_t s = lf_ops(l)->backward_scratch ? lf_ops(l)->backward_scratch(l, lanes) : 0;
         need = s > need ? s : need;
     }
     p->scratch = at;
@@ -94,12 +92,7 @@ static int run_item(const batch_t *bt, int it, float *slot, int assign)
             .second = bt->second,
             .assign = assign,
         };
-        switch (layers[i].kind) {
-        case LF_LAYER_CONV: LF_ISA(conv_backward)(&layers[i], &b); break;
-        case LF_LAYER_SUBSAMPLE: LF_ISA(subsample_backward)(&layers[i], &b); break;
-        case LF_LAYER_FULL: LF_ISA(full_backward)(&layers[i], &b); break;
-        case LF_LAYER_RBF: LF_ISA(rbf_backward)(&layers[i], &b); break;
-        }
+        lf_ops(&layers[i])->backward(&layers[i], &b);
     }
     if (bt->dinput)
         LF_ISA(unpack_output)(ws + p->grad[0], &f->g[0], first, count, bt->dinput);

@@ -1,6 +1,6 @@
 """Per-layer kernel times of the classic network, with no Python in the way.
 
-Compiles tools/layer_times.c against csrc/ (the kernels of one instruction-set path, with the package's
+Compiles benchmarks/c/layer_times.c against csrc/ (the kernels of one instruction-set path, with the package's
 flags) and runs it: each layer's kernel on one work item (a block of LF_LANES images, and one image in the
 spatial layout), and the whole forward pass at batch 1 and 1024. Runs alternate between the two layouts
 and each figure is the fastest of all their rounds (the first rounds also warm the caches and the clock),
@@ -9,7 +9,7 @@ in microseconds per image: on a shared machine the minimum is the figure least d
 team costs (every forward call of more than one work item starts one; a single image runs on the calling
 thread alone).
 
-    python tools/layer_times.py [--isa avx2] [--threads 2] [--rounds 8]
+    python benchmarks/c/layer_times.py [--isa avx2] [--threads 2] [--rounds 8]
 """
 import argparse
 import os
@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 from lenet_fast import paper  # noqa: E402  (the source tree's Table I, not an installed copy's)
 
@@ -39,7 +40,7 @@ def table_macros():
 def build(isa, where):
     exe = os.path.join(where, "layer_times")
     cmd = (["gcc", "-std=gnu11", "-O3", "-fno-math-errno", "-fopenmp", f"-DLF_ISA_SUFFIX={isa}",
-            f"-I{ROOT / 'csrc'}", "-o", exe, str(ROOT / "tools" / "layer_times.c")]
+            f"-I{ROOT / 'csrc'}", "-o", exe, str(HERE / "layer_times.c")]
            + ISA_FLAGS[isa] + table_macros() + [str(ROOT / "csrc" / f) for f in KERNELS] + ["-lm", "-lpthread"])
     subprocess.run(cmd, check=True)
     return exe

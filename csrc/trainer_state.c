@@ -1,5 +1,5 @@
 /*
- * trainer.c: what training keeps between calls (struct lf_trainer in kernels.h): the gradient slots, and
+ * trainer_state.c: what training keeps between calls (struct lf_trainer in trainer_state.h): the gradient slots, and
  * for each convolution the transposed convolution that passes its gradient back to its input (the first
  * layer's is used only when the caller asks for the input's gradient).
  * A valid convolution's input gradient is the full correlation of its output gradient with the kernels
@@ -8,7 +8,7 @@
  * forward kernel (conv.c). Allocated once; the rotated kernels are refreshed from the weights per call.
  */
 #include <stdlib.h>
-#include "kernels.h"
+#include "trainer_state.h"
 
 void lf_trainer_free(lf_trainer *t)
 {

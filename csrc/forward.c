@@ -1,10 +1,11 @@
 /*
- * net.c: runs a network of layers over a batch. Full blocks of LF_LANES images run in the blocked layout;
+ * forward.c: runs a network of layers over a batch. Full blocks of LF_LANES images run in the blocked layout;
  * the few images left over run one at a time in the spatial layout (or as one partly filled block when
- * there are many of them). Each thread takes whole blocks and keeps every layer's tensor of its block in
- * its own workspace, so a block's activations stay in cache from the first layer to the last.
+ * there are many of them: layout.h). Each thread takes whole blocks and keeps every layer's tensor of its
+ * block in its own workspace, so a block's activations stay in cache from the first layer to the last.
  */
-#include "kernels.h"
+#include "ops.h"
+#include "paper_constants.h"
 
 void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, int for_backward, lf_plan *p)
 {
@@ -12,10 +13,8 @@ void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, int for_b
     for (int i = 0; i < nlayers; i++) {
         const lf_layer *l = &layers[i];
         lf_dense_geom(&p->g[i + 1], l->out_c, l->out_h, l->out_w, lanes);
-        if (l->kind == LF_LAYER_CONV && lanes == 1 && (for_backward || !lf_compact_geom(l, &p->g[i], &p->g[i + 1])))
-            lf_wide_geom(l, &p->g[i], &p->g[i + 1]);
-        if (l->kind == LF_LAYER_SUBSAMPLE && lanes == 1)
-            lf_pairs_geom(l, &p->g[i]);
+        if (lf_ops(l)->geometry)
+            lf_ops(l)->geometry(l, lanes, for_backward, &p->g[i], &p->g[i + 1]);
     }
     p->total = 0;
     for (int i = 0; i <= nlayers; i++) {
@@ -24,11 +23,12 @@ void LF_ISA(make_plan)(const lf_layer *layers, int nlayers, int lanes, int for_b
     }
 }
 
-/* Pixels p of the input become p * scale + shift: [0, 1] (uint8: p / 255) maps to the paper's [-0.1, 1.175]. */
+/* Pixels p of the input become p * scale + shift: [0, 1] (uint8: p / 255) maps to the paper's input range
+ * (docs/paper.md#input-normalization). */
 static inline void pixel_map(const lf_input *in, float *scale, float *shift)
 {
-    *scale = in->normalize ? (in->dtype == LF_U8 ? 1.275f / 255.0f : 1.275f) : 1.0f;
-    *shift = in->normalize ? -0.1f : 0.0f;
+    *scale = in->normalize ? (in->dtype == LF_U8 ? LF_INPUT_RANGE / 255.0f : LF_INPUT_RANGE) : 1.0f;
+    *shift = in->normalize ? LF_INPUT_BACKGROUND : 0.0f;
 }
 
 /* LF_LANES pixels of an input row from column x on, mapped (pixel_map). */
@@ -155,13 +155,7 @@ void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, fl
         const lf_layer *l = &layers[i];
         const float *in = ws + p->off[i];
         float *out = ws + p->off[i + 1];
-        const lf_geom *gi = &p->g[i], *go = &p->g[i + 1];
-        switch (l->kind) {
-        case LF_LAYER_CONV: LF_ISA(conv_block)(l, in, gi, out, go); break;
-        case LF_LAYER_SUBSAMPLE: LF_ISA(subsample_block)(l, in, gi, out, go); break;
-        case LF_LAYER_FULL: LF_ISA(full_block)(l, in, gi, out, go); break;
-        case LF_LAYER_RBF: LF_ISA(rbf_block)(l, in, gi, out, go); break;
-        }
+        lf_ops(l)->forward(l, in, &p->g[i], out, &p->g[i + 1]);
     }
 }
 
@@ -196,12 +190,10 @@ int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, 
     LF_ISA(make_plan)(layers, nlayers, LF_LANES, 0, &plans[0]);
     LF_ISA(make_plan)(layers, nlayers, 1, 0, &plans[1]);
     int nblocks = lf_blocks(n), nitems = lf_items(n, nblocks);
-    /* Threads share out whole items, never one item's layers. Splitting one image's layers over the team
-     * ran a hot loop of single images 1.04x as fast on AVX-512 and 1.1-1.3x on AVX2, but after an idle
-     * pause the call waited for the sleeping thread: 11.8 ms against 0.09 ms alone on a VM (`python
-     * tools/thread_scaling.py`, before and after e161f4f's split went, 2026-11-30). A batch that would be
-     * one block runs as single images instead, so that every thread has some (16 images on AVX-512:
-     * 1.27x; splitting the block's layers had given 1.57x). */
+    /* Threads share out whole items, never one item's layers: splitting one image's layers over the team
+     * made a lone call after an idle pause wait for the sleeping threads to wake, at a cost far above the
+     * image's own (benchmarks/results/design-measurements.md#threads-share-items). A batch that would be
+     * one block runs as single images instead, so that every thread has some. */
     if (nitems == 1 && n > 1 && lf_get_num_threads() > 1)
         nblocks = 0, nitems = n;
     const batch_t b = {layers, nlayers, n, nblocks, input, plans, out};
@@ -215,13 +207,3 @@ int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, 
         failed |= run_item(&b, it) != 0;
     return failed ? -1 : 0;
 }
-
-const lf_kernel_table LF_ISA(lf_kernels) = {
-    .name = LF_XSTR(LF_ISA_SUFFIX),
-    .forward = LF_ISA(forward),
-    .softmax = LF_ISA(softmax),
-    .activation = LF_ISA(activation),
-    .gradient = LF_ISA(gradient),
-    .train = LF_ISA(train),
-    .update = LF_ISA(update),
-};
