@@ -3,7 +3,7 @@
  *
  * tanh is a rational approximation fitted by tools/fit_tanh.py: tanh(x) ~= x P(x^2) / Q(x^2) on
  * [-LF_TANH_CLAMP, LF_TANH_CLAMP], where float32 tanh has already rounded to +-1. It is odd by
- * construction, exact at 0 and accurate to a few 1e-7 relative everywhere (tests/test_kernels.py checks it
+ * construction, exact at 0 and accurate to a few 1e-7 relative everywhere (tests/kernels/test_activation.py checks it
  * against numpy over the whole float range); libm's scalar tanhf would cost more than the convolutions.
  */
 #ifndef LENET_FAST_ACTIVATION_H

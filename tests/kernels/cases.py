@@ -4,7 +4,7 @@ share is a fixture in tests/kernels/conftest.py.
 
 Batch sizes: with LF_LANES images per block (4 baseline, 8 AVX2, 16 AVX-512) both layouts run: whole blocks
 ("blocked"), leftover images one at a time ("spatial") and partly filled blocks (from LF_PARTIAL_BLOCK_MIN
-leftovers on, 6 of 8 on AVX2: csrc/kernels.h).
+leftovers on, 6 of 8 on AVX2: csrc/layout.h).
 """
 from hypothesis import strategies as st
 
@@ -48,6 +48,6 @@ OUT_WIDTHS = st.one_of(st.sampled_from(FULL_OUTS), st.integers(1, 300))
 # accumulates, and of an activation's output.
 ACC_RTOL = 1e-5
 ACT_RTOL = 1e-6
-# The largest accumulator tile of any path (LF_TILE: 24 vectors on AVX-512, 12 otherwise; csrc/kernels.h):
+# The largest accumulator tile of any path (LF_TILE: 24 vectors on AVX-512, 12 otherwise; csrc/ops.h):
 # a count from 1 to one past it meets every tile size, and the split into two balanced tiles.
 MAX_TILE = 24

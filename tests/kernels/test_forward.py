@@ -1,4 +1,4 @@
-"""csrc/net.c (the whole-network forward pass) through _core.Network: a LeNet-like stack at every batch size
+"""csrc/forward.c (the whole-network forward pass) through _core.Network: a LeNet-like stack at every batch size
 layer by layer against the reference, an image's bits independent of its batch (blocked, spatial and partly
 filled layouts), parameters read in place, the input normalization, and what Network and forward() refuse.
 Tolerances: tests/kernels/conftest.py."""
@@ -49,7 +49,7 @@ def random_two_layer_network(data, rng, layers):
 @given(data=st.data(), n=st.sampled_from([b for b in BATCHES if b >= 2]), seed=SEEDS)
 def test_an_images_result_does_not_depend_on_its_batch(data, n, seed, layers, each_path):
     """An image gives the same bits whether it runs alone (spatial layout), in a whole block or in a
-    partly filled one (csrc/kernels.h promises the same arithmetic in the same order)."""
+    partly filled one (csrc/layout.h promises the same arithmetic in the same order)."""
     rng = np.random.default_rng(seed)
     shape, specs = random_two_layer_network(data, rng, layers)
     net = _core.Network(shape, specs)

@@ -1,4 +1,4 @@
-"""csrc/train.c (the backward pass of a whole network and of one layer, the Gauss-Newton second derivatives)
+"""csrc/gradient.c (the backward pass of a whole network and of one layer, the Gauss-Newton second derivatives)
 through LeNet5.gradient and _core.Trainer.backward: against the float64 reference on every instruction-set
 path, bit-identical for any thread count, and what backward() refuses.
 
