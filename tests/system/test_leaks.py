@@ -5,6 +5,8 @@ What each check can see: predicting batches of 4 images, a leaked input (3 KB) p
 10,000 calls and a leaked per-call workspace far more; a leaked output (160 bytes) only 1.6 MB, which the
 Python-object check (tracemalloc) sees instead.
 """
+import ctypes
+import ctypes.util
 import os
 import threading
 import time
@@ -30,10 +32,20 @@ def threads():
         return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
 
 
+def release_free_memory():
+    """Return the C heap's free pages to the system (glibc's malloc_trim), so that memory the tests before
+    freed cannot absorb a leak unseen: a loop's growth is then new pages, whatever ran earlier."""
+    libc = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+    if trim is not None:
+        trim(0)
+
+
 def growth(step, repeats, warmup):
     """Bytes of resident memory repeats calls of step add after warmup calls."""
     for i in range(warmup):
         step(i)
+    release_free_memory()
     before = rss()
     for i in range(repeats):
         step(i)
