@@ -154,13 +154,8 @@ def checkpoint_limits(sizes, opt=None):
     limits = {"__format__": storage.NUMBER_BYTES, "__variant__": storage.text_bytes(storage.NAME_CHARS),
               "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS)}
     limits.update((name, storage.NUMBER_BYTES * size) for name, size in sizes.items())
-    if opt is None:
-        opts = [optim.make(kind) for kind in optim.OPTIMIZERS]
-        for o in opts:
-            o.bind(sum(sizes.values()))
-    else:
-        opts = [opt]
-    for o in opts:
+    for o in [opt] if opt is not None else [optim.make(kind) for kind in optim.OPTIMIZERS]:
+        o.bind(sum(sizes.values()))  # the state's sizes (nothing changes if bound already)
         limits.update(("optimizer." + k, storage.NUMBER_BYTES * np.size(v)) for k, v in o.state().items())
     return limits
 

@@ -5,6 +5,7 @@ new one; never a device, FIFO or directory; a symlink written through; the mode 
 and clean up after killed writers; a crafted file is refused before it is unpacked.
 (SIGKILL: test_kill.py; a real full disk: test_disk_full.py.)
 """
+import errno
 import io
 import os
 import signal
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 import lenet_fast
-from lenet_fast import optim
+from lenet_fast import optim, storage
 from lenet_fast.datasets import synthetic_digits
 
 FIT = textwrap.dedent("""
@@ -253,6 +254,31 @@ def test_save_flushes_the_folder_after_the_rename(tmp_path, monkeypatch):
     (tmp_path / "sub").mkdir()
     lenet_fast.LeNet5("classic").save(tmp_path / "sub" / "m.npz")
     assert steps == [("fsync", "file"), ("replace", "m.npz"), ("fsync", "folder")]
+
+
+def test_save_on_a_file_system_that_cannot_flush_a_folder(tmp_path, monkeypatch):
+    """Some file systems refuse fsync on a folder (EINVAL): the save, already renamed into place, stands."""
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    lenet_fast.LeNet5("classic").save(tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == ["m.npz"] and lenet_fast.load(tmp_path / "m.npz").variant == "classic"
+
+
+def test_a_run_record_too_long_to_read_back_is_not_saved(tmp_path, monkeypatch):
+    """fit refuses to write a checkpoint whose record of the run load() would refuse, keeping the last."""
+    x, y = synthetic_digits(20, seed=1)
+    ckpt = tmp_path / "run.npz"
+    monkeypatch.setattr(storage, "TEXT_CHARS", 460)  # one epoch's record (some 410 characters) fits, not two
+    with pytest.raises(ValueError, match="longer than a checkpoint holds"):
+        lenet_fast.LeNet5("modern").fit(x, y, epochs=3, verbose=0, checkpoint=ckpt)
+    assert os.listdir(tmp_path) == ["run.npz"]
+    assert len(lenet_fast.LeNet5("modern").fit(x, y, epochs=1, verbose=0, resume=ckpt)) == 1
 
 
 def test_save_removes_the_temporary_files_of_dead_writers_only(tmp_path):
