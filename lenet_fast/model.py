@@ -9,6 +9,7 @@ lenet_fast.paper for the constants):
 - ``modern``: what most tutorials call LeNet-5: ReLU, max pooling, C3 connected to all six S2 maps, a
   linear 84 -> 10 output read through softmax, He initialisation.
 """
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -261,8 +262,16 @@ class LeNet5:
         return self._trainer
 
     def save(self, path):
-        """Save to a .npz file (format version, variant and parameters; no pickled objects). The file is
-        written beside its destination and moved into place, so a failure leaves no half-written file."""
+        """Save to a .npz file (format version, variant and parameters; no pickled objects), atomically: the
+        file is written beside its destination, flushed and moved into place, then the folder is flushed,
+        so a reader, a failure, Ctrl-C, a kill or a full disk leaves the old file or the new one, whole.
+
+        path may be a new file (mode 0666 less the umask) or a regular file, which keeps its mode (and its
+        owner and group where this process may set them). A symbolic link is followed: its target gets the
+        new file, the link stays. A directory raises IsADirectoryError; a device (/dev/null), FIFO or
+        socket raises ValueError, untouched. If the file has other hard links, they keep the old contents
+        (the new file replaces this name only: writing in place would give up atomicity). A temporary
+        file left by a killed save to the same path is removed by the next save."""
         with self.guard.reading():
             save(self, path)
 
@@ -304,10 +313,24 @@ def save(model, path):
     storage.write_npz(path, arrays)
 
 
+def _file_limits():
+    """storage.read_npz's limits for the files load() reads: a model or a checkpoint (of any optimizer) of
+    either variant."""
+    limits = {}
+    for variant in VARIANTS:
+        sizes = {name: math.prod(shape) for name, (shape, _) in param_shapes(variant).items()}
+        for name, most in train.checkpoint_limits(sizes).items():
+            limits[name] = max(limits.get(name, 0), most)
+    return limits
+
+
 def load(path):
     """Load a model saved by LeNet5.save, or the weights of a training checkpoint. Never unpickles; a file
-    that is not a complete lenet_fast model of a known format and variant raises ValueError saying why."""
-    arrays = storage.read_npz(path, "model")
+    that is not a complete lenet_fast model of a known format and variant raises ValueError saying why.
+    Member names and declared sizes are checked before any array is read, so a crafted file is refused
+    at little cost in memory (an unknown name, or more bytes than a checkpoint's largest entry of that
+    name)."""
+    arrays = storage.read_npz(path, "model", _file_limits())
     if "__checkpoint__" in arrays:  # the weights of a checkpoint; its other entries are for resuming
         arrays = {k: v for k, v in arrays.items()
                   if k in ("__variant__",) or not (k.startswith("__") or k.startswith("optimizer."))}

@@ -134,10 +134,13 @@ def _report(r, epochs, plain):
 
 def save_checkpoint(path, model, opt, rng, history, settings):
     """Weights, optimizer state, generator state and history, atomically (see the module docstring)."""
+    record = json.dumps({"settings": settings, "history": history, "rng": rng.bit_generator.state})
+    if len(record) > storage.TEXT_CHARS:  # a file load() would refuse
+        raise ValueError(f"the record of the run is longer than a checkpoint holds ({storage.TEXT_CHARS} "
+                         "characters): not saved")
     arrays = {
         "__format__": np.array(CHECKPOINT_FORMAT),
-        "__checkpoint__": np.array(json.dumps({"settings": settings, "history": history,
-                                                "rng": rng.bit_generator.state})),
+        "__checkpoint__": np.array(record),
         "__variant__": np.array(model.variant),
     }
     arrays.update(model.params)
@@ -145,9 +148,22 @@ def save_checkpoint(path, model, opt, rng, history, settings):
     storage.write_npz(path, arrays)
 
 
+def checkpoint_limits(sizes, opt=None):
+    """storage.read_npz's limits for a checkpoint of a model whose parameters have sizes (name -> number of
+    values), holding opt's state (None: any optimizer's)."""
+    limits = {"__format__": storage.NUMBER_BYTES, "__variant__": storage.text_bytes(storage.NAME_CHARS),
+              "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS)}
+    limits.update((name, storage.NUMBER_BYTES * size) for name, size in sizes.items())
+    for o in [opt] if opt is not None else [optim.make(kind) for kind in optim.OPTIMIZERS]:
+        o.bind(sum(sizes.values()))  # the state's sizes (nothing changes if bound already)
+        limits.update(("optimizer." + k, storage.NUMBER_BYTES * np.size(v)) for k, v in o.state().items())
+    return limits
+
+
 def _restore(path, model, opt, rng, settings):
     """Load a checkpoint into model, opt and rng; returns (epochs done, history)."""
-    arrays = storage.read_npz(path, "checkpoint")
+    arrays = storage.read_npz(path, "checkpoint",
+                              checkpoint_limits({k: v.size for k, v in model.params.items()}, opt))
     try:
         if int(arrays.pop("__format__")) != CHECKPOINT_FORMAT:
             raise ValueError("an unknown checkpoint format")
