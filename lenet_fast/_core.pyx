@@ -9,6 +9,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from cpython.pythread cimport PyThread_get_thread_ident
 cimport numpy as cnp
+import operator
+
 import numpy as np
 
 cnp.import_array()
@@ -89,10 +91,17 @@ def check_labels(labels, n, k, name="labels"):
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
-def _positive(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 < value <= _MAX_DIM:
-        raise ValueError(f"{name} must be an integer in 1..{_MAX_DIM}, got {value!r}")
-    return int(value)
+def positive_int(value, name, limit=_MAX_DIM):
+    """value as a Python int in 1..limit (no upper bound when limit is None): any integer type (int,
+    numpy's; anything operator.index takes) but bool; ValueError naming it, with the range, otherwise."""
+    try:
+        n = None if isinstance(value, (bool, np.bool_)) else operator.index(value)
+    except TypeError:
+        n = None
+    if n is None or n < 1 or (limit is not None and n > limit):
+        allowed = "a positive integer" if limit is None else f"an integer in 1..{limit}"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return n
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -331,7 +340,8 @@ cdef class Network:
             c, h, w = input_shape
         except (TypeError, ValueError):
             raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}") from None
-        c, h, w = _positive(c, "input channels"), _positive(h, "input height"), _positive(w, "input width")
+        c, h, w = (positive_int(c, "input channels"), positive_int(h, "input height"),
+                   positive_int(w, "input width"))
         self.input_shape = (c, h, w)
         self.in_c, self.in_h, self.in_w = c, h, w
         self.layers = <lf_layer *>malloc(len(layers) * sizeof(lf_layer))
@@ -384,12 +394,12 @@ cdef class Network:
         l.weight = l.bias = NULL
         l.weight_at = l.bias_at = -1
         if l.kind == LF_LAYER_CONV:
-            co = _positive(spec.get("out"), f"{where}: out")
+            co = positive_int(spec.get("out"), f"{where}: out")
             try:
                 kh, kw = spec.get("kernel")
             except (TypeError, ValueError):
                 raise ValueError(f"{where}: kernel must be (kh, kw)") from None
-            kh, kw = _positive(kh, f"{where}: kernel height"), _positive(kw, f"{where}: kernel width")
+            kh, kw = positive_int(kh, f"{where}: kernel height"), positive_int(kw, f"{where}: kernel width")
             if kh > h or kw > w:
                 raise ValueError(f"{where}: a {kh}x{kw} kernel does not fit a {h}x{w} input")
             if kh * kw > _MAX_TAPS:
@@ -431,14 +441,14 @@ cdef class Network:
                                  "(a convolution's output is laid out in wide rows)")
             n_in = c * h * w
             if l.kind == LF_LAYER_FULL:
-                k = _positive(spec.get("out"), f"{where}: out")
+                k = positive_int(spec.get("out"), f"{where}: out")
                 l.weight = self._ptr(self._trained(i, True, self._param(spec, "weight", (n_in, k), where)))
                 l.bias = self._ptr(self._trained(i, False, self._param(spec, "bias", (k,), where)))
             else:
                 centers = spec.get("centers")
                 if centers is None or np.ndim(centers) != 2:
                     raise ValueError(f"{where}: centers must be a (K, {n_in}) array")
-                k = _positive(np.shape(centers)[0], f"{where}: number of centres")
+                k = positive_int(np.shape(centers)[0], f"{where}: number of centres")
                 # The kernel reads the centres input-major, like a full layer's weights.
                 transposed = np.ascontiguousarray(self._param(spec, "centers", (k, n_in), where).T)
                 self._keep.append(transposed)
@@ -667,7 +677,7 @@ cdef class Trainer:
         self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx))
         return grad, dx, out
 
-    def train(self, x, labels, int batch_size, optimizer, loss, j=10.0, bint normalize=True):
+    def train(self, x, labels, batch_size, optimizer, loss, j=10.0, bint normalize=True):
         """Train on the images in order, batch_size at a time, each batch's mean gradient followed by an
         update of params by optimizer (see _optimizer). Returns (losses, out) for every image, each from
         before its batch's update."""
@@ -678,7 +688,7 @@ cdef class Trainer:
         cdef cnp.ndarray losses = np.empty(n, dtype=np.float32)
         cdef cnp.ndarray params = self.params, grad = self._scratch
         cdef lf_optimizer opt
-        cdef int rc, bs = _positive(batch_size, "batch_size")
+        cdef int rc, bs = positive_int(batch_size, "batch_size")
         keep = _optimizer(optimizer, self.params.shape[0], &opt)
         if n == 0:
             return losses, out
