@@ -9,6 +9,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from cpython.pythread cimport PyThread_get_thread_ident
 cimport numpy as cnp
+import operator
+
 import numpy as np
 
 cnp.import_array()
@@ -89,34 +91,51 @@ def check_labels(labels, n, k, name="labels"):
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
-def _positive(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 < value <= _MAX_DIM:
-        raise ValueError(f"{name} must be an integer in 1..{_MAX_DIM}, got {value!r}")
-    return int(value)
+def positive_int(value, name, limit=_MAX_DIM):
+    """value as a Python int in 1..limit (no upper bound when limit is None): any integer type (int,
+    numpy's; anything operator.index takes) but bool; ValueError naming it, with the range, otherwise."""
+    try:
+        n = None if isinstance(value, (bool, np.bool_)) else operator.index(value)
+    except TypeError:
+        n = None
+    if n is None or n < 1 or (limit is not None and n > limit):
+        allowed = "a positive integer" if limit is None else f"an integer in 1..{limit}"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return n
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The guard between training and every other use of a network's parameters
 
 cdef class Guard:
-    """A reader-writer guard: the one exclusion between training a network's parameters (the writer,
-    LeNet5.fit) and every other use of them (readers: forward, and whatever else reads or sets them).
+    """A reader-writer guard: the one exclusion between changing a network's parameters and every other use
+    of them (readers: forward, and whatever else reads them). Two kinds of writer: training (writing(),
+    LeNet5.fit: minutes) and an update (updating(), LeNet5.set_params: one copy of the weights).
 
     Rules:
     - Readers share: any number of threads may read at once.
-    - A writer excludes other threads: while one writes, a read from another thread is refused at once
-      (RuntimeError: training takes minutes, so waiting would look like a hang); writing() first waits for
-      the reads already running to finish, so none sees the weights change under it.
-    - The writing thread may read (fit validates, SDLM measures curvature) and nest reads freely.
-    - One writer at a time: a second writing() raises RuntimeError, from any thread; so does writing()
-      from inside a reading() on the same thread (it would wait for itself).
+    - Training excludes other threads: while one thread trains, a read from another thread is refused at
+      once (RuntimeError: training takes minutes, so waiting would look like a hang); writing() first
+      waits for the reads and the update already running to finish, so none sees the weights change
+      under it.
+    - An update waits for the reads running to finish, and reads arriving meanwhile wait for it (it is one
+      copy): every read sees the weights all from before or all from after it, and none is refused. A
+      thread that already reads (nested) is never made to wait, so that no reader waits for itself. One
+      update at a time: a second waits for the first. An update while another thread trains is refused
+      (RuntimeError), like a read.
+    - The training thread may read and update (fit validates, SDLM measures curvature, resume loads) and
+      nest reads freely.
+    - One training at a time: a second writing() raises RuntimeError, from any thread; so do writing() and
+      updating() from inside a reading() on the same thread (each would wait for itself).
     The counters change with the GIL held and no Python code between test and change, so a read either sees
-    the writer or is counted before the writer looks; the writer waits on a Condition, which a reader
-    notifies only when it is the last one out while a writer waits (forward's path takes no lock).
+    a writer or is counted before the writer looks; writers and waiting readers wait on a Condition, which
+    a reader notifies only when it is the last one out while a writer waits (forward's path takes no lock
+    unless an update is running).
     """
     cdef Py_ssize_t _readers  # reads running, from every thread
-    cdef bint _writing, _waiting
-    cdef unsigned long _writer  # the writing thread, while _writing
+    cdef Py_ssize_t _waiting  # writers (training or update) waiting for the reads to finish
+    cdef bint _writing, _updating
+    cdef unsigned long _writer, _updater  # the training thread while _writing; the updating one
     cdef object _cond, _local  # _local.depth: this thread's reading() nesting
 
     def __cinit__(self):
@@ -133,10 +152,26 @@ cdef class Guard:
         """True while some thread holds writing()."""
         return bool(self._writing)
 
+    @property
+    def updating_now(self):
+        """True while some thread holds updating()."""
+        return bool(self._updating)
+
     cdef int enter_read(self) except -1:
-        if self._writing and self._writer != PyThread_get_thread_ident():
-            raise RuntimeError("this model is being trained in another thread; use it after fit returns (or "
-                               "use a copy: lenet_fast.load of a checkpoint)")
+        cdef unsigned long me
+        while self._writing or self._updating:  # the common case, neither, tests two flags only
+            me = PyThread_get_thread_ident()
+            if self._writing and self._writer != me:
+                raise RuntimeError("this model is being trained in another thread; use it after fit returns "
+                                   "(or use a copy: lenet_fast.load of a checkpoint)")
+            if not self._updating or self._updater == me:
+                break
+            if getattr(self._local, "depth", 0):
+                break  # this thread already reads, so the update has not started copying: it waits for us
+            with self._cond:
+                while self._updating:
+                    self._cond.wait()
+            # then checked again from the top: training may have started meanwhile
         self._readers += 1
         return 0
 
@@ -147,6 +182,17 @@ cdef class Guard:
                 self._cond.notify_all()
         return 0
 
+    cdef int _drain(self) except -1:
+        """Waits, holding self._cond, until no read runs and (unless this thread is updating) no update."""
+        cdef unsigned long me = PyThread_get_thread_ident()
+        self._waiting += 1
+        try:
+            while self._readers or (self._updating and self._updater != me):
+                self._cond.wait()
+        finally:
+            self._waiting -= 1
+        return 0
+
     cdef int enter_write(self) except -1:
         if self._writing:
             raise RuntimeError("this model is already being trained")
@@ -155,27 +201,57 @@ cdef class Guard:
         self._writing, self._writer = True, PyThread_get_thread_ident()
         try:
             with self._cond:
-                self._waiting = True
-                while self._readers:
-                    self._cond.wait()
+                self._drain()
         except BaseException:  # Ctrl-C while waiting: nothing was trained
             self._writing = False
             raise
-        finally:
-            self._waiting = False
         return 0
 
     cdef int exit_write(self) except -1:
         self._writing = False
         return 0
 
+    cdef int enter_update(self) except -1:
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if getattr(self._local, "depth", 0):
+            raise RuntimeError("a model's parameters cannot be set from inside a call that uses them")
+        with self._cond:
+            while True:
+                if self._writing and self._writer != me:
+                    raise RuntimeError("this model is being trained in another thread; set its parameters "
+                                       "after fit returns")
+                if not self._updating:
+                    break
+                self._cond.wait()  # another thread's update: one copy, soon done
+            self._updating, self._updater = True, me
+            try:
+                self._drain()
+            except BaseException:  # Ctrl-C while waiting: nothing was changed
+                self._updating = False
+                self._cond.notify_all()
+                raise
+        return 0
+
+    cdef int exit_update(self) except -1:
+        with self._cond:
+            self._updating = False
+            self._cond.notify_all()  # the reads, updates and training waiting for this one
+        return 0
+
     def reading(self):
-        """A context manager: one read (RuntimeError at entry while another thread writes)."""
+        """A context manager: one read (RuntimeError at entry while another thread trains; waits while
+        another thread updates)."""
         return _Reading(self)
 
     def writing(self):
-        """A context manager: write once the running reads are done (RuntimeError if another write holds)."""
+        """A context manager: train once the running reads and update are done (RuntimeError if another
+        training holds)."""
         return _Writing(self)
+
+    def updating(self):
+        """A context manager: one brief change of the parameters, once the running reads are done; reads
+        from other threads wait for it (RuntimeError at entry while another thread trains)."""
+        return _Updating(self)
 
 
 cdef class _Reading:
@@ -208,6 +284,20 @@ cdef class _Writing:
 
     def __exit__(self, *exc):
         self.guard.exit_write()
+
+
+cdef class _Updating:
+    cdef Guard guard
+
+    def __cinit__(self, Guard guard):
+        self.guard = guard
+
+    def __enter__(self):
+        self.guard.enter_update()
+        return self
+
+    def __exit__(self, *exc):
+        self.guard.exit_update()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -250,7 +340,8 @@ cdef class Network:
             c, h, w = input_shape
         except (TypeError, ValueError):
             raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}") from None
-        c, h, w = _positive(c, "input channels"), _positive(h, "input height"), _positive(w, "input width")
+        c, h, w = (positive_int(c, "input channels"), positive_int(h, "input height"),
+                   positive_int(w, "input width"))
         self.input_shape = (c, h, w)
         self.in_c, self.in_h, self.in_w = c, h, w
         self.layers = <lf_layer *>malloc(len(layers) * sizeof(lf_layer))
@@ -303,12 +394,12 @@ cdef class Network:
         l.weight = l.bias = NULL
         l.weight_at = l.bias_at = -1
         if l.kind == LF_LAYER_CONV:
-            co = _positive(spec.get("out"), f"{where}: out")
+            co = positive_int(spec.get("out"), f"{where}: out")
             try:
                 kh, kw = spec.get("kernel")
             except (TypeError, ValueError):
                 raise ValueError(f"{where}: kernel must be (kh, kw)") from None
-            kh, kw = _positive(kh, f"{where}: kernel height"), _positive(kw, f"{where}: kernel width")
+            kh, kw = positive_int(kh, f"{where}: kernel height"), positive_int(kw, f"{where}: kernel width")
             if kh > h or kw > w:
                 raise ValueError(f"{where}: a {kh}x{kw} kernel does not fit a {h}x{w} input")
             if kh * kw > _MAX_TAPS:
@@ -350,14 +441,14 @@ cdef class Network:
                                  "(a convolution's output is laid out in wide rows)")
             n_in = c * h * w
             if l.kind == LF_LAYER_FULL:
-                k = _positive(spec.get("out"), f"{where}: out")
+                k = positive_int(spec.get("out"), f"{where}: out")
                 l.weight = self._ptr(self._trained(i, True, self._param(spec, "weight", (n_in, k), where)))
                 l.bias = self._ptr(self._trained(i, False, self._param(spec, "bias", (k,), where)))
             else:
                 centers = spec.get("centers")
                 if centers is None or np.ndim(centers) != 2:
                     raise ValueError(f"{where}: centers must be a (K, {n_in}) array")
-                k = _positive(np.shape(centers)[0], f"{where}: number of centres")
+                k = positive_int(np.shape(centers)[0], f"{where}: number of centres")
                 # The kernel reads the centres input-major, like a full layer's weights.
                 transposed = np.ascontiguousarray(self._param(spec, "centers", (k, n_in), where).T)
                 self._keep.append(transposed)
@@ -586,7 +677,7 @@ cdef class Trainer:
         self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx))
         return grad, dx, out
 
-    def train(self, x, labels, int batch_size, optimizer, loss, j=10.0, bint normalize=True):
+    def train(self, x, labels, batch_size, optimizer, loss, j=10.0, bint normalize=True):
         """Train on the images in order, batch_size at a time, each batch's mean gradient followed by an
         update of params by optimizer (see _optimizer). Returns (losses, out) for every image, each from
         before its batch's update."""
@@ -597,7 +688,7 @@ cdef class Trainer:
         cdef cnp.ndarray losses = np.empty(n, dtype=np.float32)
         cdef cnp.ndarray params = self.params, grad = self._scratch
         cdef lf_optimizer opt
-        cdef int rc, bs = _positive(batch_size, "batch_size")
+        cdef int rc, bs = positive_int(batch_size, "batch_size")
         keep = _optimizer(optimizer, self.params.shape[0], &opt)
         if n == 0:
             return losses, out

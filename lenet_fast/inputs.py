@@ -43,9 +43,14 @@ def as_batch(x, normalized):
 
 
 def _float32(a):
-    """a as C-contiguous float32; values beyond float32's range become infinity, which the engine refuses
-    (without numpy's overflow warning first)."""
+    """a as C-contiguous float32. Finite values beyond float32's range are refused here, saying so (the
+    cast would make them infinities, which the engine would report as such); NaN and infinities themselves
+    are left to the engine's check (one pass more, on this wider-than-float32 path only)."""
     if a.dtype.itemsize <= 4:
         return np.ascontiguousarray(a, dtype=np.float32)
-    with np.errstate(over="ignore"):
-        return np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"):  # no numpy warning: the error below says what happened
+        out = np.ascontiguousarray(a, dtype=np.float32)
+    overflow = np.isinf(out)
+    if overflow.any() and np.isfinite(a[overflow]).any():
+        raise ValueError("images hold values outside float32's range (about -3.4e38 to 3.4e38)")
+    return out

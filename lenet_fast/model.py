@@ -102,8 +102,10 @@ FORMAT_VERSION = 1
 
 class Params(Mapping):
     """The model's parameters, a fixed, ordered set: name -> float32 array. The arrays may be changed in place
-    (the engine runs on them directly); whole arrays are replaced through LeNet5.set_params, which checks
-    shapes and values. Names cannot be added or removed."""
+    (the engine runs on them directly), but such edits are not synchronized with other threads: a
+    prediction running meanwhile may see some old and some new values. Whole arrays are replaced through
+    LeNet5.set_params, which checks shapes and values and is atomic for concurrent predictions. Names
+    cannot be added or removed."""
 
     def __init__(self, arrays):
         self._arrays = OrderedDict(arrays)
@@ -152,13 +154,15 @@ class LeNet5:
 
     @property
     def guard(self):
-        """The _core.Guard between fit (its writer) and every other use of the weights (its readers:
-        forward through the network itself, and set_params, gradient, curvature and save)."""
+        """The _core.Guard between changes of the weights (its writers: fit for its whole run, set_params
+        for one copy) and every other use of them (its readers: forward through the network itself, and
+        gradient, curvature and save)."""
         return self._net.guard
 
     @property
     def params(self):
-        """Ordered mapping name -> float32 array (see param_shapes for the names and shapes)."""
+        """Ordered mapping name -> float32 array (see param_shapes for the names and shapes). Editing the
+        arrays in place is not synchronized with predictions in other threads; set_params is (Params)."""
         return self._params
 
     @property
@@ -182,9 +186,17 @@ class LeNet5:
         return None if self._centers is None else self._centers.copy()
 
     def set_params(self, params):
-        """Copy new values into every parameter; params must name each one with its exact shape."""
-        with self.guard.reading():
-            for name, value in _check_params(self.variant, params).items():
+        """Copy new values into every parameter; params must name each one with its exact shape, all finite
+        (checked before anything changes: on an error the weights are as they were).
+
+        Atomic for the model's other calls: it waits for the predictions (and gradient, curvature, save)
+        running in other threads to finish, and those arriving during the copy wait for it, so each sees
+        the weights all from before or all from after, and none is refused. RuntimeError while another
+        thread is inside fit. (Edits in place through the views, params[name][...] = x, are not
+        synchronized: make them while no other thread uses the model.)"""
+        checked = _check_params(self.variant, params)  # before the guard: the copy alone excludes readers
+        with self.guard.updating():
+            for name, value in checked.items():
                 self._params[name][...] = value
 
     def forward(self, x, normalized=False):

@@ -7,6 +7,7 @@ from it replays nothing: the next epoch draws the same permutation and starts fr
 state, so an interrupted and resumed run ends bit-identical to an uninterrupted one.
 """
 import json
+import os
 import sys
 import time
 
@@ -38,13 +39,11 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
         xv, normalize_v = as_batch(xv, normalized)
         trainer.network.check_input(xv, normalize_v)
         yv = _core.check_labels(yv, len(xv), _CLASSES, "validation labels")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = _core.positive_int(epochs, "epochs", limit=None)
     opt = optim.make(optimizer if optimizer is not None else "sdlm" if model.variant == "classic" else "adam")
     if batch_size is None:
         batch_size = 1 if opt.kind == "sdlm" else 32
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = _core.positive_int(batch_size, "batch_size")  # the engine's limit, before any batch meets it
     loss = model.default_loss if loss is None else loss
     model.check_loss(loss, j)
     if verbose not in (0, 1, 2):
@@ -53,6 +52,8 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
         raise TypeError(f"augment must be callable (images, rng) -> images, got {augment!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer, got {seed!r}")
+    if checkpoint is not None:
+        _check_destination(checkpoint)
     opt.bind(model.params_vector.size)
 
     settings = {"variant": model.variant, "batch_size": batch_size, "loss": loss, "j": float(j),
@@ -99,6 +100,22 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             if checkpoint is not None:
                 save_checkpoint(checkpoint, model, opt, rng, history, settings)
     return history
+
+
+def _check_destination(path):
+    """Refuses, before any training, a checkpoint path that no checkpoint could be written to: not a path,
+    a folder, or in a folder that does not exist or cannot be written."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"checkpoint must be a file path, got {path!r}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint {path!r} is a folder; give a file path")
+    if not os.path.isdir(folder):
+        raise ValueError(f"checkpoint {path!r}: its folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"checkpoint {path!r}: its folder {folder!r} is not writable")
 
 
 def _augmented(augment, x, rng, normalize):
@@ -178,10 +195,10 @@ def _restore(path, model, opt, rng, settings):
     if differ:
         raise ValueError(f"{path}: the checkpoint was made with other settings (saved, now): {differ}")
     opt_state = {k[len("optimizer."):]: arrays.pop(k) for k in list(arrays) if k.startswith("optimizer.")}
-    try:
-        model.set_params(arrays)
+    try:  # the weights last: set_params changes nothing unless every one is right, so a bad file leaves them
         opt.load_state(opt_state)
         rng.bit_generator.state = state
+        model.set_params(arrays)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{path}: {exc}") from None
     return len(history), history

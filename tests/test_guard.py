@@ -1,6 +1,7 @@
 """The reader-writer guard (_core.Guard) between training and every other use of a model: readers share,
 a writer refuses other threads' reads and waits for the running ones, the writing thread may read, and
-nesting a write inside a read (or two writes) is refused rather than left to deadlock."""
+nesting a write inside a read (or two writes) is refused rather than left to deadlock. An update (the
+brief writer of set_params) waits for the running reads, and reads arriving meanwhile wait for it."""
 import signal
 import threading
 import time
@@ -145,3 +146,88 @@ def test_a_network_forward_is_a_reader():
         assert isinstance(in_thread(lambda: m.forward(x[:0])).get("error"), RuntimeError)  # even empty
     assert m.guard.readers == 0
     assert m.forward(x).shape == (1, 10)
+
+
+def test_an_update_waits_for_the_reads_running_and_reads_wait_for_it():
+    guard = _core.Guard()
+    inside, leave, order = threading.Event(), threading.Event(), []
+
+    def read():
+        with guard.reading():
+            inside.set()
+            leave.wait(10)
+            order.append("first read done")
+
+    first = threading.Thread(target=read)
+    first.start()
+    inside.wait(10)
+    updated = threading.Event()
+
+    def update():
+        with guard.updating():
+            order.append("updating")
+            time.sleep(0.05)  # a read arriving now must wait, not be refused
+            order.append("update done")
+        updated.set()
+
+    updater = threading.Thread(target=update)
+    updater.start()
+    time.sleep(0.05)
+    assert order == [] and guard.updating_now  # the update waits for the read running
+    leave.set()
+    time.sleep(0.01)
+    late = in_thread(lambda: guard.reading().__enter__().__exit__(None, None, None) or order.append("late read"))
+    first.join(10)
+    updater.join(10)
+    assert "error" not in late
+    assert order == ["first read done", "updating", "update done", "late read"]
+    assert guard.readers == 0 and not guard.updating_now
+
+
+def test_a_nested_read_does_not_wait_for_an_update_waiting_for_it():
+    """A thread inside reading() reads again (forward inside a read) while an update waits for it: the
+    nested read goes ahead (waiting would deadlock: the update waits for this thread's first read)."""
+    guard = _core.Guard()
+    with guard.reading():
+        updater = threading.Thread(target=lambda: guard.updating().__enter__().__exit__(None, None, None))
+        updater.start()
+        for _ in range(1000):
+            if guard.updating_now:
+                break
+            time.sleep(0.001)
+        assert guard.updating_now
+        with guard.reading():
+            assert guard.readers == 2
+    updater.join(10)
+    assert not updater.is_alive() and not guard.updating_now and guard.readers == 0
+
+
+def test_updates_and_training():
+    """An update while another thread trains is refused; the training thread may update; an update from
+    inside a read on the same thread is refused rather than left to wait for itself."""
+    guard = _core.Guard()
+    with guard.writing():
+        refused = in_thread(lambda: guard.updating().__enter__())
+        assert isinstance(refused.get("error"), RuntimeError) and "being trained" in str(refused["error"])
+        with guard.updating():
+            assert guard.updating_now
+    with guard.reading():
+        with pytest.raises(RuntimeError, match="inside a call that uses them"):
+            guard.updating().__enter__()
+    assert not guard.updating_now and not guard.writing_now and guard.readers == 0
+    with guard.updating():
+        pass
+
+
+def test_training_waits_for_an_update_running():
+    guard = _core.Guard()
+    order = []
+    with guard.updating():
+        trainer = threading.Thread(target=lambda: guard.writing().__enter__().__exit__(None, None, None) or
+                                   order.append("trained"))
+        trainer.start()
+        trainer.join(0.05)
+        assert trainer.is_alive()
+        order.append("update done")
+    trainer.join(10)
+    assert order == ["update done", "trained"]

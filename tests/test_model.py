@@ -330,6 +330,8 @@ BAD_INPUTS = {
     "NaN pixel": (with_pixel(np.nan, np.float32), False, ValueError, "NaN"),
     "inf pixel": (with_pixel(np.inf, np.float64), False, ValueError, "infinity"),
     "NaN in normalized input": (np.full((2, 1, 32, 32), np.nan), True, ValueError, "NaN"),
+    "float64 pixel 1e300": (with_pixel(1e300, np.float64), False, ValueError, "outside float32's range"),
+    "float64 -1e300 normalized": (np.full((2, 1, 32, 32), -1e300), True, ValueError, "outside float32's range"),
     "float pixel above 1": (with_pixel(1.5, np.float32), False, ValueError, r"\[0, 1\]"),
     "float pixel below 0": (with_pixel(-0.01, np.float64), False, ValueError, r"\[0, 1\]"),
     "integer pixel 256": (with_pixel(256, np.int64), False, ValueError, "0..255"),

@@ -3,6 +3,7 @@ bit-identical training for any thread count; fit's checks, history, checkpoints 
 short real run. The C backward pass, losses, curvature and updates are tested against the NumPy reference
 where they live: tests/kernels/test_gradient.py, test_loss.py and test_optimizer.py.
 """
+import os
 import threading
 
 import numpy as np
@@ -70,14 +71,90 @@ def digits():
     (dict(verbose=3), ValueError, "verbose"),
     (dict(j=-1.0), ValueError, "j must be"),
     (dict(validation=(np.zeros((3, 28, 28), np.uint8), [1, 2])), ValueError, "2 labels for 3 images"),
+    (dict(validation=(np.zeros((3, 28, 28), np.uint8), [1, 2, 10])), ValueError, "validation labels"),
+    (dict(validation=(np.full((2, 28, 28), np.nan, np.float32), [1, 2])), ValueError, "NaN"),
+    (dict(validation=(np.full((2, 28, 28), 1.5), [1, 2])), ValueError, r"\[0, 1\]"),
+    (dict(validation=(np.full((2, 28, 28), 1e300), [1, 2])), ValueError, "outside float32's range"),
+    (dict(validation=np.zeros((3, 28, 28), np.uint8)), ValueError, "pair"),
+    (dict(batch_size=10**12), ValueError, r"batch_size must be an integer in 1\.\.32768"),
+    (dict(batch_size=32769), ValueError, r"batch_size must be an integer in 1\.\.32768"),
+    (dict(batch_size=np.float64(8)), ValueError, "batch_size"),
+    (dict(batch_size=True), ValueError, "batch_size"),
+    (dict(epochs=np.bool_(True)), ValueError, "epochs"),
+    (dict(epochs=2.0), ValueError, "epochs"),
+    (dict(augment="flip"), TypeError, "augment"),
+    (dict(seed=0.5), ValueError, "seed"),
+    (dict(checkpoint="/nonexistent-folder/run.npz"), ValueError, "does not exist"),
+    (dict(checkpoint="."), ValueError, "is a folder"),
+    (dict(checkpoint=3.5), TypeError, "checkpoint must be a file path"),
+    (dict(resume="/nonexistent-folder/run.npz"), FileNotFoundError, "run.npz"),
 ])
 def test_fit_rejects_bad_arguments_before_any_work(digits, kwargs, error, match):
+    """Each refused before the first batch: the weights unchanged, and the epoch never started (augment,
+    which runs at each epoch's start, is never called)."""
     model = LeNet5("classic")
     before = model.params_vector.copy()
-    args = dict(images=digits[0], labels=digits[1], verbose=0)
+    epochs_started = []
+    args = dict(images=digits[0], labels=digits[1], verbose=0,
+                augment=lambda x, rng: epochs_started.append(1) or x)
     args.update(kwargs)
     with pytest.raises(error, match=match):
         model.fit(**args)
+    assert np.array_equal(model.params_vector, before)
+    assert epochs_started == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_fit_refuses_a_checkpoint_folder_it_cannot_write_before_training(digits, tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    model = LeNet5("modern")
+    before = model.params_vector.copy()
+    try:
+        with pytest.raises(ValueError, match="not writable"):
+            model.fit(*digits, verbose=0, checkpoint=folder / "run.npz")
+    finally:
+        folder.chmod(0o700)
+    assert np.array_equal(model.params_vector, before)
+
+
+def test_the_trainer_refuses_a_huge_batch_size_with_its_limit(digits):
+    """_core.Trainer.train, under fit: a batch size beyond a C int is a ValueError giving the range, not
+    an OverflowError."""
+    model = LeNet5("modern")
+    opt = optim.SGD()
+    opt.bind(model.params_vector.size)
+    for bad in (10**12, 2**31, 0, 1.0):
+        with pytest.raises(ValueError, match=r"batch_size must be an integer in 1\.\.32768"):
+            model.trainer().train(digits[0][:4], digits[1][:4], bad, opt, "xent")
+    assert model.trainer().train(digits[0][:4], digits[1][:4], np.int64(2), opt, "xent")[0].shape == (4,)
+
+
+def test_fit_takes_numpy_integers_for_epochs_and_batch_size(digits):
+    """np.int64 counts (what arithmetic on numpy arrays gives) train exactly as Python ints do."""
+    runs = []
+    for epochs, batch_size in ((2, 50), (np.int64(2), np.int64(50)), (np.uint16(2), np.int32(50))):
+        model = LeNet5("modern", seed=1)
+        hist = model.fit(*digits, epochs=epochs, batch_size=batch_size, verbose=0)
+        runs.append((model.params_vector.copy(), [r["loss"] for r in hist]))
+    for weights, losses in runs[1:]:
+        assert np.array_equal(weights, runs[0][0]) and losses == runs[0][1]
+
+
+def test_resume_from_a_bad_checkpoint_leaves_the_weights(digits, tmp_path):
+    """A checkpoint whose weights are fine but whose optimizer state is not: refused, and the model keeps
+    its own weights (none of the file's are copied in before everything in it is known good)."""
+    ckpt, bad = tmp_path / "run.npz", tmp_path / "bad.npz"
+    LeNet5("modern", seed=3).fit(*digits, epochs=1, verbose=0, checkpoint=ckpt)
+    with np.load(ckpt) as f:
+        arrays = dict(f)
+    arrays["optimizer.m"] = arrays["optimizer.m"][:-1]
+    np.savez(bad, **arrays)
+    model = LeNet5("modern", seed=4)
+    before = model.params_vector.copy()
+    with pytest.raises(ValueError, match="optimizer state"):
+        model.fit(*digits, epochs=2, verbose=0, resume=bad)
     assert np.array_equal(model.params_vector, before)
 
 

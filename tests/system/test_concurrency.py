@@ -1,7 +1,7 @@
 """Threads: eight Python threads predicting with one model get exactly the serial results and run in
 parallel (the kernels release the GIL); training excludes every other use of the model from other threads
 (docs/architecture.md#threads): calls made during fit are refused with RuntimeError, calls already running
-when fit starts are finished first.
+when fit starts are finished first; set_params is atomic for predictions running in other threads.
 """
 import threading
 import time
@@ -148,3 +148,69 @@ def test_fit_waits_for_predictions_already_running():
     assert times["predicted"] <= times["training"]
     assert np.array_equal(out["forward"], want)
     assert not np.array_equal(model.forward(batch[:50]), want[:50])  # and training did change the weights
+
+
+@pytest.mark.parametrize("variant", ["classic", "modern"])
+def test_set_params_is_atomic_for_predictions_in_other_threads(variant):
+    """One thread predicts a batch over and over while another alternates set_params between two weight
+    sets, for about a second: every output is exactly the output of one set or the other (never a mixture
+    of old and new weights), and no prediction is refused."""
+    model = lenet_fast.LeNet5(variant, seed=1)
+    sets = [dict((k, v.copy()) for k, v in lenet_fast.LeNet5(variant, seed=s).params.items()) for s in (1, 2)]
+    batch = DIGITS[:64]
+    want = []
+    for params in sets:
+        model.set_params(params)
+        want.append(model.forward(batch))
+    assert not np.array_equal(want[0], want[1])
+    stop, seen, errors = threading.Event(), [0, 0, 0], []  # outputs of set 0, set 1, a mixture
+
+    def predict():
+        try:
+            while not stop.is_set():
+                out = model.forward(batch)
+                seen[next((i for i, w in enumerate(want) if np.array_equal(out, w)), 2)] += 1
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    def swap():
+        try:
+            i = 0
+            while not stop.is_set():
+                model.set_params(sets[i % 2])
+                i += 1
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=predict), threading.Thread(target=swap)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert seen[2] == 0, f"{seen[2]} of {sum(seen)} outputs mixed old and new weights"
+    assert seen[0] > 0 and seen[1] > 0  # both sets were in place for some predictions
+
+
+def test_fit_waits_for_a_set_params_running():
+    """fit started while another thread's set_params copies waits for the copy, then trains from the new
+    weights. (set_params while another thread is inside fit is refused: the test above.)"""
+    model = lenet_fast.LeNet5("modern", seed=1)
+    new = dict((k, v.copy()) for k, v in lenet_fast.LeNet5("modern", seed=2).params.items())
+    copy = lenet_fast.LeNet5("modern", seed=1)
+    copy.set_params(new)
+    expected = copy.fit(DIGITS[:64], LABELS[:64], batch_size=16, optimizer="sgd", verbose=0)
+    with model.guard.updating():  # as set_params holds it while copying
+        for name, value in new.items():
+            model.params[name][...] = value
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("history", model.fit(
+            DIGITS[:64], LABELS[:64], batch_size=16, optimizer="sgd", verbose=0)))
+        t.start()
+        t.join(0.2)
+        assert t.is_alive()  # waiting for the update
+    t.join(10)
+    assert [r["loss"] for r in out["history"]] == [r["loss"] for r in expected]
+    assert np.array_equal(model.params_vector, copy.params_vector)

@@ -206,6 +206,33 @@ def test_optimizer_settings(value, make):
     assert all(np.isfinite(v) for k, v in vars(o).items() if isinstance(v, float))
 
 
+COUNTS = st.one_of(st.integers(-2, 3), st.sampled_from([32768, 32769, 2**31, 10**12, -(10**12)]),
+                   st.builds(lambda t, v: t(v), st.sampled_from([np.int64, np.int32, np.uint8, np.int16]),
+                             st.integers(0, 3)),
+                   st.sampled_from([True, np.bool_(True), 2.0, np.float64(2), "2", None, 1j]))
+
+
+def is_count(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= 1
+
+
+@FEW
+@given(epochs=COUNTS.filter(lambda v: not (is_count(v) and v > 3)), batch_size=COUNTS)
+def test_fit_counts(epochs, batch_size):
+    """epochs and batch_size of any type and value: integers (numpy's too, never bool) in range train;
+    anything else is a ValueError before any work, the weights unchanged. batch_size None is the
+    default; its range is the engine's, 1..32768."""
+    model = lenet_fast.LeNet5("modern", seed=1)
+    before = model.params_vector.copy()
+    if not (is_count(epochs) and (batch_size is None or (is_count(batch_size) and batch_size <= 32768))):
+        with pytest.raises(ValueError, match="epochs|batch_size"):
+            model.fit(*TRAIN, epochs=epochs, batch_size=batch_size, optimizer="sgd", verbose=0)
+        assert np.array_equal(model.params_vector, before)
+        return
+    hist = model.fit(*TRAIN, epochs=epochs, batch_size=batch_size, optimizer="sgd", verbose=0)
+    assert len(hist) == epochs and not np.array_equal(model.params_vector, before)
+
+
 # ---- files -----------------------------------------------------------------------------------------------
 
 def saved_model_bytes():
