@@ -39,19 +39,8 @@ def write_npz(path, arrays):
     ValueError before anything is written. A file with other hard links is replaced under this name only:
     the other names keep the old contents (writing in place, as np.save does, would keep the links but
     lose the atomicity: a crash part way would leave every name with a half-written file)."""
-    target = os.path.realpath(os.fspath(path))  # a symlink's final target; the link itself is not replaced
+    target, st = destination(path)
     folder, name = os.path.split(target)
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(f"{path}: is a directory; save needs a file name")
-        if stat.S_ISLNK(st.st_mode):  # realpath stops at a loop
-            raise ValueError(f"{path}: a symbolic link loop; save writes a regular file, new or existing")
-        raise ValueError(f"{path}: not a regular file (a device, FIFO or socket is never replaced); save "
-                         "writes a regular file, new or existing")
     _remove_dead_writers_files(folder, name)
     mode = 0o666 if st is None else stat.S_IMODE(st.st_mode) & 0o777
     tmp = None
@@ -79,6 +68,24 @@ def write_npz(path, arrays):
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def destination(path):
+    """(the file a write to path replaces: a symlink's final target, its os.lstat or None when missing),
+    refusing with IsADirectoryError or ValueError what write_npz never replaces (see there)."""
+    target = os.path.realpath(os.fspath(path))  # a symlink's final target; the link itself is not replaced
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return target, None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{path}: is a directory; save needs a file name")
+    if stat.S_ISLNK(st.st_mode):  # realpath stops at a loop
+        raise ValueError(f"{path}: a symbolic link loop; save writes a regular file, new or existing")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path}: not a regular file (a device, FIFO or socket is never replaced); save "
+                         "writes a regular file, new or existing")
+    return target, st
 
 
 def _tmp_name(name, pid, token):

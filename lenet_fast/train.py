@@ -104,7 +104,8 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
 
 def _check_destination(path):
     """Refuses, before any training, a checkpoint path that no checkpoint could be written to: not a path,
-    a folder, or in a folder that does not exist or cannot be written."""
+    a folder, what a save never replaces (a device, FIFO, socket: storage.destination), or in a folder that
+    does not exist or cannot be written."""
     try:
         path = os.fspath(path)
     except TypeError:
@@ -112,6 +113,7 @@ def _check_destination(path):
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ValueError(f"checkpoint {path!r} is a folder; give a file path")
+    storage.destination(path)
     if not os.path.isdir(folder):
         raise ValueError(f"checkpoint {path!r}: its folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):

@@ -119,6 +119,19 @@ def test_fit_refuses_a_checkpoint_folder_it_cannot_write_before_training(digits,
     assert np.array_equal(model.params_vector, before)
 
 
+def test_fit_refuses_a_checkpoint_a_save_would_refuse_before_training(digits, tmp_path):
+    """A FIFO (like a device or a socket) is never replaced by a save: fit says so before the first epoch,
+    not after it."""
+    fifo = tmp_path / "run.npz"
+    os.mkfifo(fifo)
+    model = LeNet5("modern")
+    before = model.params_vector.copy()
+    with pytest.raises(ValueError, match="not a regular file"):
+        model.fit(*digits, verbose=0, checkpoint=fifo)
+    assert np.array_equal(model.params_vector, before)
+    assert fifo.is_fifo()
+
+
 def test_the_trainer_refuses_a_huge_batch_size_with_its_limit(digits):
     """_core.Trainer.train, under fit: a batch size beyond a C int is a ValueError giving the range, not
     an OverflowError."""
