@@ -112,6 +112,7 @@ def test_interleaved_without_pause_does_not_sleep(clock):
     assert results == {1: [1.0, 1.0], 2: [2.0, 2.0]} and clock.log == []
 
 
+@pytest.mark.skipif(not lenet_fast.build_info()["openmp"], reason="built without OpenMP: always one thread")
 def test_kernel_threads_restores_the_count_even_after_an_error():
     before = lenet_fast.get_num_threads()
     other = 1 if before != 1 else 2
