@@ -48,6 +48,20 @@ typedef struct {
     float *losses, *out, *dinput;
 } batch_t;
 
+/* Zeroes the floats past the end of each tensor of f that no layer writes (their sizes cover vector reads
+ * past the data: layout.h). Inference only ever reads them into lanes it drops, but a spatial
+ * convolution's weight gradient multiplies the ones its input's run reaches by its zeroed junk columns
+ * (conv.c), and 0 times what a workspace last held is NaN when that was a NaN or an infinity: another
+ * network's failed call in this thread, or any call with another plan, would poison this gradient. */
+static void clear_tails(const lf_plan *f, int nlayers, float *ws)
+{
+    for (int i = 0; i <= nlayers; i++) {
+        const size_t data = (size_t)f->g[i].c * f->g[i].cs;
+        if (f->g[i].size > data)
+            memset(ws + f->off[i] + data, 0, (f->g[i].size - data) * sizeof(float));
+    }
+}
+
 /* Forward and backward of work item it, its parameters' gradients added into slot (stored, when assign:
  * every layer writes each of its gradients once per item, so the first item needs no zeroed slot). 0, or
  * -1 without a workspace. */
@@ -63,6 +77,7 @@ static int run_item(const batch_t *bt, int it, float *slot, int assign)
     float *ws = lf_workspace(p->total);
     if (!ws)
         return -1;
+    clear_tails(f, nl, ws);
     LF_ISA(pack_input)(bt->input, first, count, &f->g[0], ws);
     LF_ISA(run_block)(layers, nl, f, ws);
     LF_ISA(unpack_output)(ws + f->off[nl], &f->g[nl], first, count, bt->out);

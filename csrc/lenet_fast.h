@@ -55,13 +55,20 @@ typedef struct {
     int normalize;
 } lf_input;
 
-/* Runs layers[0..nlayers) on n images; out is (n, out_c, out_h, out_w) of the last layer. Returns 0, or
- * -1 when a workspace cannot be allocated (nothing else can fail here). */
+/* Errors of the calls below that return an int: -1 when a workspace cannot be allocated; LF_ERR_THREADS
+ * when the OpenMP thread count in force needs threads that cannot be created (libgomp would exit the
+ * process): nothing ran; LF_ERR_FORKED from lf_set_num_threads (more than one thread in a process forked
+ * after it had started OpenMP threads, whose pool the child does not have: dispatch.c). */
+#define LF_ERR_THREADS (-2)
+#define LF_ERR_FORKED (-3)
+
+/* Runs layers[0..nlayers) on n images; out is (n, out_c, out_h, out_w) of the last layer. Returns 0, -1
+ * or LF_ERR_THREADS (nothing else can fail here). */
 int lf_forward(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out);
 
 /* Softmax over rows of a (n, k) array; sign -1 takes the softmax of -x (an RBF head's distances);
- * log selects log-softmax. */
-void lf_softmax(const float *x, int n, int k, float sign, int log, float *y);
+ * log selects log-softmax. 0, or LF_ERR_THREADS. */
+int lf_softmax(const float *x, int n, int k, float sign, int log, float *y);
 
 /* Elementwise activation of count floats. */
 void lf_activation(const float *x, size_t count, lf_act act, float *y);
@@ -108,7 +115,7 @@ void lf_trainer_free(lf_trainer *t);
  * RBF input (the y_D term's) or p(1 - p) per logit, propagated with squared weights and derivatives.
  * dinput: NULL, or it receives the same for the first layer's input, (n, c, h, w) of layers[0]'s input
  * shape (the field the layers see: after normalization and centring). Returns 0, or -1 when a workspace
- * cannot be allocated. */
+ * cannot be allocated, or LF_ERR_THREADS. */
 int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
                 float scale, int second, float *grad, float *losses, float *out, float *dinput);
 
@@ -118,7 +125,7 @@ void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t npara
 /* Trains on n images in order, batch_size at a time, each batch's mean gradient followed by an update
  * (batch_size 1: the paper's per-pattern updates). grad is scratch of nparams floats; losses and out as
  * in lf_gradient, for all n images, each computed before its batch's update. loss is not LINEAR (its dout
- * would be the first batch's). 0, or -1 as above. */
+ * would be the first batch's). 0, -1 or LF_ERR_THREADS as above. */
 int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
              int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out);
 
@@ -126,7 +133,15 @@ int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels,
 const char *lf_isa_name(void);          /* the instruction-set path chosen at run time */
 int lf_select_isa(const char *name);    /* force a path ("avx512", "avx2", "baseline"); -1 if unavailable */
 int lf_openmp_enabled(void);
+/* The kernels' threads: OpenMP's setting for the calling thread (1 without OpenMP, and in a process forked
+ * after it had started OpenMP threads). lf_set_num_threads takes 1..LF_MAX_THREADS (the caller checks):
+ * 0, or LF_ERR_THREADS (that many threads cannot be created now; the setting stays) or LF_ERR_FORKED.
+ * The bound: above the hardware threads of the largest machines, so it never limits a real use, while a
+ * typo (a million) is refused at once instead of asking for gigabytes of thread stacks (1024 default 8 MB
+ * stacks are 8 GB of address space). A fixed number rather than a multiple of the cores, which a
+ * container or affinity mask reports differently from what it runs on. */
+#define LF_MAX_THREADS 1024
 int lf_get_num_threads(void);
-void lf_set_num_threads(int n);
+int lf_set_num_threads(int n);
 
 #endif

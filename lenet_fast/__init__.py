@@ -14,24 +14,34 @@ from ._version import __version__
 from .pretrained import pretrained
 
 __all__ = ["LeNet5", "load", "pretrained", "optim", "datasets", "load_mnist", "read_idx", "read_digit", "read_digits",
-           "sample_paths", "build_info", "get_num_threads", "set_num_threads", "__version__"]
+           "sample_paths", "build_info", "get_num_threads", "set_num_threads", "MAX_THREADS", "__version__"]
+
+
+MAX_THREADS = _core.MAX_THREADS
 
 
 def get_num_threads():
     """Threads the kernels use: OpenMP's current setting (OMP_NUM_THREADS, set_num_threads or
-    threadpoolctl's limit), 1 when built without OpenMP."""
+    threadpoolctl's limit); 1 when built without OpenMP, and in a child process forked after the parent
+    had run the kernels on several threads (OpenMP's threads do not survive fork: that child runs every
+    call on one thread rather than hang)."""
     return _core.get_num_threads()
 
 
 def set_num_threads(n):
-    """Use n threads in the calling thread's later kernel calls (like omp_set_num_threads)."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"the number of threads must be a positive integer, got {n!r}")
+    """Use n threads in the calling thread's later kernel calls (like omp_set_num_threads).
+
+    n is an integer (int or numpy integer, not bool) in 1..MAX_THREADS (1024), else ValueError. When n
+    threads cannot be created now (memory or the process's thread limit), MemoryError and the count stays
+    as it was: the process never exits for want of threads. In a child forked after the parent had run
+    the kernels on several threads, n > 1 raises RuntimeError (use the "spawn" or "forkserver" start
+    method for multithreaded children); 1 is accepted. Results are bit-identical for any n."""
     _core.set_num_threads(n)
 
 
 def build_info():
-    """The version, OpenMP on or off, the thread count and the instruction-set path in use."""
+    """The version, OpenMP on or off, the thread count (get_num_threads: 1 in a forked child that cannot
+    start threads) and the instruction-set path in use."""
     return {
         "version": __version__,
         "openmp": _core.openmp_enabled(),

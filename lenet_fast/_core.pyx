@@ -104,6 +104,16 @@ def positive_int(value, name, limit=_MAX_DIM):
     return n
 
 
+cdef int _check(int rc) except -1:
+    """Raises the exception a C call's error code stands for (csrc/lenet_fast.h); 0 for success."""
+    if rc == LF_ERR_THREADS:
+        raise MemoryError(f"cannot create the {lf_get_num_threads()} threads the kernels are set to use (memory "
+                          "or the process's thread limit is short): call lenet_fast.set_num_threads with fewer")
+    if rc != 0:
+        raise MemoryError("cannot allocate the per-thread workspace")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The guard between training and every other use of a network's parameters
 
@@ -545,8 +555,7 @@ cdef class Network:
             rc = lf_forward(self.layers, self.nlayers, &inp, <int>n, <float *>cnp.PyArray_DATA(out))
             ok = rc == 0 and finite(<const float *>cnp.PyArray_DATA(out), cnp.PyArray_SIZE(out))
         self.guard.exit_read()
-        if rc != 0:
-            raise MemoryError("cannot allocate the per-thread workspace")
+        _check(rc)
         if not ok:
             raise FloatingPointError("the network's output is not finite: float32 overflowed (weights or "
                                      "inputs far too large)")
@@ -655,9 +664,7 @@ cdef class Trainer:
                                  <float *>cnp.PyArray_DATA(out), dinput)
         finally:
             self._lock.release()
-        if rc != 0:
-            raise MemoryError("cannot allocate the per-thread workspace")
-        return 0
+        return _check(rc)
 
     def backward(self, x, dout, bint normalize=False):
         """(grad, dx, out): the backward pass from a chosen gradient dout at the output, (N,) + output_shape:
@@ -702,8 +709,7 @@ cdef class Trainer:
         finally:
             self._lock.release()
             optimizer.t = opt.t
-        if rc != 0:
-            raise MemoryError("cannot allocate the per-thread workspace")
+        _check(rc)
         return losses, out
 
 
@@ -779,9 +785,11 @@ def softmax(x, bint log=False, bint negate=False):
     cdef const float[::1] xv = xa.reshape(-1)
     cdef float[::1] ov = out.reshape(-1)
     cdef int n = xa.shape[0], k = xa.shape[1]
+    cdef int rc = 0
     if n:
         with nogil:
-            lf_softmax(&xv[0], n, k, -1.0 if negate else 1.0, log, &ov[0])
+            rc = lf_softmax(&xv[0], n, k, -1.0 if negate else 1.0, log, &ov[0])
+    _check(rc)
     return out
 
 
@@ -803,9 +811,34 @@ def openmp_enabled():
     return bool(lf_openmp_enabled())
 
 
+MAX_THREADS = LF_MAX_THREADS  # csrc/lenet_fast.h says why this bound
+
+
 def get_num_threads():
+    """OpenMP's thread count for the calling thread's kernel calls; 1 without OpenMP, and in a process
+    forked after it had started OpenMP threads."""
     return lf_get_num_threads()
 
 
 def set_num_threads(n):
-    lf_set_num_threads(n)
+    """Sets the calling thread's kernel threads to n, an integer (int, numpy integer or anything with
+    __index__; not a bool) in 1..MAX_THREADS, else ValueError. MemoryError, the setting unchanged, when n
+    threads cannot be created now; RuntimeError for n > 1 in a process forked after it had started
+    OpenMP threads (csrc/dispatch.c)."""
+    if isinstance(n, (bool, np.bool_)):
+        raise ValueError(f"the number of threads must be a positive integer, got {n!r}")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise ValueError(f"the number of threads must be a positive integer, got {n!r}") from None
+    if not 1 <= n <= LF_MAX_THREADS:
+        raise ValueError(f"the number of threads must be a positive integer in 1..{LF_MAX_THREADS}, got {n}")
+    rc = lf_set_num_threads(n)
+    if rc == LF_ERR_FORKED:
+        raise RuntimeError("this process was forked after it had started OpenMP threads, whose pool a forked "
+                           "child does not inherit: its kernels run on one thread. For multithreaded child "
+                           "processes use the 'spawn' or 'forkserver' start method "
+                           "(multiprocessing.get_context('spawn'))")
+    if rc == LF_ERR_THREADS:
+        raise MemoryError(f"cannot create {n} threads (memory or the process's thread limit is short); the "
+                          f"kernels keep {lf_get_num_threads()}")

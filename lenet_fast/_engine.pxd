@@ -4,6 +4,7 @@ from libc.stdint cimport int64_t
 
 cdef extern from "lenet_fast.h" nogil:
     enum: LF_MAX_LAYERS
+    enum: LF_ERR_THREADS, LF_ERR_FORKED, LF_MAX_THREADS
     ctypedef enum lf_act:
         LF_ACT_NONE, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU
     ctypedef enum lf_pool:
@@ -52,10 +53,10 @@ cdef extern from "lenet_fast.h" nogil:
     void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams)
     int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
                  int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out)
-    void lf_softmax(const float *x, int n, int k, float sign, int log, float *y)
+    int lf_softmax(const float *x, int n, int k, float sign, int log, float *y)
     void lf_activation(const float *x, size_t count, lf_act act, float *y)
     const char *lf_isa_name()
     int lf_select_isa(const char *name)
     int lf_openmp_enabled()
     int lf_get_num_threads()
-    void lf_set_num_threads(int n)
+    int lf_set_num_threads(int n)

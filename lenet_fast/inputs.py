@@ -14,11 +14,13 @@ _DIRECT = (np.dtype(np.uint8), np.dtype(np.float32))
 
 
 def as_batch(x, normalized):
-    """x as a batch (N first) that Network.forward takes, C-contiguous uint8 or float32, and whether the
-    engine normalizes it (pixels) or takes it as it is (normalized=True)."""
+    """x as a batch (N first) that Network.forward takes, C-contiguous, aligned and native-endian uint8 or
+    float32 (copied when it is not), and whether the engine normalizes it (pixels) or takes it as it is
+    (normalized=True)."""
     # One image from Python is this library's hottest path: pixels as the engine takes them go straight
     # through, in as few Python operations as can tell (each costs some tenths of a microsecond).
-    if type(x) is np.ndarray and not normalized and x.dtype in _DIRECT and x.flags.c_contiguous:
+    # flags.carray: C-contiguous, aligned and writeable (a read-only array takes the longer way, uncopied).
+    if type(x) is np.ndarray and not normalized and x.dtype in _DIRECT and x.flags.carray:
         if x.shape[-2:] in _FIELDS and (x.ndim == 3 or (x.ndim == 4 and x.shape[1] == 1)):
             return x, True
     a = np.asarray(x)
@@ -34,22 +36,23 @@ def as_batch(x, normalized):
     if a.ndim == 2:
         a = a[None]
     if a.dtype == np.uint8:
-        return np.ascontiguousarray(a), True
+        return np.require(a, requirements="CA"), True
     if a.dtype.kind in "ui":
         if a.size and (a.min() < 0 or a.max() > 255):
             raise ValueError("integer pixels must lie in 0..255")
-        return np.ascontiguousarray(a, dtype=np.uint8), True
+        return np.require(a, np.uint8, "CA"), True
     return _float32(a), True
 
 
 def _float32(a):
-    """a as C-contiguous float32. Finite values beyond float32's range are refused here, saying so (the
+    """a as C-contiguous, aligned, native float32 (the engine refuses anything else: an array cut from a byte
+    buffer at an odd offset is copied). Finite values beyond float32's range are refused here, saying so (the
     cast would make them infinities, which the engine would report as such); NaN and infinities themselves
     are left to the engine's check (one pass more, on this wider-than-float32 path only)."""
     if a.dtype.itemsize <= 4:
-        return np.ascontiguousarray(a, dtype=np.float32)
+        return np.require(a, np.float32, "CA")
     with np.errstate(over="ignore"):  # no numpy warning: the error below says what happened
-        out = np.ascontiguousarray(a, dtype=np.float32)
+        out = np.require(a, np.float32, "CA")
     overflow = np.isinf(out)
     if overflow.any() and np.isfinite(a[overflow]).any():
         raise ValueError("images hold values outside float32's range (about -3.4e38 to 3.4e38)")

@@ -361,6 +361,31 @@ def test_bad_input_is_refused_with_a_clear_message(model, name):
             method(x, normalized=normalized)
 
 
+def unaligned(a):
+    """A copy of a whose data starts one byte past an aligned address (as when cut from a byte buffer)."""
+    raw = np.empty(a.nbytes + 1, np.uint8)
+    out = raw[1:].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_unaligned_or_byte_swapped_float_batches_are_copied_not_refused(model, normalized):
+    """A float32 batch at an unaligned address, or in the other byte order, gives the aligned batch's bits
+    through forward, predict, predict_proba and gradient (as fit takes it), instead of a ValueError."""
+    x = digits(5, seed=23).astype(np.float32) / 255
+    if normalized:
+        x = np.pad(x, ((0, 0), (2, 2), (2, 2))) * np.float32(1.275) - np.float32(0.1)
+    for other in (unaligned(x), x.astype(x.dtype.newbyteorder())):
+        for method in (model.forward, model.predict, model.predict_proba):
+            assert np.array_equal(method(other, normalized=normalized), method(x, normalized=normalized))
+        labels = np.arange(5) % 10
+        want = model.gradient(x, labels, normalized=normalized)[0]
+        got = model.gradient(other, labels, normalized=normalized)[0]
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
 def test_a_list_of_lists_is_an_image():
     """Nested lists of ints work like the array they make (int64 pixels 0..255)."""
     m = lenet_fast.LeNet5("classic")

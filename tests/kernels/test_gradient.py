@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lenet_fast
-from lenet_fast import paper, reference
+from lenet_fast import _core, paper, reference
 from lenet_fast.model import LeNet5, _views
 
 LOSSES = [("classic", "map"), ("classic", "rbf"), ("modern", "xent")]
@@ -142,3 +142,63 @@ def test_backward_rejects_bad_dout(one_layer, layers):
         layer.trainer.backward(x, bad)
     with pytest.raises(TypeError):
         layer.trainer.backward(x, np.zeros((4,) + k, np.int32))
+
+
+# ---- isolation: a failed call leaves nothing behind ---------------------------------------------------
+
+
+def fail_in_this_thread():
+    """A failed call on the calling thread: a network whose weights turned NaN after it was built writes NaN
+    over about 3 MB of this thread's workspace (4096 maps of one image's convolution: more than any LeNet
+    plan, blocked training included, so that the calls after it reuse the workspace as this left it), and
+    raises FloatingPointError."""
+    weight = np.ones((4096, 1, 3, 3), np.float32)
+    net = _core.Network((1, 16, 16), [dict(kind="conv", out=4096, kernel=(3, 3), weight=weight,
+                                           bias=np.zeros(4096, np.float32), act="none")])
+    weight[...] = np.nan
+    with pytest.raises(FloatingPointError):
+        net.forward(np.zeros((1, 1, 16, 16), np.float32))
+
+
+def test_the_issues_reproducer_a_failed_forward_does_not_poison_another_models_gradient():
+    """issue 15's case: a NaN weight makes forward fail; a healthy model's gradient in the same thread
+    afterwards is finite (it raised FloatingPointError: stale NaN read from the workspace)."""
+    x, y = np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64)
+    good = LeNet5("modern")
+    want = good.gradient(x, y)[0]
+    bad = LeNet5("modern")
+    bad.params["c1.weight"][0, 0, 0, 0] = np.nan
+    with pytest.raises(FloatingPointError):
+        bad.forward(x)
+    fail_in_this_thread()
+    for name, g in LeNet5("modern").gradient(x, y)[0].items():
+        assert np.array_equal(g, want[name]), name
+
+
+@pytest.mark.parametrize("variant,loss", LOSSES)
+@pytest.mark.parametrize("n", [1, 3, 13])  # single images (spatial plans), and with a block
+def test_gradients_after_a_failed_call_keep_their_bits(variant, loss, n, shuffled_digits):
+    """Gradients and Gauss-Newton curvatures after another network's failed call in this thread are the
+    bits they were before it: every float a training item reads was written by that item."""
+    model = LeNet5(variant, seed=n)
+    x, y = shuffled_digits(n, seed=n)
+    want, want_h = model.gradient(x, y, loss=loss)[0], model.curvature(x, y, loss=loss)
+    fail_in_this_thread()
+    got = model.gradient(x, y, loss=loss)[0]
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    fail_in_this_thread()
+    assert np.array_equal(model.curvature(x, y, loss=loss), want_h)
+
+
+def test_classic_fit_after_a_failed_call_is_the_same_run(shuffled_digits, restore_threads):
+    """The paper's training (SDLM: Gauss-Newton curvatures, then one pattern at a time) on two images, so
+    that every item is a single image in the spatial layout, on the calling thread: after a failed call it
+    ends with the weights of the same run before it (it failed: "optimizer.step contains NaN")."""
+    lenet_fast.set_num_threads(1)
+    x, y = shuffled_digits(2, seed=5)
+    before = LeNet5("classic", seed=1)
+    before.fit(x, y, epochs=2, verbose=0)
+    fail_in_this_thread()
+    after = LeNet5("classic", seed=1)
+    after.fit(x, y, epochs=2, verbose=0)
+    assert np.array_equal(after.params_vector, before.params_vector)
