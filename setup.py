@@ -9,6 +9,10 @@
 - Sanitizers: LENET_FAST_SANITIZE=address,undefined (any list -fsanitize takes) builds every file with
   them, -fno-omit-frame-pointer and -fno-sanitize-recover (the first finding aborts), for checking only;
   CONTRIBUTING.md#sanitizers says how to run the tests under it.
+- Debug info: an installed build or a wheel links with --strip-debug (most of the extension's size is debug info;
+  the symbol table stays, so profilers and valgrind still name functions); an editable (development) build
+  and a sanitizer build keep it, for debuggers and sanitizer reports.
+- Progress: each stage prints one line, which pip shows with `pip install -v`.
 - Sources: every csrc/*.c is a kernel file, compiled once per path, except the few in SHARED, compiled once
   into the extension; the headers are every csrc/*.h.
 """
@@ -85,6 +89,10 @@ class BuildExt(build_ext):
         omp = openmp_flags(self.compiler)
         native = ["-march=native"] if flag("LENET_FAST_NATIVE") else []
         sanitize = sanitize_flags()
+        # editable_mode: setuptools' editable install (pip install -e); inplace: build_ext --inplace
+        development = getattr(self, "editable_mode", False) or self.inplace
+        strip = [] if sanitize or development else ["-Wl,--strip-debug"]
+
         def compile_kernel(isa, kernel):
             return self.compiler.compile(
                 [kernel],
@@ -101,14 +109,18 @@ class BuildExt(build_ext):
             # Every kernel file once per path, as many compilers at once as there are cores (the objects
             # keep their order).
             jobs = [(isa, kernel) for isa in ISA_PATHS for kernel in KERNELS]
+            print(f"lenet_fast: compiling {len(KERNELS)} kernel files for {len(ISA_PATHS)} instruction-set paths "
+                  f"({len(jobs)} objects, {os.cpu_count() or 1} at a time)", flush=True)
             with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
                 ext.extra_objects = [o for objs in pool.map(lambda job: compile_kernel(*job), jobs) for o in objs]
             ext.define_macros += [("LF_HAVE_" + isa.upper(), "1") for isa in ISA_PATHS if isa != "baseline"]
             ext.extra_compile_args = CFLAGS + omp + native + sanitize
-            ext.extra_link_args = omp + sanitize
+            ext.extra_link_args = omp + sanitize + strip
             ext.depends = HEADERS + KERNELS  # the objects above are linked in: relink when they change
         print(f"lenet_fast: OpenMP {'on' if omp else 'off'}; instruction-set paths {', '.join(ISA_PATHS)}"
-              + (f"; sanitizers {' '.join(sanitize)}" if sanitize else ""))
+              + (f"; sanitizers {' '.join(sanitize)}" if sanitize else "")
+              + ("; debug info kept" if not strip else "; debug info stripped")
+              + "; compiling and linking the extension", flush=True)
         super().build_extensions()
 
 

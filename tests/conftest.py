@@ -10,6 +10,13 @@ another.
 Hypothesis runs derandomized by default, so that the suite is the same on every run and on every machine
 (every NumPy generator in the tests is seeded, by a fixed seed or one drawn by hypothesis), and keeps no
 example database (nothing is written outside tests/). HYPOTHESIS_PROFILE=explore draws fresh examples.
+
+The tests run against whichever lenet_fast the test process imports: an installed package (README: `pip install
+.` then `pytest tests`; `pytest`, unlike `python -m pytest`, does not put the working folder on sys.path) or an
+editable build (CONTRIBUTING.md). The header names it. Files of the source tree (tests/data, csrc/, tools/) are
+found from this file's folder, never from the package's. The tests run in an empty working folder, so that
+the child interpreters they start (`python -c`, `python -m`, which put the working folder first on sys.path)
+import that same lenet_fast, not an unbuilt source folder beside them.
 """
 import os
 from pathlib import Path
@@ -27,6 +34,21 @@ settings.register_profile("explore", derandomize=False, database=None, print_blo
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 TESTS = Path(__file__).resolve().parent
+
+
+def pytest_report_header(config):
+    info = lenet_fast.build_info()
+    return (f"lenet_fast {lenet_fast.__version__} from {Path(lenet_fast.__file__).parent} "
+            f"(isa {info['isa']}, openmp {info['openmp']})")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def outside_the_source_tree(tmp_path_factory):
+    """Every test runs with an empty temporary folder as its working folder (see the module's docstring)."""
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(before)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ the imports inside functions too; and the commands that use the network (predict
 samples) never load the benchmark, its peers or the NumPy reference, which only lenet-fast bench needs."""
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,22 @@ def test_commands_other_than_bench_do_not_load_the_benchmark(argv):
 def test_the_bench_command_loads_it():
     """The check above can fail: bench's own help loads the benchmark module and its peers."""
     assert loaded_after(["bench", "--help"]) == sorted(BENCH_ONLY)
+
+
+def test_child_interpreters_import_the_lenet_fast_the_tests_import():
+    """conftest.py runs the tests outside the source tree: a `python -c` child (the working folder first on its
+    sys.path) gets the package under test, not an unbuilt source folder that would shadow an installed one."""
+    result = subprocess.run([sys.executable, "-c", "import lenet_fast; print(lenet_fast.__file__)"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == lenet_fast.__file__
+
+
+@pytest.mark.skipif(os.environ.get("LENET_FAST_TEST_INSTALLED") != "1",
+                    reason="LENET_FAST_TEST_INSTALLED=1 (set by .ci/run) says the tests run against an install")
+def test_the_tests_run_against_the_installed_package(repo_root):
+    """.ci/run tests the build README's first command installed (one build): the package under test is in
+    site-packages, not the source tree."""
+    package = Path(lenet_fast.__file__).resolve().parent
+    assert package.parent.name == "site-packages", package
+    assert repo_root not in package.parents, package
