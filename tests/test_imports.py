@@ -3,6 +3,7 @@ the imports inside functions too; and the commands that use the network (predict
 samples) never load the benchmark, its peers or the NumPy reference, which only lenet-fast bench needs."""
 import ast
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,20 @@ def test_commands_other_than_bench_do_not_load_the_benchmark(argv):
 def test_the_bench_command_loads_it():
     """The check above can fail: bench's own help loads the benchmark module and its peers."""
     assert loaded_after(["bench", "--help"]) == sorted(BENCH_ONLY)
+
+
+def test_an_unbuilt_source_tree_says_so_on_import(tmp_path):
+    """Python run from a clone's root imports the clone's lenet_fast/, which shadows the installed package; when
+    that folder has no compiled engine the ImportError says what happened and what to run (not Python's
+    "partially initialized module ... circular import")."""
+    unbuilt = tmp_path / "lenet_fast"
+    shutil.copytree(PACKAGE, unbuilt, ignore=shutil.ignore_patterns("_core*.so", "_core*.pyd", "__pycache__"))
+    # -S: no site-packages, so that an editable install's import hook cannot supply the missing module from
+    # the tree it was built in (an installed package is shadowed all the same: the current folder comes first)
+    result = subprocess.run([sys.executable, "-S", "-c", "import lenet_fast"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: lenet_fast's compiled engine (_core) is not built in"), result.stderr
+    assert str(unbuilt) in last and "pip install -e ." in last and "another folder" in last
+    assert "circular" not in result.stderr

@@ -76,24 +76,26 @@ print(json.dumps({"isa": lenet_fast.build_info()["isa"]}))
 """
 
 
-def path_in_a_child(isa, repo):
-    """The path a fresh interpreter with LENET_FAST_ISA=isa, started in the source tree repo, runs its
-    kernels on."""
+def path_in_a_child(isa, cwd):
+    """The path a fresh interpreter with LENET_FAST_ISA=isa runs its kernels on, importing the lenet_fast these
+    tests import (a build in the source tree or an installed package; started in cwd, outside the sources,
+    so that an unbuilt source tree cannot shadow an installed package)."""
     env = dict(os.environ, LENET_FAST_ISA=isa)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
-    done = subprocess.run([sys.executable, "-c", CHILD], cwd=repo, env=env, capture_output=True, text=True,
+    home = os.path.dirname(os.path.dirname(os.path.abspath(lenet_fast.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [home, env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", CHILD], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])["isa"]
 
 
-def test_the_environment_variable_forces_a_path(repo_root):
-    assert path_in_a_child("baseline", repo_root) == "baseline"
+def test_the_environment_variable_forces_a_path(tmp_path):
+    assert path_in_a_child("baseline", tmp_path) == "baseline"
 
 
-def test_an_unknown_isa_in_the_environment_falls_back_to_the_default(repo_root):
+def test_an_unknown_isa_in_the_environment_falls_back_to_the_default(tmp_path):
     """A misspelt LENET_FAST_ISA does not break the import or the kernels: the best path runs instead."""
-    assert path_in_a_child("nonexistent", repo_root) == DEFAULT
+    assert path_in_a_child("nonexistent", tmp_path) == DEFAULT
 
 
 def test_select_isa_refuses_an_unknown_path():
