@@ -9,9 +9,9 @@
 - Sanitizers: LENET_FAST_SANITIZE=address,undefined (any list -fsanitize takes) builds every file with
   them, -fno-omit-frame-pointer and -fno-sanitize-recover (the first finding aborts), for checking only;
   CONTRIBUTING.md#sanitizers says how to run the tests under it.
-- Debug info: an installed build or a wheel links with --strip-debug (most of the extension's size is debug info;
-  the symbol table stays, so profilers and valgrind still name functions); an editable (development) build
-  and a sanitizer build keep it, for debuggers and sanitizer reports.
+- Debug info: an installed build or a wheel links with --strip-debug (most of the extension's size is debug
+  info; the symbol table stays, so profilers and valgrind still name functions); an editable (development)
+  build and a sanitizer build keep it, for debuggers and sanitizer reports.
 - Progress: each stage prints one line, which pip shows with `pip install -v`.
 - Sources: every csrc/*.c is a kernel file, compiled once per path, except the few in SHARED, compiled once
   into the extension; the headers are every csrc/*.h.
@@ -57,6 +57,29 @@ def sanitize_flags():
     return [f"-fsanitize={names}", f"-fno-sanitize-recover={names}", "-fno-omit-frame-pointer", "-g"]
 
 
+NO_COMPILER = """\
+lenet_fast: building from source needs a working C compiler (gcc or clang; the CC environment variable
+names another), and none works here ({reason}).
+Either install one (Debian/Ubuntu: apt-get install gcc python3-dev; Fedora/RHEL: dnf install gcc
+python3-devel; Alpine: apk add build-base), or install a prebuilt wheel, which needs no compiler:
+pip install --only-binary lenet_fast lenet_fast"""
+
+
+def check_compiler(compiler):
+    """SystemExit with NO_COMPILER's message unless compiler compiles a trivial C file: a missing compiler
+    is said once and plainly, not as a failure deep in the build."""
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("int lenet_fast_probe(void) { return 0; }\n")
+        compiler.compile([src], output_dir=tmp)
+    except Exception as exc:  # CompileError, or the compiler's program missing (an OSError)
+        raise SystemExit(NO_COMPILER.format(reason=" ".join(str(exc).split()) or type(exc).__name__)) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def openmp_flags(compiler):
     """The flags that compile and link an OpenMP program with this compiler, or [] if none do."""
     if flag("LENET_FAST_NO_OPENMP"):
@@ -86,6 +109,7 @@ def openmp_flags(compiler):
 
 class BuildExt(build_ext):
     def build_extensions(self):
+        check_compiler(self.compiler)
         omp = openmp_flags(self.compiler)
         native = ["-march=native"] if flag("LENET_FAST_NATIVE") else []
         sanitize = sanitize_flags()

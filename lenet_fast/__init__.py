@@ -6,7 +6,23 @@
     model.predict(images)                      # (N, 28, 28) uint8 -> (N,) digits
     model.predict(lenet_fast.read_digit("digit.png"))
 """
-from . import _core, datasets, optim
+try:
+    from . import _core
+except ImportError:
+    # The compiled engine is missing here, typically because Python runs in the source tree (a clone), whose
+    # lenet_fast/ folder shadows the installed package and has never been built: say so, rather than
+    # Python's "partially initialized module (circular import)". A _core that exists but fails to load
+    # (a missing shared library, a wrong platform) keeps its own message.
+    import importlib.machinery as _machinery
+    import os as _os
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if not any(_os.path.exists(_os.path.join(_here, "_core" + suffix)) for suffix in _machinery.EXTENSION_SUFFIXES):
+        _root = _os.path.dirname(_here)
+        raise ImportError(f"lenet_fast's compiled engine (_core) is not built in {_here}: run `pip install -e .` "
+                          f"in {_root}, or run Python from another folder to use the installed package",
+                          name=__name__, path=_here) from None
+    raise
+from . import datasets, optim
 from .datasets import load_mnist, read_idx
 from .images import read_digit, read_digits, sample_paths
 from .model import LeNet5, load

@@ -9,6 +9,7 @@ traceback: the library's documented exceptions carry messages written for the us
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -16,7 +17,8 @@ import lenet_fast
 
 from . import optim, paper
 from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
-from .datasets import load_mnist
+from ._version import __version__
+from .datasets import load_mnist, mnist_files
 from .images import image_files, read_digits, sample_paths
 from .model import LeNet5, load
 from .pretrained import pretrained
@@ -35,7 +37,14 @@ MNIST folders hold the four official files (gzipped or not); --data defaults to 
 
 def main(argv=None):
     """Run the command line argv (default sys.argv[1:]); returns the exit status."""
-    return execute(_parser().parse_args(argv))
+    args = _parser().parse_args(argv)  # --version and --help end here: they need nothing more
+    if getattr(lenet_fast, "__file__", None) is None:
+        # lenet_fast imported as a namespace package: a folder named lenet_fast in the current directory (a
+        # clone of the source, say) has shadowed an editable install, whose modules still load one by one.
+        print(f"{PROG}: error: the folder {os.path.abspath(list(lenet_fast.__path__)[0])} shadows the installed "
+              "lenet_fast: run it from another folder", file=sys.stderr)
+        return 1
+    return execute(args)
 
 
 def _parser():
@@ -43,7 +52,7 @@ def _parser():
     parser = Parser(prog=PROG, parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
                      description="LeNet-5 on C/OpenMP kernels. Without a command: recognize the sample digits\n"
                                  "shipped with lenet_fast using the pretrained classic model, and show the build.")
-    parser.add_argument("--version", action="version", version=f"{PROG} {lenet_fast.__version__}")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.set_defaults(run=_samples)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -116,11 +125,17 @@ def _model(args):
     return pretrained(variant), f"pretrained {variant}"
 
 
-def _data_folder(args):
+def _mnist(args, kind):
+    """load_mnist from --data DIR (else LENET_FAST_DATA), its errors in the command's terms."""
     folder = args.data or os.environ.get("LENET_FAST_DATA")
     if not folder:
         raise ValueError("no MNIST folder: pass --data DIR or set LENET_FAST_DATA")
-    return folder
+    try:
+        mnist_files(folder, kind)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc}: give the folder that holds MNIST's four files with --data DIR or "
+                                "LENET_FAST_DATA") from None
+    return load_mnist(folder, kind)
 
 
 def _build_line():
@@ -167,10 +182,9 @@ def _train(args):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         if folder and not os.path.isdir(folder):  # found now, not after hours of training
             raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
-    folder = _data_folder(args)
-    images, labels = load_mnist(folder, "train")
+    images, labels = _mnist(args, "train")
     images, labels = images[: args.limit], labels[: args.limit]
-    test_images, test_labels = load_mnist(folder, "test")
+    test_images, test_labels = _mnist(args, "test")
     model = LeNet5(args.variant, seed=args.seed)
     name = args.optimizer or ("sdlm" if args.variant == "classic" else "adam")
     model.fit(images, labels, epochs=args.epochs, batch_size=args.batch_size, optimizer=_optimizer(name, args.lr),
@@ -190,7 +204,7 @@ def _optimizer(name, lr):
 
 
 def _evaluate(args):
-    images, labels = load_mnist(_data_folder(args), "test")
+    images, labels = _mnist(args, "test")
     images, labels = images[: args.limit], labels[: args.limit]
     model, description = _model(args)
     predicted = model.predict(images)

@@ -95,6 +95,21 @@ _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                 "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
+def mnist_files(folder, kind):
+    """(image file, label file): the paths of MNIST's kind ("train" or "test") set in folder, raw or .gz.
+    FileNotFoundError saying which files were looked for where (how to name another folder is for the
+    caller to say: path= in Python, --data on the command line)."""
+    names = _MNIST_FILES[kind]
+    found = []
+    for name in names:
+        candidates = [os.path.join(folder, name + suffix) for suffix in ("", ".gz")]
+        found.append(next((c for c in candidates if os.path.isfile(c)), None))
+    if None in found:
+        missing = " and ".join(f"{n}[.gz]" for n, f in zip(names, found) if f is None)
+        raise FileNotFoundError(f"MNIST {kind} files not found: looked for {missing} in {folder}")
+    return tuple(found)
+
+
 def load_mnist(path=None, kind="train"):
     """MNIST's training (kind="train", 60,000) or test (kind="test", 10,000) set from a folder holding the
     official files, raw or with a .gz suffix: (images, labels), uint8 (N, 28, 28) and int64 (N,).
@@ -103,20 +118,15 @@ def load_mnist(path=None, kind="train"):
     what was looked for where; files that are not MNIST images and labels raise ValueError."""
     if kind not in _MNIST_FILES:
         raise ValueError(f"kind must be one of {sorted(_MNIST_FILES)}, got {kind!r}")
-    names = _MNIST_FILES[kind]
-    wanted = " and ".join(f"{name}[.gz]" for name in names)
     hint = "pass path= or set LENET_FAST_DATA to the folder that holds them"
     folder = os.environ.get("LENET_FAST_DATA") if path is None else os.fspath(path)
     if not folder:
+        wanted = " and ".join(f"{name}[.gz]" for name in _MNIST_FILES[kind])
         raise FileNotFoundError(f"no MNIST folder given to look for {wanted} in: {hint}")
-    found = []
-    for name in names:
-        candidates = [os.path.join(folder, name + suffix) for suffix in ("", ".gz")]
-        found.append(next((c for c in candidates if os.path.isfile(c)), None))
-    if None in found:
-        missing = " and ".join(f"{n}[.gz]" for n, f in zip(names, found) if f is None)
-        raise FileNotFoundError(f"MNIST {kind} files not found: looked for {missing} in {folder}; {hint}")
-    image_file, label_file = found
+    try:
+        image_file, label_file = mnist_files(folder, kind)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc}; {hint}") from None
     images, labels = read_idx(image_file), read_idx(label_file)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise ValueError(f"{image_file}: expected uint8 images of shape (N, 28, 28), "

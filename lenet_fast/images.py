@@ -27,10 +27,13 @@ drawn anywhere else looks nothing like that until it goes through the same steps
    the offset is rounded to whole pixels and clipped so the 20-pixel box stays inside the field.
 
 Files need Pillow (pip install "lenet_fast[images]"), imported only when a file is read; arrays never
-need it.
+need it, and neither do 8-bit grayscale PNG files such as the sample digits the package ships (read by a
+small strict decoder when Pillow is absent, so that a bare install's first command works).
 """
 import os
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,8 @@ LUMA = np.array([0.299, 0.587, 0.114])
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".pnm", ".ppm", ".tif", ".tiff",
                     ".webp")
 PILLOW_MISSING = 'Reading image files needs Pillow: pip install "lenet_fast[images]"'
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_MAX_PIXELS = 1 << 24  # the built-in PNG reader's limit (a digit needs far fewer): no decompression bomb
 SAMPLES = Path(__file__).parent / "samples"
 
 
@@ -58,7 +63,8 @@ def read_digit(source):
 
     Raises ValueError for an image with no ink, a file Pillow cannot read (naming it) or a bad array
     (shape, range, NaN), TypeError for non-numeric pixels, FileNotFoundError for a missing file and
-    ImportError when a file is given and Pillow is not installed.
+    ImportError when a file is given and Pillow is not installed (unless it is an 8-bit grayscale PNG, as
+    the sample digits are: module docstring).
     """
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
@@ -120,7 +126,7 @@ def _read_file(path):
     try:
         from PIL import Image, ImageOps
     except ImportError:
-        raise ImportError(PILLOW_MISSING) from None
+        return _read_gray_png(path)
     try:
         with Image.open(path) as img:
             return _pil_pixels(ImageOps.exif_transpose(img))
@@ -130,6 +136,82 @@ def _read_file(path):
     # that claims more pixels than Pillow's limit
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"not an image file Pillow can read ({exc})") from None
+
+
+def _read_gray_png(path):
+    """The (H, W) uint8 pixels of an 8-bit grayscale, non-interlaced PNG file (the sample digits' form),
+    without Pillow. ImportError (Pillow is needed) for any other file or PNG kind; ValueError for a PNG that
+    is damaged (bad signature, CRC, chunk order, filter or data length)."""
+    with open(path, "rb") as f:
+        data = f.read(len(PNG_SIGNATURE))
+        if data != PNG_SIGNATURE:
+            raise ImportError(PILLOW_MISSING)
+        data = f.read()
+    chunks, at = [], 0
+    while at < len(data):
+        if at + 12 > len(data):
+            raise ValueError("not an image file Pillow can read (a truncated PNG chunk)")
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        body = data[at + 8 : at + 8 + length]
+        if len(body) != length or at + 12 + length > len(data):
+            raise ValueError("not an image file Pillow can read (a truncated PNG chunk)")
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        if zlib.crc32(kind + body) != crc:
+            raise ValueError(f"not an image file Pillow can read (PNG chunk {kind!r} fails its CRC)")
+        chunks.append((kind, body))
+        at += 12 + length
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) != 13 or chunks[-1][0] != b"IEND":
+        raise ValueError("not an image file Pillow can read (a PNG without its header or end)")
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    if (depth, colour, compression, filtering, interlace) != (8, 0, 0, 0, 0):
+        raise ImportError(PILLOW_MISSING + " (only 8-bit grayscale PNG files are read without it)")
+    if not 0 < width * height <= PNG_MAX_PIXELS:
+        raise ValueError(f"not an image file Pillow can read (a PNG of {width}x{height} pixels)")
+    # Ancillary chunks (lower-case first letter) may be skipped; a critical one other than IDAT changes the
+    # pixels' meaning.
+    if any(kind[:1].isupper() and kind not in (b"IHDR", b"IDAT", b"IEND") for kind, _ in chunks):
+        raise ImportError(PILLOW_MISSING + " (a PNG with chunks the built-in reader does not handle)")
+    expected = height * (width + 1)  # each row: its filter type byte, then the pixels
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"), expected + 1)
+    except zlib.error as exc:
+        raise ValueError(f"not an image file Pillow can read (PNG data: {exc})") from None
+    if len(raw) != expected or not inflate.eof:
+        raise ValueError(f"not an image file Pillow can read (PNG data of {len(raw)} bytes, expected {expected})")
+    return _unfilter(raw, width, height)
+
+
+def _unfilter(raw, width, height):
+    """PNG's per-row filters undone (one byte per pixel): the (height, width) uint8 image."""
+    out = np.zeros((height + 1, width), dtype=np.uint8)  # row 0: the zero row above the first
+    for y in range(height):
+        start = y * (width + 1) + 1
+        kind, line, up = raw[start - 1], raw[start : start + width], out[y]
+        if kind == 0:
+            row = np.frombuffer(line, np.uint8)
+        elif kind == 2:
+            row = np.frombuffer(line, np.uint8) + up  # wraps modulo 256, as PNG's arithmetic does
+        elif kind in (1, 3, 4):  # each pixel depends on the one decoded before it
+            row, left, up = bytearray(width), 0, up.tolist()
+            for x in range(width):
+                above, corner = up[x], up[x - 1] if x else 0
+                if kind == 1:
+                    guess = left
+                elif kind == 3:
+                    guess = (left + above) >> 1
+                else:  # Paeth: whichever of left, above, corner is nearest left + above - corner
+                    p = left + above - corner
+                    pa, pb, pc = abs(p - left), abs(p - above), abs(p - corner)
+                    guess = left if pa <= pb and pa <= pc else above if pb <= pc else corner
+                left = row[x] = (line[x] + guess) & 0xFF
+            row = np.frombuffer(row, np.uint8)
+        else:
+            raise ValueError(f"not an image file Pillow can read (PNG row filter {kind})")
+        out[y + 1] = row
+    return out[1:]
 
 
 def _is_pil_image(x):

@@ -287,6 +287,16 @@ class LeNet5:
         with self.guard.reading():
             save(self, path)
 
+    def __reduce__(self):
+        """Pickling, copy.copy and copy.deepcopy: a model's copy is what its file holds (format version,
+        variant and a copy of every parameter, as plain NumPy arrays; never the engine's objects), rebuilt
+        by the checks load() makes, so it predicts bit-identically; a copy shares nothing with the original.
+        The parameters are copied under the guard, a consistent snapshot: RuntimeError while another thread
+        is inside fit."""
+        with self.guard.reading():
+            arrays = {name: np.array(a, copy=True) for name, a in _entries(self).items()}
+        return _from_entries, (arrays, "a pickled LeNet5")
+
     def __repr__(self):
         return f"LeNet5(variant={self.variant!r}, params={self.n_params})"
 
@@ -319,8 +329,7 @@ def _views(flat, like):
 def save(model, path):
     """Write model to path as .npz: format version, variant, parameters (see LeNet5.save). Weights that are
     not finite (a diverged run) are refused: such a file could not be loaded."""
-    arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
-    arrays.update(model.params)
+    arrays = _entries(model)
     storage.check_finite(arrays)
     storage.write_npz(path, arrays)
 
@@ -347,18 +356,36 @@ def load(path):
         arrays = {k: v for k, v in arrays.items()
                   if k in ("__variant__",) or not (k.startswith("__") or k.startswith("optimizer."))}
         arrays["__format__"] = np.array(FORMAT_VERSION)
+    return _from_entries(arrays, path)
+
+
+def _entries(model):
+    """What a model file holds (format version, variant, parameters), as plain arrays: the parameters are
+    the model's own arrays, not copies."""
+    arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
+    arrays.update(model.params)
+    return arrays
+
+
+def _from_entries(arrays, source):
+    """A new LeNet5 from a model file's entries (_entries' form), checked: ValueError, naming source, for
+    a missing or unknown format version or variant, or parameters of the wrong names, shapes or values.
+    load() and unpickling (LeNet5.__reduce__) both come through here."""
+    if not isinstance(arrays, Mapping):
+        raise ValueError(f"{source}: not a lenet_fast model (expected its entries, got {type(arrays).__name__})")
+    arrays = dict(arrays)
     try:
         version = int(arrays.pop("__format__"))
         variant = str(arrays.pop("__variant__"))
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: not a lenet_fast model file (no format version or variant)") from None
+        raise ValueError(f"{source}: not a lenet_fast model file (no format version or variant)") from None
     if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: model format {version} is not supported (this version reads {FORMAT_VERSION})")
+        raise ValueError(f"{source}: model format {version} is not supported (this version reads {FORMAT_VERSION})")
     if variant not in VARIANTS:
-        raise ValueError(f"{path}: unknown variant {variant!r}")
+        raise ValueError(f"{source}: unknown variant {variant!r}")
     model = LeNet5(variant)
     try:
         model.set_params(arrays)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise ValueError(f"{source}: {exc}") from None
     return model

@@ -8,7 +8,9 @@ colours, dtype or file format. Tests of files skip without Pillow; the one again
 the MNIST test set (the mnist_folder fixture, tests/conftest.py).
 """
 import gzip
+import struct
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -394,6 +396,73 @@ def test_without_pillow(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match="needs Pillow"):
         read_digits(tmp_path)
     check_mnist_form(read_digit(CENTRED["ring"]))  # arrays never need it
+
+
+def png(pixels, filters, depth=8, colour=0, chunks=()):
+    """An 8-bit grayscale PNG of pixels ((H, W) uint8), row y filtered with filters[y % len(filters)] (PNG's
+    five filter types, written out here as the specification defines them), extra chunks before IDAT."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    h, w = pixels.shape
+    raw, above = bytearray(), [0] * w
+    for y in range(h):
+        kind, row = filters[y % len(filters)], [int(v) for v in pixels[y]]
+        out = []
+        for x in range(w):
+            left, up, corner = row[x - 1] if x else 0, above[x], above[x - 1] if x else 0
+            p = left + up - corner
+            paeth = min((abs(p - left), 0, left), (abs(p - up), 1, up), (abs(p - corner), 2, corner))[2]
+            guess = [0, left, up, (left + up) >> 1, paeth][kind] if kind < 5 else 0  # 5: no such filter
+            out.append((row[x] - guess) & 0xFF)
+        raw += bytes([kind] + out)
+        above = row
+    header = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
+    return (images.PNG_SIGNATURE + chunk(b"IHDR", header) + b"".join(chunk(k, b) for k, b in chunks)
+            + chunk(b"IDAT", zlib.compress(bytes(raw))) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("filters", [[0], [1], [2], [3], [4], [4, 0, 3, 1, 2]],
+                         ids=lambda f: "filters" + "".join(map(str, f)))
+def test_gray_png_read_without_pillow(filters, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    pixels = np.random.default_rng(len(filters) * 10 + filters[0]).integers(0, 256, (11, 13), dtype=np.uint8)
+    path = tmp_path / "digit.png"
+    path.write_bytes(png(pixels, filters, chunks=[(b"tEXt", b"comment\0ancillary: skipped")]))
+    np.testing.assert_array_equal(images._read_file(path), pixels)
+
+
+def test_gray_png_reader_is_strict(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    pixels = np.arange(30, dtype=np.uint8).reshape(5, 6)
+    good = png(pixels, [1])
+    path = tmp_path / "digit.png"
+    damaged = {
+        "a bad CRC": good[:40] + bytes([good[40] ^ 1]) + good[41:],
+        "truncated": good[:-20],
+        "no end": good[:-12],
+        "a bad filter": png(pixels, [5]),
+    }
+    for what, data in damaged.items():
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match="not an image file"):
+            read_digit(path)
+    others = {"16-bit": png(pixels, [0], depth=16), "colour": png(pixels, [0], colour=2),
+              "a palette": png(pixels, [0], chunks=[(b"PLTE", bytes(3))])}
+    for what, data in others.items():
+        path.write_bytes(data)
+        with pytest.raises(ImportError, match="needs Pillow"):
+            images._read_file(path)
+
+
+def test_samples_read_without_pillow_as_with_it(Image, monkeypatch):
+    with_pillow, _ = read_digits(sample_paths())
+    pixels = [np.asarray(Image.open(p)) for p in sample_paths()]
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    for p, expected in zip(sample_paths(), pixels):
+        np.testing.assert_array_equal(images._read_file(p), expected)
+    without, _ = read_digits(sample_paths())
+    np.testing.assert_array_equal(without, with_pillow)
 
 
 # ---- the samples ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ samples) never load the benchmark, its peers or the NumPy reference, which only 
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,20 @@ def test_the_tests_run_against_the_installed_package(repo_root):
     package = Path(lenet_fast.__file__).resolve().parent
     assert package.parent.name == "site-packages", package
     assert package != repo_root / "lenet_fast", package
+
+
+def test_an_unbuilt_source_tree_says_so_on_import(tmp_path):
+    """Python run from a clone's root imports the clone's lenet_fast/, which shadows the installed package; when
+    that folder has no compiled engine the ImportError says what happened and what to run (not Python's
+    "partially initialized module ... circular import")."""
+    unbuilt = tmp_path / "lenet_fast"
+    shutil.copytree(PACKAGE, unbuilt, ignore=shutil.ignore_patterns("_core*.so", "_core*.pyd", "__pycache__"))
+    # -S: no site-packages, so that an editable install's import hook cannot supply the missing module from
+    # the tree it was built in (an installed package is shadowed all the same: the current folder comes first)
+    result = subprocess.run([sys.executable, "-S", "-c", "import lenet_fast"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: lenet_fast's compiled engine (_core) is not built in"), result.stderr
+    assert str(unbuilt) in last and "pip install -e ." in last and "another folder" in last
+    assert "circular" not in result.stderr

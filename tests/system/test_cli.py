@@ -19,6 +19,7 @@ from lenet_fast.pretrained import pretrained, weights_path
 DATA = Path(__file__).resolve().parents[1] / "data"  # the first 1,000 MNIST test digits
 SAMPLES = lenet_fast.sample_paths()
 ERROR_LINE = re.compile(r"lenet-fast: error: \S.*\n")
+PYTHON_WORDING = re.compile(r"(?<![-\w])[a-z_]+=|\bpath=")  # keyword arguments (path=), not --flags
 
 
 def run(*args, env=None):
@@ -68,6 +69,39 @@ def test_default_run_reads_the_ten_samples_and_shows_the_build():
     assert sum(name == digit for name, digit, _ in rows) >= 9, out
     assert all(0 < float(c) <= 100 for _, _, c in rows)
     assert re.search(r"^lenet_fast \S+: instruction set \w+, OpenMP o(n|ff), 1 thread$", out, re.M), out
+
+
+def test_default_run_needs_no_pillow():
+    """A bare install (no extras) runs its first command: the samples are read without Pillow, the same."""
+    need_weights()
+    code = "import sys; sys.modules['PIL'] = None; from lenet_fast.__main__ import main; sys.exit(main(['--threads', '1']))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ok("--threads", "1").stdout
+
+
+def test_version_for_every_kind_of_run(tmp_path):
+    """--version from python -m lenet_fast, from the console script, and from a folder holding another folder
+    named lenet_fast (the parent folder of a clone), which shadows an editable install's package."""
+    expected = f"lenet-fast {lenet_fast.__version__}\n"
+    assert ok("--version").stdout == expected
+    script = Path(sys.executable).with_name("lenet-fast")
+    if script.is_file():
+        result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and result.stdout == expected, result.stderr
+    clone = tmp_path / "lenet_fast"
+    clone.mkdir()
+    (clone / "README.md").write_text("a clone's root: no __init__.py here")
+    result = subprocess.run([sys.executable, "-m", "lenet_fast", "--version"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == expected, result.stderr
+    # any other command there: it runs (a regular install wins) or says what is wrong in one line
+    result = subprocess.run([sys.executable, "-m", "lenet_fast", "--threads", "1"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        assert result.returncode == 1 and ERROR_LINE.fullmatch(result.stderr), result.stderr
+        assert f"the folder {clone} shadows the installed lenet_fast" in result.stderr
 
 
 def test_predict_sample_files_as_text_and_json():
@@ -191,7 +225,8 @@ def test_user_errors_end_with_one_line_and_a_status(case, tmp_path, fresh_model)
         "missing image": (["predict", tmp_path / "nope.png"], 1, f"{tmp_path / 'nope.png'}: No such file"),
         "text file as image": (["predict", text, "--model", fresh_model], 1, "not an image file"),
         "no data folder": (["evaluate", "--model", fresh_model], 1, "no MNIST folder: pass --data"),
-        "folder without MNIST": (["evaluate", "--data", tmp_path, "--model", fresh_model], 1, "files not found"),
+        "folder without MNIST": (["evaluate", "--data", tmp_path, "--model", fresh_model], 1,
+                                 "give the folder that holds MNIST's four files with --data DIR or LENET_FAST_DATA"),
         "corrupt model": (["predict", sample, "--model", corrupt], 1, "not a lenet_fast model file"),
         "unknown variant": (["predict", sample, "--variant", "lenet1"], 2, "invalid choice: 'lenet1'"),
         "no files": (["predict"], 2, "required: FILE"),
@@ -205,6 +240,7 @@ def test_user_errors_end_with_one_line_and_a_status(case, tmp_path, fresh_model)
     assert result.returncode == status, result.stderr
     assert ERROR_LINE.fullmatch(result.stderr), result.stderr
     assert message in result.stderr
+    assert not PYTHON_WORDING.search(result.stderr), result.stderr  # the command's flags, not Python's arguments
     assert result.stdout == ""
 
 
