@@ -42,10 +42,11 @@ def release_free_memory():
 
 
 def growth(step, repeats, warmup):
-    """Bytes of resident memory repeats calls of step add after warmup calls."""
+    """Bytes of resident memory repeats calls of step add after warmup calls (made after the free pages
+    are returned, so that the warm-up, not the measured loop, brings back the pages the loop reuses)."""
+    release_free_memory()
     for i in range(warmup):
         step(i)
-    release_free_memory()
     before = rss()
     for i in range(repeats):
         step(i)
