@@ -99,7 +99,7 @@ def positive_int(value, name, limit=_MAX_DIM):
     except TypeError:
         n = None
     if n is None or n < 1 or (limit is not None and n > limit):
-        allowed = "a positive integer" if limit is None else f"an integer in 1..{limit}"
+        allowed = "a positive integer" if limit is None else f"an integer in 1..{limit} (a positive integer)"
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return n
 
@@ -256,12 +256,12 @@ cdef class Guard:
     def writing(self):
         """A context manager: train once the running reads and update are done (RuntimeError if another
         training holds)."""
-        return _Writing(self)
+        return _Exclusive(self, False)
 
     def updating(self):
         """A context manager: one brief change of the parameters, once the running reads are done; reads
         from other threads wait for it (RuntimeError at entry while another thread trains)."""
-        return _Updating(self)
+        return _Exclusive(self, True)
 
 
 cdef class _Reading:
@@ -282,32 +282,26 @@ cdef class _Reading:
         self.guard.exit_read()
 
 
-cdef class _Writing:
+cdef class _Exclusive:
+    """writing() (training) or updating() (a brief change of the parameters): the guard's two writers."""
     cdef Guard guard
+    cdef bint update
 
-    def __cinit__(self, Guard guard):
-        self.guard = guard
+    def __cinit__(self, Guard guard, bint update):
+        self.guard, self.update = guard, update
 
     def __enter__(self):
-        self.guard.enter_write()
+        if self.update:
+            self.guard.enter_update()
+        else:
+            self.guard.enter_write()
         return self
 
     def __exit__(self, *exc):
-        self.guard.exit_write()
-
-
-cdef class _Updating:
-    cdef Guard guard
-
-    def __cinit__(self, Guard guard):
-        self.guard = guard
-
-    def __enter__(self):
-        self.guard.enter_update()
-        return self
-
-    def __exit__(self, *exc):
-        self.guard.exit_update()
+        if self.update:
+            self.guard.exit_update()
+        else:
+            self.guard.exit_write()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -825,14 +819,7 @@ def set_num_threads(n):
     __index__; not a bool) in 1..MAX_THREADS, else ValueError. MemoryError, the setting unchanged, when n
     threads cannot be created now; RuntimeError for n > 1 in a process forked after it had started
     OpenMP threads (csrc/dispatch.c)."""
-    if isinstance(n, (bool, np.bool_)):
-        raise ValueError(f"the number of threads must be a positive integer, got {n!r}")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise ValueError(f"the number of threads must be a positive integer, got {n!r}") from None
-    if not 1 <= n <= LF_MAX_THREADS:
-        raise ValueError(f"the number of threads must be a positive integer in 1..{LF_MAX_THREADS}, got {n}")
+    n = positive_int(n, "the number of threads", LF_MAX_THREADS)
     rc = lf_set_num_threads(n)
     if rc == LF_ERR_FORKED:
         raise RuntimeError("this process was forked after it had started OpenMP threads, whose pool a forked "

@@ -9,6 +9,7 @@ lenet_fast.paper for the constants):
 - ``modern``: what most tutorials call LeNet-5: ReLU, max pooling, C3 connected to all six S2 maps, a
   linear 84 -> 10 output read through softmax, He initialisation.
 """
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -334,9 +335,10 @@ def save(model, path):
     storage.write_npz(path, arrays)
 
 
+@functools.cache  # the same for every file: computed (optimizers bound to each variant's size) once
 def _file_limits():
     """storage.read_npz's limits for the files load() reads: a model or a checkpoint (of any optimizer) of
-    either variant."""
+    either variant. Read only: the one dict is shared by every load."""
     limits = {}
     for variant in VARIANTS:
         sizes = {name: math.prod(shape) for name, (shape, _) in param_shapes(variant).items()}
