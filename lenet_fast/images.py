@@ -264,10 +264,16 @@ def _gray(a):
 
 def _normalize(gray, name):
     """The MNIST form of a gray image (module docstring, steps 2-6); name is for the no-ink error."""
+    return _mnist_form(_ink(gray, name))
+
+
+def _ink(gray, name):
+    """The ink of a gray image (module docstring, steps 2-3): a float64 array of its shape, 0 where the paper
+    is, growing with the ink's contrast above the noise floor; name is for the no-ink error. gray is this
+    call's own array and is overwritten (a photo's planes are large)."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     paper = np.median(border)
     noise = NOISE_SIGMAS * 1.4826 * np.median(np.abs(border - paper))
-    # gray is this call's own array: turned into the ink in place (a photo's planes are large)
     ink = np.subtract(paper, gray, out=gray) if gray.mean() < paper else np.subtract(gray, paper, out=gray)
     contrast = ink.max()
     if contrast - noise < max(MIN_CONTRAST, noise):
@@ -275,8 +281,13 @@ def _normalize(gray, name):
                          f"contrast {contrast:.3f} of the full range, noise floor {noise:.3f})")
     ink -= noise
     np.maximum(ink, 0.0, out=ink)
-    peak = contrast - noise
-    strong = ink >= INK_THRESHOLD * peak
+    return ink
+
+
+def _mnist_form(ink):
+    """The (28, 28) uint8 MNIST image of an ink map as _ink gives it (module docstring, steps 4-6): cropped to
+    its strong ink, scaled to the 20-pixel box, levels stretched, centre of mass at the field's centre."""
+    strong = ink >= INK_THRESHOLD * ink.max()
     rows = np.flatnonzero(strong.any(axis=1))
     cols = np.flatnonzero(strong.any(axis=0))
     ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
