@@ -44,7 +44,9 @@ def as_batch(x, normalized):
     if type(x) is np.ndarray and not normalized and x.dtype in _DIRECT and x.flags.carray:
         if x.shape[-2:] in _FIELDS and (x.ndim == 3 or (x.ndim == 4 and x.shape[1] == 1)):
             return x, True
-    pictures = _pictures(x)
+    # An array is never a picture: testing for one (isinstance with os.PathLike is an ABC check) would slow
+    # the common single image, a (28, 28) array, which takes this path (benchmarks/results/as_batch_pictures.md).
+    pictures = None if type(x) is np.ndarray else _pictures(x)
     if pictures is not None:
         if normalized:
             raise TypeError("normalized=True takes float arrays already mapped to the paper's range, not pictures: "
