@@ -10,13 +10,14 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
 import lenet_fast
 
 from . import optim, paper
-from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
+from .command import PROG, Parser, execute, message, positive_float, positive_int, threads_option
 from ._version import __version__
 from .datasets import load_mnist, mnist_files
 from .images import image_files, read_digits, sample_paths
@@ -58,11 +59,14 @@ def _parser():
 
     p = commands.add_parser("predict", parents=[common], help="recognize the digit in each image file",
                             description="Print each image's digit and the model's confidence in it. Any size or "
-                                        "format Pillow reads; dark ink on light paper or light on dark.")
+                                        "format Pillow reads; dark ink on light paper or light on dark. A file "
+                                        "that cannot be read is one line on stderr, the others are still read; "
+                                        "exit status 1 if any failed.")
     p.add_argument("files", nargs="+", metavar="FILE", help="an image file, or a folder: its image files")
     _model_options(p)
     p.add_argument("--json", action="store_true",
-                   help='a JSON list of {"file", "digit", "confidence", "probabilities"} instead')
+                   help='a JSON list of {"file", "digit", "confidence", "probabilities"} instead, '
+                        '{"file", "error"} for a file that cannot be read')
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("train", parents=[common], help="train a model on MNIST and save it",
@@ -148,33 +152,57 @@ def _samples(args):
     images, paths = read_digits(sample_paths())
     model = pretrained("classic")
     print("The sample digits shipped with lenet_fast, read by the pretrained classic LeNet-5:")
-    _print_predictions(model, images, [p.name for p in paths], as_json=False)
+    _print_rows(_predictions(model, images, [p.name for p in paths]))
     print(_build_line())
     print(f"Your own digits: {PROG} predict FILE...; everything else: {PROG} --help")
 
 
 def _predict(args):
-    sources = []
+    """Every file's row in the order given: good files' results on stdout, one line on stderr for each bad
+    one (a file read_digit refuses, a missing path, a folder without image files); exit status 1 if any."""
+    model, _ = _model(args)  # first: a bad --model ends the command before any file is read
+    sources, bad_folders = [], {}  # bad_folders: {how many sources came before them: [(name, error)]}
     for name in args.files:
-        sources.extend(image_files(name) if os.path.isdir(name) else [name])
-    images, paths = read_digits(sources)
-    model, _ = _model(args)
-    _print_predictions(model, images, [str(p) for p in paths], args.json)
+        try:
+            sources.extend(image_files(name) if os.path.isdir(name) else [Path(name)])
+        except (OSError, ValueError) as exc:  # the folder itself: unreadable, or no image files in it
+            bad_folders.setdefault(len(sources), []).append((name, exc))
+    images, paths, failures = read_digits(sources, errors="report")
+    bad_files = {i: (source, error) for i, source, error in failures}
+    results = iter(_predictions(model, images, [str(p) for p in paths]))
+    rows = []
+    for i in range(len(sources) + 1):
+        rows.extend({"file": str(name), "error": message(error)} for name, error in bad_folders.get(i, ()))
+        if i < len(sources):
+            source, error = bad_files.get(i, (None, None))
+            rows.append({"file": str(source), "error": message(error)} if error is not None else next(results))
+    if args.json:
+        _print_rows([row for row in rows if "error" in row])  # stderr still names every bad file
+        print("[\n  " + ",\n  ".join(json.dumps(row) for row in rows) + "\n]")
+    else:
+        _print_rows(rows)
+    return 1 if failures or bad_folders else 0
 
 
-def _print_predictions(model, images, names, as_json):
+def _predictions(model, images, names):
+    """One {"file", "digit", "confidence", "probabilities"} row per image."""
     digits = model.predict(images)
     probs = model.predict_proba(images)
     confidence = probs[np.arange(len(digits)), digits]
-    if as_json:
-        rows = [json.dumps({"file": name, "digit": int(d), "confidence": round(float(c), 6),
-                            "probabilities": [round(float(p), 6) for p in row]})
-                for name, d, c, row in zip(names, digits, confidence, probs)]
-        print("[\n  " + ",\n  ".join(rows) + "\n]")
-        return
-    width = max(len(name) for name in names)
-    for name, d, c in zip(names, digits, confidence):
-        print(f"  {name:<{width}}  {d}  {c:6.1%}")
+    return [{"file": name, "digit": int(d), "confidence": round(float(c), 6),
+             "probabilities": [round(float(p), 6) for p in row]}
+            for name, d, c, row in zip(names, digits, confidence, probs)]
+
+
+def _print_rows(rows):
+    """The rows _predictions makes as aligned text on stdout (file, digit, confidence), and a row
+    {"file", "error"} as an error line on stderr, in its place."""
+    width = max((len(row["file"]) for row in rows if "error" not in row), default=0)
+    for row in rows:
+        if "error" in row:
+            print(f"{PROG}: error: {row['error']}", file=sys.stderr)
+        else:
+            print(f"  {row['file']:<{width}}  {row['digit']}  {row['confidence']:6.1%}")
 
 
 def _train(args):

@@ -69,11 +69,13 @@ def threads_option():
 
 
 def execute(args):
-    """Run the parsed command args.run(args) on --threads threads; returns the exit status."""
+    """Run the parsed command args.run(args) on --threads threads; returns the exit status: args.run's own
+    (a command that reports some failures itself and goes on, such as predict with a bad file, returns 1),
+    else 0."""
     try:
         if hasattr(args, "threads"):
             lenet_fast.set_num_threads(args.threads)
-        args.run(args)
+        status = args.run(args)
         sys.stdout.flush()
     except BrokenPipeError:  # the reader stopped early (| head): not an error, and nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush cannot fail again
@@ -84,7 +86,7 @@ def execute(args):
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 def message(exc):

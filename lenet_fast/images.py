@@ -78,28 +78,50 @@ def read_digit(source):
     return _normalize(_gray(source), "the image")
 
 
-def read_digits(sources):
-    """(images, paths): the digits of several sources as an (N, 28, 28) uint8 array, read by read_digit,
-    and for each the pathlib.Path it came from (None for an array or a PIL.Image).
+def read_digits(sources, errors="raise"):
+    """The digits of several sources as an (N, 28, 28) uint8 array, read by read_digit, and for each the
+    pathlib.Path it came from (None for an array or a PIL.Image), in the order of sources.
 
-    sources: a folder (str or os.PathLike), for the files image_files(folder) lists, or an iterable of
-    sources as read_digit takes them. The first source that cannot be read raises, naming it.
+    sources: a folder (str or os.PathLike), for the files image_files(folder) lists (its errors are raised
+    whatever errors says: they concern the folder, not an image), or an iterable of sources as read_digit
+    takes them.
+
+    errors says what a source that cannot be read does: the ValueError, TypeError or OSError read_digit
+    raises (no ink, not an image, a bad array; a missing file, a folder, no permission), each naming its
+    source (a file by its name, anything else as "sources[i]"):
+    - "raise" (the default): the first one is raised; returns (images, paths).
+    - "skip": it is left out; returns (images, paths) of the sources that could be read.
+    - "report": as "skip", and returns (images, paths, failures): failures lists (index, source, error) for
+      each source left out, in order: its position in sources (in the folder's listing for a folder), the
+      source itself (the pathlib.Path for a folder's file) and the exception "raise" would have raised.
+    Anything else (ImportError when Pillow is missing, MemoryError, KeyboardInterrupt) is always raised.
+    ValueError for another value of errors.
     """
+    if errors not in ("raise", "skip", "report"):
+        raise ValueError(f"errors must be 'raise', 'skip' or 'report', got {errors!r}")
     if isinstance(sources, (str, os.PathLike)):
         sources = image_files(sources)
     sources = list(sources)
     images = np.empty((len(sources), SIZE, SIZE), dtype=np.uint8)
-    paths = []
+    paths, failures = [], []
     for i, source in enumerate(sources):
         path = Path(source) if isinstance(source, (str, os.PathLike)) else None
         try:
-            images[i] = read_digit(source)
-        except (TypeError, ValueError) as exc:
+            images[len(paths)] = read_digit(source)
+        except (OSError, TypeError, ValueError) as exc:
             if path is not None:  # read_digit named the file already
-                raise
-            raise type(exc)(f"sources[{i}]: {exc}") from None
+                error = exc
+                if errors == "raise":
+                    raise
+            else:
+                error = type(exc)(f"sources[{i}]: {exc}")
+                if errors == "raise":
+                    raise error from None
+            failures.append((i, source, error))
+            continue
         paths.append(path)
-    return images, paths
+    images = images[: len(paths)]
+    return (images, paths, failures) if errors == "report" else (images, paths)
 
 
 def image_files(folder):

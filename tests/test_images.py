@@ -385,6 +385,89 @@ def test_read_digits_empty_folder(tmp_path):
         read_digits(tmp_path)
 
 
+def bad_folder(Image, folder):
+    """A folder of good digits (a ring, a seven, a bar) between bad files of every kind read_digit refuses:
+    {name: what its error says}, and the good files' names and shapes, in the folder's order."""
+    Image.fromarray(to_uint8(CENTRED["ring"])).save(folder / "a_ring.png")
+    good = (folder / "a_ring.png").read_bytes()
+    (folder / "b_corrupt.png").write_bytes(good[: len(good) // 2])  # a truncated PNG
+    (folder / "c_text.png").write_text("not an image")
+    (folder / "d_empty.png").write_bytes(b"")
+    Image.new("L", (40, 30), 255).save(folder / "e_blank.png")
+    Image.fromarray(to_uint8(CENTRED["seven"])).save(folder / "f_seven.png")
+    (folder / "g_dir.png").mkdir()  # a folder named like an image: image_files does not list it
+    Image.fromarray(to_uint8(CENTRED["bar"])).save(folder / "h_bar.jpeg")
+    bad = {"b_corrupt.png": "b_corrupt.png", "c_text.png": "c_text.png: not an image file",
+           "d_empty.png": "d_empty.png: not an image file", "e_blank.png": "e_blank.png contains no ink"}
+    return bad, ["a_ring.png", "f_seven.png", "h_bar.jpeg"], ["ring", "seven", "bar"]
+
+
+def test_read_digits_raise_stops_at_the_first_bad_file(Image, tmp_path):
+    bad_folder(Image, tmp_path)
+    with pytest.raises(ValueError, match="b_corrupt.png"):
+        read_digits(tmp_path)
+    with pytest.raises(ValueError, match="b_corrupt.png"):
+        read_digits(tmp_path, errors="raise")
+
+
+@pytest.mark.parametrize("errors", ["skip", "report"])
+def test_read_digits_skip_and_report_keep_every_good_file(Image, tmp_path, reference, errors):
+    bad, good, shapes = bad_folder(Image, tmp_path)
+    result = read_digits(tmp_path, errors=errors)
+    assert len(result) == (3 if errors == "report" else 2)
+    digits, paths = result[:2]
+    assert [p.name for p in paths] == good and digits.shape == (3, 28, 28) and digits.dtype == np.uint8
+    for d, path, shape in zip(digits, paths, shapes):
+        assert (d == read_digit(path)).all()
+        assert max(reference, key=lambda s: corr(d, reference[s])) == shape
+    if errors == "report":
+        failures = result[2]
+        listing = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+        assert [(i, source.name) for i, source, _ in failures] == [(listing.index(n), n) for n in bad]
+        for (_, source, error), (name, says) in zip(failures, bad.items()):
+            assert source == tmp_path / name and isinstance(error, ValueError)
+            assert says in str(error), str(error)
+
+
+def test_read_digits_report_os_errors_and_arrays(Image, tmp_path):
+    missing = tmp_path / "missing.png"
+    sources = [CENTRED["ring"], missing, np.zeros((5, 5)), str(tmp_path), np.array([["x"]]), CENTRED["bar"]]
+    digits, paths, failures = read_digits(sources, errors="report")
+    assert digits.shape == (2, 28, 28) and paths == [None, None]
+    assert (digits[1] == read_digit(CENTRED["bar"])).all()
+    assert [i for i, _, _ in failures] == [1, 2, 3, 4]
+    assert failures[0][1] is missing and isinstance(failures[0][2], FileNotFoundError)
+    assert failures[1][1] is sources[2] and isinstance(failures[1][2], ValueError)
+    assert str(failures[1][2]).startswith("sources[2]: the image contains no ink")
+    assert isinstance(failures[2][2], OSError)  # a folder given as an image file
+    assert isinstance(failures[3][2], TypeError) and str(failures[3][2]).startswith("sources[4]: ")
+    with pytest.raises(FileNotFoundError):
+        read_digits(sources, errors="raise")
+
+
+def test_read_digits_bad_errors_value():
+    with pytest.raises(ValueError, match="errors must be 'raise', 'skip' or 'report', got 'ignore'"):
+        read_digits([CENTRED["ring"]], errors="ignore")
+
+
+def test_read_digits_never_swallows_interrupts_or_memory_errors(monkeypatch):
+    for exc in (KeyboardInterrupt, MemoryError):
+        def refuse(source, exc=exc):
+            raise exc()
+        monkeypatch.setattr(images, "read_digit", refuse)
+        with pytest.raises(exc):
+            read_digits([CENTRED["ring"]], errors="skip")
+
+
+def test_read_digits_folder_errors_are_raised_whatever_errors_says(tmp_path):
+    (tmp_path / "notes.txt").write_text("")
+    for errors in ("skip", "report"):
+        with pytest.raises(ValueError, match="no image files"):
+            read_digits(tmp_path, errors=errors)
+        with pytest.raises(FileNotFoundError):
+            read_digits(tmp_path / "no folder", errors=errors)
+
+
 def test_without_pillow(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails, as when Pillow is not installed
     path = tmp_path / "digit.png"

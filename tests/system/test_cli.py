@@ -132,6 +132,77 @@ def test_predict_expands_folders_to_their_image_files(tmp_path, fresh_model):
     assert [row["digit"] for row in rows] == model.predict(images).tolist()
 
 
+def folder_with_bad_files(folder):
+    """The ten sample digits and, between them in name order, a truncated PNG, a text file named .png, an
+    empty file and a blank image: {bad file: what its error line says}."""
+    Image = pytest.importorskip("PIL.Image")  # the bad files' reasons are Pillow's
+    folder.mkdir()
+    for p in SAMPLES:
+        shutil.copy(p, folder / p.name)
+    good = SAMPLES[3].read_bytes()
+    (folder / "digit_3_corrupt.png").write_bytes(good[: len(good) // 2])
+    (folder / "digit_5_text.png").write_text("not an image")
+    (folder / "a_empty.png").write_bytes(b"")
+    Image.new("L", (60, 40), 255).save(folder / "z_blank.png")
+    return {"a_empty.png": "a_empty.png: not an image file", "digit_3_corrupt.png": "digit_3_corrupt.png: not an image",
+            "digit_5_text.png": "digit_5_text.png: not an image file", "z_blank.png": "z_blank.png contains no ink"}
+
+
+def test_predict_prints_every_good_file_and_reports_each_bad_one(tmp_path):
+    need_weights()
+    folder = tmp_path / "scans"
+    bad = folder_with_bad_files(folder)
+    result = run("predict", folder)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [[str(folder / p.name), str(d)] for d, p in enumerate(SAMPLES)]
+    errors = result.stderr.splitlines(keepends=True)
+    assert len(errors) == len(bad) and all(ERROR_LINE.fullmatch(line) for line in errors), result.stderr
+    for line, (name, says) in zip(errors, sorted(bad.items())):
+        assert str(folder / name) in line and says in line, line
+    assert "Traceback" not in result.stderr
+
+    result = run("predict", folder, "--json")
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == len(bad)
+    rows = json.loads(result.stdout)
+    names = sorted([p.name for p in SAMPLES] + list(bad))
+    assert [row["file"] for row in rows] == [str(folder / name) for name in names]
+    for row in rows:
+        name = Path(row["file"]).name
+        if name in bad:
+            assert set(row) == {"file", "error"} and bad[name] in row["error"]
+        else:
+            assert row["digit"] == int(name[len("digit_")]) and len(row["probabilities"]) == 10
+
+
+def test_predict_reports_missing_paths_and_folders_without_images(tmp_path):
+    need_weights()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no image here")
+    missing = tmp_path / "missing.png"
+    result = run("predict", SAMPLES[7], missing, empty, SAMPLES[2])
+    assert result.returncode == 1
+    assert [line.split()[:2] for line in result.stdout.splitlines()] == [[str(SAMPLES[7]), "7"], [str(SAMPLES[2]), "2"]]
+    assert result.stderr == (f"lenet-fast: error: {missing}: No such file or directory\n"
+                             f"lenet-fast: error: {empty}: no image files (names ending in .bmp, .gif, .jpeg, .jpg, "
+                             ".pbm, .pgm, .png, .pnm, .ppm, .tif, .tiff, .webp)\n")
+    rows = json.loads(run("predict", SAMPLES[7], missing, empty, SAMPLES[2], "--json").stdout)
+    assert [(row["file"], row.get("digit"), "error" in row) for row in rows] == [
+        (str(SAMPLES[7]), 7, False), (str(missing), None, True), (str(empty), None, True), (str(SAMPLES[2]), 2, False)]
+
+
+def test_predict_exits_0_when_every_file_is_read(tmp_path):
+    need_weights()
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for p in SAMPLES[4:7]:
+        shutil.copy(p, folder / p.name)
+    result = run("predict", folder, SAMPLES[9])
+    assert result.returncode == 0 and result.stderr == ""
+    assert [line.split()[1] for line in result.stdout.splitlines()] == ["4", "5", "6", "9"]
+
+
 def test_evaluate_prints_the_error_rate_and_the_confusion_matrix(fresh_model):
     labels = lenet_fast.load_mnist(DATA, "test")[1]
     predicted = lenet_fast.load(fresh_model).predict(lenet_fast.load_mnist(DATA, "test")[0])
