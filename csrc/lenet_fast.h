@@ -129,6 +129,19 @@ void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t npara
 int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
              int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out);
 
+/* Pictures: the steps that find a digit in a photo before it becomes an MNIST image (lenet_fast/images.py).
+ * One image, row-major (h, w), on the calling thread; the caller runs several images at once.
+ *
+ * lf_morphology: out = the grey-level closing (closing != 0) or opening of in by a k x k square, k odd,
+ * windows cut at the image's edges. scratch holds lf_morphology_scratch(h, w, k) floats; in and out may
+ * not overlap it or each other. */
+size_t lf_morphology_scratch(int h, int w, int k);
+void lf_morphology(const float *in, int h, int w, int k, int closing, float *out, float *scratch);
+/* lf_components: labels[i] = the 8-connected component of mask pixel i (nonzero), numbered 1, 2, ... in
+ * the raster order of each component's first pixel; 0 off the mask. Returns the number of components.
+ * parent is scratch of h * w + 1 entries. */
+int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_t *parent);
+
 /* Build facts and threads. */
 const char *lf_isa_name(void);          /* the instruction-set path chosen at run time */
 int lf_select_isa(const char *name);    /* force a path ("avx512", "avx2", "baseline"); -1 if unavailable */

@@ -788,6 +788,50 @@ def softmax(x, bint log=False, bint negate=False):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Pictures (csrc/lenet_fast.h: one image on the calling thread, the GIL released, so threads read several)
+
+def morphology(image, k, bint closing):
+    """The grey-level closing (closing=True) or opening of a 2-D float image by a k x k square, k odd,
+    windows cut at the edges; returns float32 of its shape."""
+    a = float32_array(image, "image", (None, None))
+    cdef int kk = positive_int(k, "k", _MAX_DIM)
+    if kk % 2 == 0:
+        raise ValueError(f"k must be odd, got {kk}")
+    cdef int h = positive_int(a.shape[0], "the image's height", _MAX_DIM)
+    cdef int w = positive_int(a.shape[1], "the image's width", _MAX_DIM)
+    out = np.empty_like(a)
+    scratch = np.empty(lf_morphology_scratch(h, w, kk), np.float32)
+    cdef const float[:, ::1] av = a
+    cdef float[:, ::1] ov = out
+    cdef float[::1] sv = scratch
+    with nogil:
+        lf_morphology(&av[0, 0], h, w, kk, closing, &ov[0, 0], &sv[0])
+    return out
+
+
+def components(mask):
+    """(labels, count): the 8-connected components of a 2-D boolean mask, labels int32 of its shape, 1..count
+    in the raster order of each component's first pixel, 0 off the mask."""
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"mask must be a boolean array, got dtype {m.dtype}")
+    if m.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {m.shape}")
+    cdef int h = positive_int(m.shape[0], "the mask's height", _MAX_DIM)
+    cdef int w = positive_int(m.shape[1], "the mask's width", _MAX_DIM)
+    m = np.ascontiguousarray(m).view(np.uint8)
+    labels = np.empty((h, w), np.int32)
+    parent = np.empty(h * w + 1, np.int32)
+    cdef const uint8_t[:, ::1] mv = m
+    cdef int32_t[:, ::1] lv = labels
+    cdef int32_t[::1] pv = parent
+    cdef int32_t count
+    with nogil:
+        count = lf_components(&mv[0, 0], h, w, &lv[0, 0], &pv[0])
+    return labels, int(count)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Build facts and threads
 
 def isa():

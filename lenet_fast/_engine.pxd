@@ -1,6 +1,6 @@
 # The C engine's public interface (csrc/lenet_fast.h) as Cython sees it; _core.pyx cimports it. Its
 # constants come from the header, so that Python never keeps a copy that could drift.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 cdef extern from "lenet_fast.h" nogil:
     enum: LF_MAX_LAYERS
@@ -55,6 +55,9 @@ cdef extern from "lenet_fast.h" nogil:
                  int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out)
     int lf_softmax(const float *x, int n, int k, float sign, int log, float *y)
     void lf_activation(const float *x, size_t count, lf_act act, float *y)
+    size_t lf_morphology_scratch(int h, int w, int k)
+    void lf_morphology(const float *inp, int h, int w, int k, int closing, float *out, float *scratch)
+    int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_t *parent)
     const char *lf_isa_name()
     int lf_select_isa(const char *name)
     int lf_openmp_enabled()

@@ -17,6 +17,9 @@ the diagonal Gauss-Newton curvature of the paper's stochastic diagonal
 Levenberg-Marquardt (gauss_newton_diagonal) and the optimizer steps
 (sgd_update, adam_update, sdlm_update).
 
+And the picture steps that find a digit in a photo (morphology, components), written the slow and obvious
+way: every window taken whole, every component flooded from a seed.
+
 Conventions of the backward functions: dy is always the gradient of a scalar
 loss with respect to the function's output; parameter gradients are SUMMED
 over the batch (the loss is the sum of the per-image losses), and come in the
@@ -633,3 +636,41 @@ def predict(params, x, variant):
     out = forward(params, x, variant)
     best = np.argmin(out, axis=1) if variant == "classic" else np.argmax(out, axis=1)
     return best.astype(np.int64)
+
+
+# ---- picture steps ---------------------------------------------------------------------------------------
+
+
+def morphology(image, k, closing):
+    """Grey-level closing (maximum over each k x k window, then minimum) or opening (minimum, then maximum)
+    of a 2-D image, k odd, windows cut at the edges (the image padded with the neutral value)."""
+    r = k // 2
+
+    def extreme(a, high):
+        padded = np.pad(a, r, constant_values=-np.inf if high else np.inf)
+        windows = sliding_window_view(padded, (k, k))
+        return windows.max(axis=(2, 3)) if high else windows.min(axis=(2, 3))
+
+    return extreme(extreme(image, closing), not closing)
+
+
+def components(mask):
+    """(labels, count): the 8-connected components of a 2-D boolean mask, numbered 1, 2, ... in the raster
+    order of their first pixels (0 off the mask), each flooded from that pixel."""
+    h, w = mask.shape
+    labels = np.zeros((h, w), np.int64)
+    count = 0
+    for y, x in zip(*np.nonzero(mask)):  # raster order
+        if labels[y, x]:
+            continue
+        count += 1
+        labels[y, x] = count
+        todo = [(y, x)]
+        while todo:
+            cy, cx = todo.pop()
+            for ny in range(max(cy - 1, 0), min(cy + 2, h)):
+                for nx in range(max(cx - 1, 0), min(cx + 2, w)):
+                    if mask[ny, nx] and not labels[ny, nx]:
+                        labels[ny, nx] = count
+                        todo.append((ny, nx))
+    return labels, count

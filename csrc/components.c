@@ -1,0 +1,67 @@
+/*
+ * components.c: the 8-connected components of a binary image (lenet_fast.h: lf_components), how a picture is
+ * cut into the marks it holds: a digit, the pieces of one, the digits of a number, specks.
+ *
+ * Two raster passes. The first gives each mask pixel the smallest provisional label among its neighbours
+ * already seen (west, north-west, north, north-east), or a new one, and records that the labels it touches
+ * are one component (union-find whose roots are always the smallest label, with path halving). The second
+ * numbers the roots 1, 2, ... in the order their components' first pixels come in raster order, so the
+ * labels do not depend on how the unions happened. parent holds one entry per provisional label: at most
+ * one per pixel, plus label 0.
+ */
+#include "lenet_fast.h"
+
+static int32_t root(int32_t *parent, int32_t a)
+{
+    while (parent[a] != a) {
+        parent[a] = parent[parent[a]];
+        a = parent[a];
+    }
+    return a;
+}
+
+static int32_t join(int32_t *parent, int32_t a, int32_t b)
+{
+    a = root(parent, a);
+    b = root(parent, b);
+    if (a < b)
+        parent[b] = a;
+    else
+        parent[a] = b;
+    return a < b ? a : b;
+}
+
+int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_t *parent)
+{
+    int32_t next = 1;
+    parent[0] = 0;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *m = mask + (size_t)y * w;
+        int32_t *l = labels + (size_t)y * w, *up = l - w;
+        for (int x = 0; x < w; x++) {
+            if (!m[x]) {
+                l[x] = 0;
+                continue;
+            }
+            const int32_t near[4] = {x > 0 ? l[x - 1] : 0, y > 0 && x > 0 ? up[x - 1] : 0, y > 0 ? up[x] : 0,
+                                     y > 0 && x + 1 < w ? up[x + 1] : 0};
+            int32_t label = 0;
+            for (int i = 0; i < 4; i++)
+                if (near[i])
+                    label = label ? join(parent, label, near[i]) : root(parent, near[i]);
+            if (!label) {
+                label = next++;
+                parent[label] = label;
+            }
+            l[x] = label;
+        }
+    }
+    /* Each label's final number, negated, replaces its parent: counting up, a label's parent is smaller and
+     * already replaced (a root keeps itself until its turn, and a root is its component's first label). */
+    int32_t count = 0;
+    for (int32_t a = 1; a < next; a++)
+        parent[a] = parent[a] == a ? -++count : parent[parent[a]];
+    for (size_t i = 0; i < (size_t)h * w; i++)
+        labels[i] = -parent[labels[i]];
+    return count;
+}

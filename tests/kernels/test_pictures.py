@@ -1,0 +1,76 @@
+"""csrc/morphology.c and csrc/components.c, the steps that find a digit in a photo, through _core against
+lenet_fast.reference: random shapes, window sizes and masks; exact (a closing only selects values, and a
+labelling is either right or wrong)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lenet_fast import _core
+from lenet_fast import reference as ref
+
+from cases import SEEDS
+
+
+@settings(max_examples=150, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), half=st.integers(0, 25), closing=st.booleans(),
+       levels=st.sampled_from([2, 5, 1000]), seed=SEEDS)
+def test_morphology_matches_the_reference(h, w, half, closing, levels, seed):
+    """Windows smaller and larger than the image (k up to 51 on sides from 1 to 40), few or many grey
+    levels (ties in every window, or none)."""
+    rng = np.random.default_rng(seed)
+    image = (rng.integers(0, levels, (h, w)) / levels).astype(np.float32)
+    out = _core.morphology(image, 2 * half + 1, closing)
+    assert out.dtype == np.float32 and out.shape == (h, w)
+    np.testing.assert_array_equal(out, ref.morphology(image, 2 * half + 1, closing))
+
+
+def test_a_closing_fills_a_dark_stroke_and_keeps_a_shadow_edge():
+    """What the background estimate relies on: a 3-pixel dark stroke vanishes under a 7x7 closing, while the
+    step between lit and shadowed paper stays where it is; the opening does the same for light ink."""
+    paper = np.where(np.arange(40) < 20, 0.9, 0.5).astype(np.float32)[None, :].repeat(30, axis=0)
+    page = paper.copy()
+    page[5:25, 9:12] = 0.1
+    np.testing.assert_array_equal(_core.morphology(page, 7, True), paper)
+    np.testing.assert_array_equal(_core.morphology(1 - page, 7, False), 1 - paper)
+    assert not np.array_equal(_core.morphology(page, 3, True), paper)  # a window no wider than the stroke
+
+
+@settings(max_examples=150, deadline=None)
+@given(h=st.integers(1, 50), w=st.integers(1, 50), density=st.floats(0.05, 0.95), seed=SEEDS)
+def test_components_match_the_reference(h, w, density, seed):
+    """Sparse masks (many small components), dense ones (a few that wind around), and everything between;
+    the numbering is the reference's exactly."""
+    mask = np.random.default_rng(seed).random((h, w)) < density
+    labels, count = _core.components(mask)
+    want, want_count = ref.components(mask)
+    assert labels.dtype == np.int32 and count == want_count
+    np.testing.assert_array_equal(labels, want)
+
+
+def test_components_join_diagonals_and_u_shapes():
+    """The cases a one-pass labelling gets wrong: a U whose arms meet only at the bottom (two provisional
+    labels merged late), and pixels touching only at a corner."""
+    mask = np.zeros((6, 9), bool)
+    mask[0:5, 1] = mask[0:5, 5] = mask[4, 1:6] = True   # a U
+    mask[0, 7] = mask[1, 8] = True                      # a diagonal pair
+    mask[5, 8] = True                                   # alone
+    labels, count = _core.components(mask)
+    assert count == 3
+    assert set(np.unique(labels[mask])) == {1, 2, 3}
+    assert labels[0, 1] == labels[0, 5] == 1 and labels[0, 7] == labels[1, 8] == 2 and labels[5, 8] == 3
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda: _core.morphology(np.zeros((3, 3), np.float32), 4, True), "odd"),
+    (lambda: _core.morphology(np.zeros((3, 3), np.float32), 0, True), "k must be"),
+    (lambda: _core.morphology(np.zeros(3, np.float32), 3, True), "shape"),
+    (lambda: _core.morphology(np.zeros((0, 3), np.float32), 3, True), "height"),
+    (lambda: _core.morphology(np.full((3, 3), np.nan, np.float32), 3, True), "NaN"),
+    (lambda: _core.components(np.zeros((3, 3), np.uint8)), "boolean"),
+    (lambda: _core.components(np.zeros(3, bool)), "2-D"),
+    (lambda: _core.components(np.zeros((3, 0), bool)), "width"),
+])
+def test_bad_arguments_are_refused(call, error):
+    with pytest.raises((TypeError, ValueError), match=error):
+        call()
