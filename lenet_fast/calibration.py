@@ -23,7 +23,7 @@ __all__ = ["fit_temperature", "log_loss", "expected_calibration_error", "error_c
 ECE_BINS = 15  # equal-width confidence bins of the expected calibration error, as is usual
 TEMPERATURE_RANGE = (1e-4, 1e6)  # where fit_temperature searches; an optimum outside is refused
 _BISECTIONS = 100  # halvings of the bracket in log(1/T): far below float64's resolution of the optimum
-_LOG_TINY = math.log(np.finfo(np.float32).tiny)  # log_loss's floor: what float32 probabilities can hold
+_TINY = float(np.finfo(np.float32).tiny)  # log_loss's floor: the smallest normal float32 probability
 
 
 def fit_temperature(scores, labels):
@@ -49,13 +49,14 @@ def fit_temperature(scores, labels):
         return float(np.mean((e * s).sum(axis=1) / e.sum(axis=1) - chosen))
 
     lo, hi = -math.log(TEMPERATURE_RANGE[1]), -math.log(TEMPERATURE_RANGE[0])
-    if slope(hi) < 0:
+    # A slope of exactly 0 at an end is a flat likelihood there (rounded to 0), no optimum inside either
+    if slope(lo) >= 0:
+        raise ValueError(f"no temperature fits: the likelihood does not fall below T = {TEMPERATURE_RANGE[1]:g} "
+                         "(the scores say nothing of the labels)")
+    if slope(hi) <= 0:
         raise ValueError("no temperature fits: the likelihood still grows at T = "
                          f"{TEMPERATURE_RANGE[0]:g} (every image right by a wide margin; calibrate on more, "
                          "or harder, held-out images)")
-    if slope(lo) > 0:
-        raise ValueError(f"no temperature fits: the likelihood still grows at T = {TEMPERATURE_RANGE[1]:g} "
-                         "(the scores say nothing of the labels)")
     for _ in range(_BISECTIONS):
         mid = 0.5 * (lo + hi)
         if slope(mid) < 0:
@@ -70,7 +71,7 @@ def log_loss(proba, labels):
     probabilities (predict_proba's); labels: (N,) class ids. A probability below float32's smallest normal
     number (1.2e-38) counts as that number, so one image adds at most 87.3."""
     p, y = _checked(proba, labels)
-    return float(-np.mean(np.maximum(np.log(np.maximum(p[np.arange(len(p)), y], 0.0)), _LOG_TINY)))
+    return float(-np.mean(np.log(np.maximum(p[np.arange(len(p)), y], _TINY))))
 
 
 def expected_calibration_error(proba, labels, bins=ECE_BINS):
