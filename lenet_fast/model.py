@@ -239,7 +239,8 @@ class LeNet5:
     @property
     def temperature(self):
         """T of predict_proba's softmax(scores / T): a positive finite float, 1.0 unless set or fitted by
-        calibrate(); saved with the model. ValueError for anything else."""
+        calibrate(); saved with the model. Setting it: TypeError for a non-number, ValueError for another
+        number."""
         return self._temperature
 
     @temperature.setter
@@ -249,7 +250,8 @@ class LeNet5:
     @property
     def outlier_limit(self):
         """The largest outlier_score predict(reject=...) accepts, or None (no limit: an uncalibrated model's);
-        saved with the model; calibrate() fits it. A finite float, or None; ValueError otherwise."""
+        saved with the model; calibrate() fits it. A finite float, or None (TypeError for a non-number,
+        ValueError for NaN or infinity)."""
         return self._outlier_limit
 
     @outlier_limit.setter
@@ -282,14 +284,10 @@ class LeNet5:
         [0, 1)) of these images exceed (a quantile: outlier_share=0 takes the largest score). ValueError for
         malformed labels or share, or when no temperature fits (every image right by a wide margin); on an
         error nothing changes. Training changes the scores: calibrate again after fit."""
-        if isinstance(outlier_share, (bool, np.bool_)) or not isinstance(outlier_share, (int, float, np.integer,
-                                                                                          np.floating)):
-            raise TypeError(f"outlier_share must be a number in [0, 1), got {outlier_share!r}")
-        if not 0 <= outlier_share < 1:
-            raise ValueError(f"outlier_share must be a number in [0, 1), got {outlier_share!r}")
+        share = _unit_number(outlier_share, "outlier_share must be a number in [0, 1)", top=False)
         out = self.forward(images, normalized)
         temperature = calibration.fit_temperature(-out if self.variant == "classic" else out, labels)
-        limit = float(np.quantile(self._outlier_score(out), 1.0 - outlier_share, method="higher"))
+        limit = float(np.quantile(self._outlier_score(out), 1.0 - share, method="higher"))
         self.temperature, self.outlier_limit = temperature, limit
         return temperature
 
@@ -351,9 +349,9 @@ class LeNet5:
 
     def save(self, path):
         """Save to a .npz file (format version, variant, temperature, outlier limit and parameters; no pickled
-        objects), atomically: the
-        file is written beside its destination, flushed and moved into place, then the folder is flushed,
-        so a reader, a failure, Ctrl-C, a kill or a full disk leaves the old file or the new one, whole.
+        objects), atomically: the file is written beside its destination, flushed and moved into place, then
+        the folder is flushed, so a reader, a failure, Ctrl-C, a kill or a full disk leaves the old file or
+        the new one, whole.
 
         path may be a new file (mode 0666 less the umask) or a regular file, which keeps its mode (and its
         owner and group where this process may set them). A symbolic link is followed: its target gets the
@@ -366,8 +364,9 @@ class LeNet5:
 
     def __reduce__(self):
         """Pickling, copy.copy and copy.deepcopy: a model's copy is what its file holds (format version,
-        variant, temperature, outlier limit and a copy of every parameter, as plain NumPy arrays; never the engine's objects), rebuilt
-        by the checks load() makes, so it predicts bit-identically; a copy shares nothing with the original.
+        variant, temperature, outlier limit and a copy of every parameter, as plain NumPy arrays; never the
+        engine's objects), rebuilt by the checks load() makes, so it predicts bit-identically; a copy shares
+        nothing with the original.
         The parameters are copied under the guard, a consistent snapshot: RuntimeError while another thread
         is inside fit."""
         with self.guard.reading():
@@ -405,8 +404,8 @@ def _views(flat, like):
 
 def save(model, path):
     """Write model to path as .npz: format version, variant, temperature, outlier limit, parameters (see
-    LeNet5.save). Weights that are
-    not finite (a diverged run) are refused: such a file could not be loaded."""
+    LeNet5.save). Weights that are not finite (a diverged run) are refused: such a file could not be
+    loaded."""
     arrays = _entries(model)
     storage.check_finite(arrays)
     storage.write_npz(path, arrays)
@@ -498,10 +497,14 @@ def _check_finite_number(value, name, positive=False):
 
 def _check_reject(reject):
     """predict's reject option: None, or a float in [0, 1] (TypeError for a non-number, ValueError outside)."""
-    if reject is None:
-        return None
-    if isinstance(reject, (bool, np.bool_)) or not isinstance(reject, (int, float, np.integer, np.floating)):
-        raise TypeError(f"reject must be None or a confidence in [0, 1], got {reject!r}")
-    if not 0 <= reject <= 1:  # NaN fails too
-        raise ValueError(f"reject must be None or a confidence in [0, 1], got {reject!r}")
-    return float(reject)
+    return None if reject is None else _unit_number(reject, "reject must be None or a confidence in [0, 1]")
+
+
+def _unit_number(value, rule, top=True):
+    """value (a real number, not bool) as a float in [0, 1], or [0, 1) without top; TypeError for a
+    non-number, ValueError for another number (NaN too), each message starting with rule."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{rule}, got {value!r}")
+    if not (0 <= value <= 1 if top else 0 <= value < 1):  # NaN fails both
+        raise ValueError(f"{rule}, got {value!r}")
+    return float(value)
