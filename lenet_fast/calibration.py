@@ -118,7 +118,7 @@ def rejection_curve(model, images, labels, normalized=False):
     # and each distinct confidence c, as t just above it, refuses every image with conf <= c.
     order = np.argsort(conf[~outlier], kind="stable")
     c, w = conf[~outlier][order], wrong[~outlier][order]
-    last = np.flatnonzero(np.append(c[1:] != c[:-1], True))  # the last image of each distinct confidence
+    last = np.flatnonzero(np.append(c[1:] != c[:-1], len(c) > 0))  # the last image of each distinct confidence
     n, n_out = len(conf), int(outlier.sum())
     refused = np.concatenate([[n_out], n_out + last + 1]) / max(n, 1)
     wrong_left = w.sum() - np.concatenate([[0], np.cumsum(w)[last]])

@@ -234,6 +234,15 @@ def test_rejection_curve_matches_predict(subset):
         assert np.mean(got[accepted] != y[accepted]) == pytest.approx(curve.errors[i])
 
 
+def test_rejection_curve_when_every_image_is_an_outlier(subset):
+    x, y = subset[0][:50], subset[1][:50]
+    model = lenet_fast.pretrained("classic")
+    model.outlier_limit = -1.0  # below every squared distance
+    curve = lenet_fast.rejection_curve(model, x, y)
+    assert list(curve.thresholds) == [0.0] and list(curve.refused) == [1.0] and list(curve.errors) == [0.0]
+    assert (model.predict(x, reject=0) == -1).all()
+
+
 @pytest.mark.parametrize("variant", ["classic", "modern"])
 def test_pretrained_models_are_calibrated(subset, variant):
     """The goals (log loss <= 0.05, mean confidence on errors <= 0.8 on the held-out half of the test set)
