@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _core, layers, paper, storage, train
+from . import _core, calibration, layers, paper, storage, train
 from .inputs import as_batch
 from .layers import RBF, Conv, Full, Subsample
 
@@ -99,6 +99,7 @@ def build_network(variant, params, rbf_centers=None):
 
 
 FORMAT_VERSION = 1
+OUTLIER_SHARE = 0.005  # calibrate's default: the share of held-out digits beyond the outlier limit
 
 
 class Params(Mapping):
@@ -152,6 +153,8 @@ class LeNet5:
         self._centers = paper.rbf_centers() if variant == "classic" else None
         self._net = build_network(variant, self._params, self._centers)
         self._trainer = None
+        self._temperature = 1.0
+        self._outlier_limit = None
 
     @property
     def guard(self):
@@ -207,16 +210,86 @@ class LeNet5:
         x, normalize = as_batch(x, normalized)
         return self._net.forward(x, normalize, flat=True)
 
-    def predict(self, x, normalized=False):
-        """(N,) int64 class ids."""
-        return self._classes(self.forward(x, normalized))
+    def predict(self, x, normalized=False, reject=None):
+        """(N,) int64 class ids. reject=None takes every image; a number in [0, 1] refuses, with -1, each image
+        whose confidence (predict_proba's largest probability) is below it, and each outlier (outliers:
+        beyond the model's outlier limit), so reject=0 refuses the outliers only (docs/confidence.md).
+        reject that is not a number raises TypeError, one outside [0, 1] (or NaN) ValueError."""
+        threshold = _check_reject(reject)
+        out = self.forward(x, normalized)
+        classes = self._classes(out)
+        if threshold is not None:
+            # compared in float64: the thresholds rejection_curve gives lie between float32 confidences
+            refused = self._proba(out).max(axis=1).astype(np.float64) < threshold
+            classes[refused | self._outliers(out)] = -1
+        return classes
 
     def _classes(self, out):
         return (out.argmin(axis=1) if self.variant == "classic" else out.argmax(axis=1)).astype(np.int64)
 
     def predict_proba(self, x, normalized=False):
-        """(N, 10) probabilities: softmax of the logits (modern) or of the negated distances (classic)."""
-        return _core.softmax(self.forward(x, normalized), negate=self.variant == "classic")
+        """(N, 10) probabilities: softmax(scores / temperature), the scores being the logits (modern) or the
+        negated RBF distances (classic); calibrate() fits the temperature."""
+        return self._proba(self.forward(x, normalized))
+
+    def _proba(self, out):
+        # out / 1.0 is out exactly: an uncalibrated model's probabilities are softmax(scores) to the bit
+        return _core.softmax(out / np.float32(self._temperature), negate=self.variant == "classic")
+
+    @property
+    def temperature(self):
+        """T of predict_proba's softmax(scores / T): a positive finite float, 1.0 unless set or fitted by
+        calibrate(); saved with the model. Setting it: TypeError for a non-number, ValueError for another
+        number."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value):
+        self._temperature = _check_finite_number(value, "temperature", positive=True)
+
+    @property
+    def outlier_limit(self):
+        """The largest outlier_score predict(reject=...) accepts, or None (no limit: an uncalibrated model's);
+        saved with the model; calibrate() fits it. A finite float, or None (TypeError for a non-number,
+        ValueError for NaN or infinity)."""
+        return self._outlier_limit
+
+    @outlier_limit.setter
+    def outlier_limit(self, value):
+        self._outlier_limit = None if value is None else _check_finite_number(value, "outlier_limit")
+
+    def outlier_score(self, x, normalized=False):
+        """(N,) float64, how unlike the digits it was trained on the network finds each image, from its
+        output alone: classic, the squared distance to the nearest RBF centre; modern, the energy
+        -log(sum(exp(logits))). Larger is stranger; it does not depend on the temperature."""
+        return self._outlier_score(self.forward(x, normalized))
+
+    def _outlier_score(self, out):
+        out = out.astype(np.float64)
+        if self.variant == "classic":
+            return out.min(axis=1)
+        top = out.max(axis=1)
+        return -(top + np.log(np.exp(out - top[:, None]).sum(axis=1)))
+
+    def _outliers(self, out):
+        if self._outlier_limit is None:
+            return np.zeros(len(out), dtype=bool)
+        return self._outlier_score(out) > self._outlier_limit
+
+    def calibrate(self, images, labels, normalized=False, outlier_share=OUTLIER_SHARE):
+        """Fit the temperature and the outlier limit to labelled images the model never trained on
+        (held-out digits), and return the temperature. The temperature is the T that minimises the mean
+        negative log-likelihood of the labels under predict_proba (calibration.fit_temperature);
+        predictions are unchanged. The outlier limit is the outlier_score that a share outlier_share (in
+        [0, 1)) of these images exceed (a quantile: outlier_share=0 takes the largest score). ValueError for
+        malformed labels or share, or when no temperature fits (every image right by a wide margin); on an
+        error nothing changes. Training changes the scores: calibrate again after fit."""
+        share = _unit_number(outlier_share, "outlier_share must be a number in [0, 1)", top=False)
+        out = self.forward(images, normalized)
+        temperature = calibration.fit_temperature(-out if self.variant == "classic" else out, labels)
+        limit = float(np.quantile(self._outlier_score(out), 1.0 - share, method="higher"))
+        self.temperature, self.outlier_limit = temperature, limit
+        return temperature
 
     def fit(self, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
             validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None):
@@ -275,9 +348,10 @@ class LeNet5:
         return self._trainer
 
     def save(self, path):
-        """Save to a .npz file (format version, variant and parameters; no pickled objects), atomically: the
-        file is written beside its destination, flushed and moved into place, then the folder is flushed,
-        so a reader, a failure, Ctrl-C, a kill or a full disk leaves the old file or the new one, whole.
+        """Save to a .npz file (format version, variant, temperature, outlier limit and parameters; no pickled
+        objects), atomically: the file is written beside its destination, flushed and moved into place, then
+        the folder is flushed, so a reader, a failure, Ctrl-C, a kill or a full disk leaves the old file or
+        the new one, whole.
 
         path may be a new file (mode 0666 less the umask) or a regular file, which keeps its mode (and its
         owner and group where this process may set them). A symbolic link is followed: its target gets the
@@ -290,8 +364,9 @@ class LeNet5:
 
     def __reduce__(self):
         """Pickling, copy.copy and copy.deepcopy: a model's copy is what its file holds (format version,
-        variant and a copy of every parameter, as plain NumPy arrays; never the engine's objects), rebuilt
-        by the checks load() makes, so it predicts bit-identically; a copy shares nothing with the original.
+        variant, temperature, outlier limit and a copy of every parameter, as plain NumPy arrays; never the
+        engine's objects), rebuilt by the checks load() makes, so it predicts bit-identically; a copy shares
+        nothing with the original.
         The parameters are copied under the guard, a consistent snapshot: RuntimeError while another thread
         is inside fit."""
         with self.guard.reading():
@@ -328,8 +403,9 @@ def _views(flat, like):
 
 
 def save(model, path):
-    """Write model to path as .npz: format version, variant, parameters (see LeNet5.save). Weights that are
-    not finite (a diverged run) are refused: such a file could not be loaded."""
+    """Write model to path as .npz: format version, variant, temperature, outlier limit, parameters (see
+    LeNet5.save). Weights that are not finite (a diverged run) are refused: such a file could not be
+    loaded."""
     arrays = _entries(model)
     storage.check_finite(arrays)
     storage.write_npz(path, arrays)
@@ -344,6 +420,7 @@ def _file_limits():
         sizes = {name: math.prod(shape) for name, (shape, _) in param_shapes(variant).items()}
         for name, most in train.checkpoint_limits(sizes).items():
             limits[name] = max(limits.get(name, 0), most)
+    limits.update(__temperature__=storage.NUMBER_BYTES, __outlier_limit__=storage.NUMBER_BYTES)
     return limits
 
 
@@ -362,16 +439,21 @@ def load(path):
 
 
 def _entries(model):
-    """What a model file holds (format version, variant, parameters), as plain arrays: the parameters are
+    """What a model file holds (format version, variant, temperature, outlier limit when set, parameters),
+    as plain arrays: the parameters are
     the model's own arrays, not copies."""
-    arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant)}
+    arrays = {"__format__": np.array(FORMAT_VERSION), "__variant__": np.array(model.variant),
+              "__temperature__": np.array(model.temperature, dtype=np.float64)}
+    if model.outlier_limit is not None:
+        arrays["__outlier_limit__"] = np.array(model.outlier_limit, dtype=np.float64)
     arrays.update(model.params)
     return arrays
 
 
 def _from_entries(arrays, source):
     """A new LeNet5 from a model file's entries (_entries' form), checked: ValueError, naming source, for
-    a missing or unknown format version or variant, or parameters of the wrong names, shapes or values.
+    a missing or unknown format version or variant, a temperature or outlier limit that is not a number
+    (positive for the temperature) and finite, or parameters of the wrong names, shapes or values.
     load() and unpickling (LeNet5.__reduce__) both come through here."""
     if not isinstance(arrays, Mapping):
         raise ValueError(f"{source}: not a lenet_fast model (expected its entries, got {type(arrays).__name__})")
@@ -387,7 +469,42 @@ def _from_entries(arrays, source):
         raise ValueError(f"{source}: unknown variant {variant!r}")
     model = LeNet5(variant)
     try:
+        # optional: files from before calibration existed hold neither (temperature 1, no outlier limit)
+        model.temperature = arrays.pop("__temperature__", 1.0)
+        model.outlier_limit = arrays.pop("__outlier_limit__", None)
         model.set_params(arrays)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: {exc}") from None
     return model
+
+
+def _check_finite_number(value, name, positive=False):
+    """value (a real number, not bool; a 0-d array too, as a file holds it) as a finite float, positive when
+    asked; TypeError for a non-number, ValueError for any other value."""
+    kind = "a positive finite number" if positive else "a finite number"
+    a = np.asarray(value) if isinstance(value, np.ndarray) else value
+    if isinstance(a, np.ndarray):
+        if a.shape != () or a.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be {kind}, got an array of {a.dtype} {a.shape}")
+        a = a[()]
+    if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    t = float(a)
+    if not math.isfinite(t) or (positive and t <= 0):
+        raise ValueError(f"{name} must be {kind}, got {t!r}")
+    return t
+
+
+def _check_reject(reject):
+    """predict's reject option: None, or a float in [0, 1] (TypeError for a non-number, ValueError outside)."""
+    return None if reject is None else _unit_number(reject, "reject must be None or a confidence in [0, 1]")
+
+
+def _unit_number(value, rule, top=True):
+    """value (a real number, not bool) as a float in [0, 1], or [0, 1) without top; TypeError for a
+    non-number, ValueError for another number (NaN too), each message starting with rule."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{rule}, got {value!r}")
+    if not (0 <= value <= 1 if top else 0 <= value < 1):  # NaN fails both
+        raise ValueError(f"{rule}, got {value!r}")
+    return float(value)

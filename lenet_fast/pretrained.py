@@ -44,4 +44,5 @@ def pretrained(variant="classic"):
             _cache[variant] = source
     model = LeNet5(variant)
     model.set_params(source.params)
+    model.temperature, model.outlier_limit = source.temperature, source.outlier_limit
     return model

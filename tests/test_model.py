@@ -488,12 +488,13 @@ def test_save_then_load_gives_the_same_bits(model, tmp_path):
 
 
 def test_the_saved_file_is_a_plain_npz(model, tmp_path):
-    """The file loads with np.load(allow_pickle=False): format version, variant, the parameters."""
+    """The file loads with np.load(allow_pickle=False): format version, variant, temperature (no outlier
+    limit: none is set), the parameters."""
     path = tmp_path / "model.npz"
     model.save(path)
     with np.load(path, allow_pickle=False) as f:
-        assert set(f.files) == {"__format__", "__variant__"} | set(model.params)
-        assert int(f["__format__"]) == 1
+        assert set(f.files) == {"__format__", "__variant__", "__temperature__"} | set(model.params)
+        assert int(f["__format__"]) == 1 and float(f["__temperature__"]) == 1.0
         assert str(f["__variant__"]) == model.variant
         for name, a in model.params.items():
             assert f[name].dtype == np.float32 and np.array_equal(f[name], a)
