@@ -17,7 +17,7 @@ import numpy as np
 import lenet_fast
 
 from . import optim, paper
-from .command import PROG, Parser, execute, message, positive_float, positive_int, threads_option
+from .command import PROG, Parser, execute, message, positive_float, positive_int, probability, threads_option
 from ._version import __version__
 from .datasets import load_mnist, mnist_files
 from .images import image_files, read_digits, sample_paths
@@ -67,6 +67,9 @@ def _parser():
     p.add_argument("--json", action="store_true",
                    help='a JSON list of {"file", "digit", "confidence", "probabilities"} instead, '
                         '{"file", "error"} for a file that cannot be read')
+    p.add_argument("--reject", type=probability, metavar="P",
+                   help="refuse (digit -1, printed as '-') each image whose confidence is below P, and each "
+                        "outlier the model knows of; 0 refuses the outliers only (docs/confidence.md)")
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("train", parents=[common], help="train a model on MNIST and save it",
@@ -169,7 +172,7 @@ def _predict(args):
             bad_folders.setdefault(len(sources), []).append((name, exc))
     images, paths, failures = read_digits(sources, errors="report")
     bad_files = {i: (source, error) for i, source, error in failures}
-    results = iter(_predictions(model, images, [str(p) for p in paths]))
+    results = iter(_predictions(model, images, [str(p) for p in paths], args.reject))
     rows = []
     for i in range(len(sources) + 1):
         rows.extend({"file": str(name), "error": message(error)} for name, error in bad_folders.get(i, ()))
@@ -184,11 +187,12 @@ def _predict(args):
     return 1 if failures or bad_folders else 0
 
 
-def _predictions(model, images, names):
-    """One {"file", "digit", "confidence", "probabilities"} row per image."""
-    digits = model.predict(images)
+def _predictions(model, images, names, reject=None):
+    """One {"file", "digit", "confidence", "probabilities"} row per image; digit -1 for an image refused by
+    reject (model.predict's), its confidence still that of the likeliest class."""
+    digits = model.predict(images, reject=reject)
     probs = model.predict_proba(images)
-    confidence = probs[np.arange(len(digits)), digits]
+    confidence = probs.max(axis=1)
     return [{"file": name, "digit": int(d), "confidence": round(float(c), 6),
              "probabilities": [round(float(p), 6) for p in row]}
             for name, d, c, row in zip(names, digits, confidence, probs)]
@@ -202,7 +206,8 @@ def _print_rows(rows):
         if "error" in row:
             print(f"{PROG}: error: {row['error']}", file=sys.stderr)
         else:
-            print(f"  {row['file']:<{width}}  {row['digit']}  {row['confidence']:6.1%}")
+            digit = "-" if row["digit"] < 0 else row["digit"]
+            print(f"  {row['file']:<{width}}  {digit}  {row['confidence']:6.1%}")
 
 
 def _train(args):

@@ -117,6 +117,21 @@ def test_predict_sample_files_as_text_and_json():
         assert row["confidence"] == row["probabilities"][row["digit"]] == max(row["probabilities"])
 
 
+def test_predict_reject_refuses_below_the_confidence_and_keeps_the_rest():
+    """--reject P: an image whose confidence is below P is printed with '-' (digit -1 in JSON), the others as
+    without it; the sample digits' confidences straddle 0.99 (digit_3's is lower), so the check can fail both
+    ways. A value outside [0, 1] is a usage error."""
+    need_weights()
+    rows = json.loads(ok("predict", *SAMPLES, "--json").stdout)
+    refused = json.loads(ok("predict", *SAMPLES, "--json", "--reject", "0.99").stdout)
+    want = [-1 if row["confidence"] < 0.99 else row["digit"] for row in rows]
+    assert [row["digit"] for row in refused] == want and -1 in want and any(d >= 0 for d in want)
+    text = ok("predict", *SAMPLES, "--reject", "0.99").stdout.splitlines()
+    assert [line.split()[1] for line in text] == ["-" if d < 0 else str(d) for d in want]
+    result = run("predict", *SAMPLES, "--reject", "1.5")
+    assert result.returncode == 2 and "expected a number in [0, 1]" in result.stderr
+
+
 def test_predict_expands_folders_to_their_image_files(tmp_path, fresh_model):
     folder = tmp_path / "scans"
     folder.mkdir()
