@@ -6,7 +6,7 @@ its photo number_photo(text, (seed, i), touching=...). Prints the exact-read rat
 by kind (wrong digit count, or a wrong digit at the right count) and the time per number; --show lists the
 numbers read wrong.
 
-    python benchmarks/numbers.py [--count 300] [--seed 1] [--show]
+    python benchmarks/number_reading.py [--count 300] [--seed 1] [--show]
 """
 import argparse
 import time

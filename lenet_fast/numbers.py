@@ -8,18 +8,22 @@ The picture goes through read_digit's first steps (gray levels, then the ink: im
 2. Connected components (8-connected) of the mask, in NumPy: the mask's runs of ink in each row are the
    nodes, runs in adjacent rows that touch are joined (union-find by label propagation with pointer
    jumping), so the Python loops run a few times per picture, never once per pixel or run.
-3. The row's height is the median height of the tall components (at least half the tallest); components
-   smaller than SPECK of it both ways are dropped (dust, JPEG blocks, a decimal point).
+3. Specks: components under MIN_SIZE pixels both ways are dropped; the row's height is the median height
+   of the rest's tall components (at least half the tallest), and components smaller than SPECK of it both
+   ways are dropped too (dust, JPEG blocks, a decimal point). No component left: ValueError.
 4. Pieces of one digit are merged: components sorted by their left edge, each joins the group before it
    when their column ranges overlap by at least MERGE_OVERLAP of the narrower (the two strokes of a 4, the
    flag of a 5, the bar of a 7 lie over one another; neighbouring digits sit side by side).
 5. Touching digits. A group wider than WIDE row heights may hold several digits. Cut points are the
-   columns where the group has least ink (local minima of its column sums), and the segmentation is the
-   path from its left edge to its right edge, through cut points, whose segments (each between MIN_WIDTH
-   and MAX_WIDTH row heights wide) the model scores best: the sum of the segments' log probabilities of
-   their best class, less CUT_COST for each cut (the model is confident about almost anything, so a cut
-   must earn its place). All candidate segments of a picture go to the model in one batch; the best path
-   is found by dynamic programming (the paper's segmentation graph, scored by the recogniser).
+   columns with the least ink within CUT_SPACING row heights on either side (evenly spaced ones fill longer
+   stretches), and the segmentation is the path from the group's left edge to its right edge, through cut
+   points, whose segments (each MIN_WIDTH to MAX_WIDTH row heights wide, or the whole group) fit the model
+   best: the least sum of their misfits (the classic model's distance to the nearest RBF centre, which is
+   small for one digit and large for half a digit or two of them; the modern model's minus log
+   probability). Leaving the group whole is one of the paths, so a cut must lower the sum to be made. All
+   candidate segments of a picture go to the model in one batch; the best path is found by dynamic
+   programming (the paper's segmentation graph, scored by the recogniser). Vertical cuts cannot separate
+   digits that lean into each other: docs/numbers.md says what works.
 6. Each digit's ink (the other digits' pixels masked out) goes through read_digit's MNIST form, and all
    digits are recognised in one batch, left to right.
 """
@@ -34,12 +38,13 @@ from .model import LeNet5
 from .pretrained import pretrained
 
 SPECK = 0.25           # of the row's height, both ways: smaller components are dropped
+MIN_SIZE = 6           # pixels, both ways: smaller components are specks whatever the row's height
 MERGE_OVERLAP = 0.5    # of the narrower component's width: more shared columns make one digit
-WIDE = 1.0             # row heights: a wider group is tried for cuts
-MIN_WIDTH = 0.15       # row heights: the narrowest segment a cut may leave (a 1)
+WIDE = 0.7             # row heights: a wider group is tried for cuts (one digit is 0.3 to 0.95 wide)
+MIN_WIDTH = 0.15       # row heights: the narrowest segment a cut may leave (a 1 is 0.1 or more)
 MAX_WIDTH = 1.3        # row heights: the widest segment
-CUTS = 12              # the most cut points tried in one group (the columns of least ink)
-CUT_COST = 2.0         # nats: what a cut must gain in log probability over not cutting
+CUT_SPACING = 0.1      # row heights: a cut point has the least ink within this distance on either side
+UNCUT_COST = 1000.0    # leaving a group wider than MAX_WIDTH whole, when no cut works
 HYSTERESIS = 0.5       # of the threshold: fainter ink joins the mask only when it touches ink above it
 
 Digit = namedtuple("Digit", ["digit", "confidence", "box"])
@@ -70,11 +75,13 @@ def read_number(image, model=None, details=False):
     name, gray = _source_gray(image)
     ink = images._ink(gray, name)
     labels, boxes = components(_mask(ink))
-    height = _row_height(boxes)
-    keep = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= SPECK * height
-    if not keep.any():
-        raise ValueError(f"{name} contains no digit: only specks of ink")
-    groups = _merge(boxes, np.flatnonzero(keep))
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    size[0] = 0
+    if size.max() < MIN_SIZE:
+        raise ValueError(f"{name} contains no digit: its ink is only specks (at most {size.max()} pixels "
+                         f"across, fewer than {MIN_SIZE})")
+    height = _row_height(boxes[size >= MIN_SIZE])
+    groups = _merge(boxes, np.flatnonzero(size >= max(SPECK * height, MIN_SIZE)))
     digits = _segment(ink, labels, boxes, groups, height, model)
     if details:
         return digits
@@ -182,8 +189,8 @@ def components(mask):
 
 
 def _row_height(boxes):
-    """The row's height in pixels (module docstring, step 3)."""
-    heights = boxes[1:, 2] - boxes[1:, 0]
+    """The row's height in pixels (module docstring, step 3), from the (K, 4) boxes of its components (K > 0)."""
+    heights = boxes[:, 2] - boxes[:, 0]
     return float(np.median(heights[heights >= heights.max() / 2]))
 
 
@@ -217,60 +224,73 @@ def _segment(ink, labels, boxes, groups, height, model):
         if right - left > WIDE * height:
             cuts = _cut_points(mine, height)
         segments = [(i, j) for i in range(len(cuts)) for j in range(i + 1, len(cuts))
-                    if (i == 0 and j == len(cuts) - 1)
-                    or MIN_WIDTH * height <= cuts[j] - cuts[i] <= MAX_WIDTH * height]
+                    if MIN_WIDTH * height <= cuts[j] - cuts[i] <= MAX_WIDTH * height
+                    or (i == 0 and j == len(cuts) - 1)]
         at, kept = len(pieces), []
         for i, j in segments:
             part = np.where(mine[:, cuts[i]:cuts[j]], ink[top:bottom, left + cuts[i]:left + cuts[j]], 0.0)
             if part.max() <= 0:  # a cut between strokes leaves no ink: not a segment
                 continue
             rows = np.flatnonzero(part.any(axis=1))
-            pieces.append((top + rows[0], left + cuts[i], top + rows[-1] + 1, left + cuts[j]))
+            cols = np.flatnonzero(part.any(axis=0)) + left + cuts[i]
+            pieces.append((top + rows[0], cols[0], top + rows[-1] + 1, cols[-1] + 1))
             forms.append(images._mnist_form(part))
             kept.append((i, j))
         paths.append((cuts, kept, at, len(pieces)))
-    probs = model.predict_proba(np.stack(forms)).astype(np.float64)
-    best = probs.argmax(axis=1)
-    confidence = probs[np.arange(len(best)), best]
-    score = np.log(np.maximum(confidence, 1e-300))
-    digits = []
-    for cuts, segments, at, stop in paths:
-        for k in _best_path(cuts, segments, score[at:stop]):
-            k += at
-            digits.append(Digit(int(best[k]), float(confidence[k]), tuple(int(v) for v in pieces[k])))
-    return digits
+    forms = np.stack(forms)
+    cost = _misfit(model, forms)
+    chosen = [at + k for cuts, segments, at, stop in paths
+              for k in _best_path(cuts, segments, cost[at:stop], height)]
+    probs = model.predict_proba(forms[chosen])
+    digits = probs.argmax(axis=1)
+    return [Digit(int(d), float(row[d]), tuple(int(v) for v in pieces[k])) for k, d, row in zip(chosen, digits, probs)]
+
+
+def _misfit(model, forms):
+    """(N,) float64: how little each of forms (N, 28, 28) looks like a digit to model, the cost a segment
+    adds to a path. Classic: the RBF distance to the nearest class centre (the paper's penalty, and the
+    measure that tells a digit from two halves or a pair of digits; the probabilities do not, being near 1
+    for all three). Modern: minus the log probability of the likeliest class."""
+    out = model.forward(forms).astype(np.float64)
+    if model.variant == "classic":
+        return out.min(axis=1)
+    top = out.max(axis=1)
+    return np.log(np.exp(out - top[:, None]).sum(axis=1))
 
 
 def _cut_points(mine, height):
-    """Where a wide group may be cut (module docstring, step 5): its left edge, up to CUTS columns of least
-    ink that are local minima of its column sums at least MIN_WIDTH row heights from either edge, and its
-    right edge; sorted, in the group's columns."""
+    """Where a wide group may be cut (module docstring, step 5), in the group's columns, sorted: its edges,
+    the columns of least ink within CUT_SPACING row heights on either side, and, where no such column lies
+    within CUT_SPACING, evenly spaced columns (so that a path of plausible widths always exists)."""
     sums = mine.sum(axis=0).astype(np.float64)
     w = len(sums)
-    margin = max(1, int(MIN_WIDTH * height))
-    inner = np.arange(margin, w - margin)
-    if len(inner) == 0:
-        return [0, w]
-    padded = np.concatenate([[np.inf], sums, [np.inf]])
-    minima = inner[(padded[inner + 1] <= padded[inner]) & (padded[inner + 1] <= padded[inner + 2])]
-    chosen = minima[np.argsort(sums[minima], kind="stable")[:CUTS]]
-    return [0] + sorted(int(c) for c in chosen) + [w]
+    radius = max(1, int(CUT_SPACING * height))
+    padded = np.concatenate([np.full(radius, np.inf), sums, np.full(radius, np.inf)])
+    window = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1).min(axis=1)
+    minima = np.flatnonzero(sums <= window)
+    minima = minima[np.concatenate([[True], np.diff(minima) > 1])]  # one column of each flat minimum
+    grid = np.arange(radius, w, radius)
+    near = np.abs(grid[:, None] - minima[None, :]).min(axis=1, initial=w) < radius
+    cuts = np.union1d(minima, grid[~near])
+    return [0] + [int(c) for c in cuts if 0 < c < w] + [w]
 
 
-def _best_path(cuts, segments, score):
-    """The indexes (into segments) of the best segmentation from cut 0 to the last cut: the most total
-    score less CUT_COST per cut, by dynamic programming over the cuts in order."""
-    best = np.full(len(cuts), -np.inf)
+def _best_path(cuts, segments, cost, height):
+    """The indexes (into segments, (i, j) pairs of cut indexes) of the cheapest segmentation from the first
+    cut to the last: the sum of its segments' costs (UNCUT_COST more for the whole group when it is wider
+    than MAX_WIDTH row heights), by dynamic programming over the cuts in order."""
+    best = np.full(len(cuts), np.inf)
     best[0] = 0.0
     came = [None] * len(cuts)
-    for k in sorted(range(len(segments)), key=lambda k: segments[k]):
+    for k in sorted(range(len(segments)), key=lambda k: segments[k]):  # every way into cut i before any out
         i, j = segments[k]
-        total = best[i] + score[k] - (CUT_COST if i > 0 else 0.0)
-        if total > best[j]:
+        total = best[i] + cost[k]
+        if cuts[j] - cuts[i] > MAX_WIDTH * height:
+            total += UNCUT_COST
+        if total < best[j]:
             best[j], came[j] = total, k
     path, j = [], len(cuts) - 1
     while j > 0:
-        k = came[j]
-        path.append(k)
-        j = segments[k][0]
+        path.append(came[j])
+        j = segments[came[j]][0]
     return path[::-1]
