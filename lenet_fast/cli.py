@@ -21,6 +21,8 @@ from ._version import __version__
 from .datasets import load_mnist, mnist_files
 from .images import image_files, read_digits, sample_paths
 from .model import LeNet5, load
+from .numbers import read_number
+from .command import message
 from .pretrained import pretrained
 
 VARIANTS = ("classic", "modern")
@@ -64,6 +66,14 @@ def _parser():
     p.add_argument("--json", action="store_true",
                    help='a JSON list of {"file", "digit", "confidence", "probabilities"} instead')
     p.set_defaults(run=_predict)
+
+    p = commands.add_parser("read", parents=[common], help="read the number written in each image file",
+                            description="Print each image's number: a row of handwritten digits (a ZIP code, an "
+                                        "amount), read digit by digit. Files that cannot be read are reported "
+                                        "on stderr and the others still read; exit status 1 if any failed.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="an image file, or a folder: its image files")
+    _model_options(p)
+    p.set_defaults(run=_read)
 
     p = commands.add_parser("train", parents=[common], help="train a model on MNIST and save it",
                             description="Train on the MNIST training set, report the test error after every "
@@ -160,6 +170,25 @@ def _predict(args):
     images, paths = read_digits(sources)
     model, _ = _model(args)
     _print_predictions(model, images, [str(p) for p in paths], args.json)
+
+
+def _read(args):
+    sources = []
+    for name in args.files:
+        sources.extend(image_files(name) if os.path.isdir(name) else [name])
+    model, _ = _model(args)
+    width = max(len(str(source)) for source in sources)
+    failed = 0
+    for source in sources:
+        try:
+            number = read_number(source, model)
+        except (OSError, ValueError, ImportError) as exc:  # this file's problem: report it, read the others
+            failed += 1
+            print(f"{PROG}: {message(exc)}", file=sys.stderr)
+            continue
+        print(f"  {str(source):<{width}}  {number}", flush=True)
+    if failed:
+        raise ValueError(f"{failed} of {len(sources)} files could not be read")
 
 
 def _print_predictions(model, images, names, as_json):
