@@ -215,8 +215,8 @@ def _merge(boxes, kept):
 def _segment(ink, labels, boxes, groups, height, model):
     """The Digit records of the groups, left to right: each group cut into digits (module docstring, steps
     5-6) and recognised, all candidate segments in one batch."""
-    pieces, forms, paths = [], [], []  # candidate segments: (group, left, right) and their MNIST forms
-    for g, members in enumerate(groups):
+    pieces, forms, paths = [], [], []  # candidate segments: their ink's boxes, their MNIST forms; per group
+    for members in groups:
         top, left = boxes[members, 0].min(), boxes[members, 1].min()
         bottom, right = boxes[members, 2].max(), boxes[members, 3].max()
         mine = np.isin(labels[top:bottom, left:right], members)
@@ -236,7 +236,7 @@ def _segment(ink, labels, boxes, groups, height, model):
             pieces.append((top + rows[0], cols[0], top + rows[-1] + 1, cols[-1] + 1))
             forms.append(images._mnist_form(part))
             kept.append((i, j))
-        paths.append((cuts, kept, at, len(pieces)))
+        paths.append((cuts, kept, at, len(pieces)))  # the group's segments are pieces[at:stop]
     forms = np.stack(forms)
     cost = _misfit(model, forms)
     chosen = [at + k for cuts, segments, at, stop in paths
