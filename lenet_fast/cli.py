@@ -30,6 +30,7 @@ VARIANTS = ("classic", "modern")
 EPILOG = f"""examples:
   {PROG}                                       read the sample digits shipped with lenet_fast
   {PROG} predict photo.jpg scans/              your own digits: image files or folders of them
+  {PROG} read zip.jpg                          the number (a row of digits) written in each image
   {PROG} train --data mnist/ --epochs 20 --out mine.npz
   {PROG} evaluate --data mnist/ --model mine.npz
   {PROG} bench --quick                         lenet_fast beside NumPy, PyTorch and ONNX Runtime

@@ -45,6 +45,7 @@ MIN_WIDTH = 0.15       # row heights: the narrowest segment a cut may leave (a 1
 MAX_WIDTH = 1.3        # row heights: the widest segment
 CUT_SPACING = 0.1      # row heights: a cut point has the least ink within this distance on either side
 UNCUT_COST = 1000.0    # leaving a group wider than MAX_WIDTH whole, when no cut works
+FORM_SOURCE = 60       # pixels: a digit's ink is block-averaged to no less than this before its MNIST form
 HYSTERESIS = 0.5       # of the threshold: fainter ink joins the mask only when it touches ink above it
 
 Digit = namedtuple("Digit", ["digit", "confidence", "box"])
@@ -234,7 +235,7 @@ def _segment(ink, labels, boxes, groups, height, model):
             rows = np.flatnonzero(part.any(axis=1))
             cols = np.flatnonzero(part.any(axis=0)) + left + cuts[i]
             pieces.append((top + rows[0], cols[0], top + rows[-1] + 1, cols[-1] + 1))
-            forms.append(images._mnist_form(part))
+            forms.append(images._mnist_form(_shrunk(part)))
             kept.append((i, j))
         paths.append((cuts, kept, at, len(pieces)))  # the group's segments are pieces[at:stop]
     forms = np.stack(forms)
@@ -244,6 +245,19 @@ def _segment(ink, labels, boxes, groups, height, model):
     probs = model.predict_proba(forms[chosen])
     digits = probs.argmax(axis=1)
     return [Digit(int(d), float(row[d]), tuple(int(v) for v in pieces[k])) for k, d, row in zip(chosen, digits, probs)]
+
+
+def _shrunk(part):
+    """part (an ink map) averaged over square blocks so that it stays at least FORM_SOURCE pixels on its longer
+    side: the MNIST form scales it to 20 pixels by area averaging anyway, and a digit hundreds of pixels high
+    (a phone's photo) would cost that much more to scale."""
+    f = max(part.shape) // FORM_SOURCE
+    if f < 2:
+        return part
+    h, w = -(-part.shape[0] // f) * f, -(-part.shape[1] // f) * f  # padded with paper to whole blocks
+    padded = np.zeros((h, w))
+    padded[:part.shape[0], :part.shape[1]] = part
+    return padded.reshape(h // f, f, w // f, f).mean(axis=(1, 3))
 
 
 def _misfit(model, forms):

@@ -131,6 +131,15 @@ def test_wide_digits_are_not_cut():
         assert read_number(image) == str(digit)
 
 
+def test_a_large_picture_reads_as_its_small_original():
+    image = row("4096", seed=17)
+    large = np.repeat(np.repeat(image, 5, axis=0), 5, axis=1)  # digits about 200 pixels high
+    small = read_number(image, details=True)
+    digits = read_number(large, details=True)
+    assert "".join(str(d.digit) for d in digits) == "".join(str(d.digit) for d in small) == "4096"
+    assert np.allclose([d.box for d in digits], 5 * np.array([d.box for d in small]), atol=5)
+
+
 def test_components_are_the_8_connected_regions():
     rng = np.random.default_rng(11)
     for _ in range(50):
