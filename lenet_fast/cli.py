@@ -22,6 +22,7 @@ from ._version import __version__
 from .datasets import load_mnist, mnist_files
 from .images import image_files, read_digits, sample_paths
 from .model import LeNet5, load
+from .numbers import read_number
 from .pretrained import pretrained
 
 VARIANTS = ("classic", "modern")
@@ -29,6 +30,7 @@ VARIANTS = ("classic", "modern")
 EPILOG = f"""examples:
   {PROG}                                       read the sample digits shipped with lenet_fast
   {PROG} predict photo.jpg scans/              your own digits: image files or folders of them
+  {PROG} read zip.jpg                          the number (a row of digits) written in each image
   {PROG} train --data mnist/ --epochs 20 --out mine.npz
   {PROG} evaluate --data mnist/ --model mine.npz
   {PROG} bench --quick                         lenet_fast beside NumPy, PyTorch and ONNX Runtime
@@ -71,6 +73,14 @@ def _parser():
                    help="refuse (digit -1, printed as '-') each image whose confidence is below P, and each "
                         "outlier the model knows of; 0 refuses the outliers only (docs/confidence.md)")
     p.set_defaults(run=_predict)
+
+    p = commands.add_parser("read", parents=[common], help="read the number written in each image file",
+                            description="Print each image's number: a row of handwritten digits (a ZIP code, an "
+                                        "amount), read digit by digit. Files that cannot be read are reported "
+                                        "on stderr and the others still read; exit status 1 if any failed.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="an image file, or a folder: its image files")
+    _model_options(p)
+    p.set_defaults(run=_read)
 
     p = commands.add_parser("train", parents=[common], help="train a model on MNIST and save it",
                             description="Train on the MNIST training set, report the test error after every "
@@ -185,6 +195,29 @@ def _predict(args):
     else:
         _print_rows(rows)
     return 1 if failures or bad_folders else 0
+
+
+def _read(args):
+    """Every file's number in the order given, on stdout; one line on stderr for each file that cannot be
+    read (as _predict); exit status 1 if any."""
+    model, _ = _model(args)
+    sources, failed = [], 0
+    for name in args.files:
+        try:
+            sources.extend(image_files(name) if os.path.isdir(name) else [Path(name)])
+        except (OSError, ValueError) as exc:
+            failed += 1
+            print(f"{PROG}: error: {message(exc)}", file=sys.stderr)
+    width = max((len(str(source)) for source in sources), default=0)
+    for source in sources:
+        try:
+            number = read_number(source, model)
+        except (OSError, ValueError, ImportError) as exc:  # this file's problem: report it, read the others
+            failed += 1
+            print(f"{PROG}: error: {message(exc)}", file=sys.stderr)
+            continue
+        print(f"  {str(source):<{width}}  {number}", flush=True)
+    return 1 if failed else 0
 
 
 def _predictions(model, images, names, reject=None):
