@@ -43,7 +43,15 @@ BOX = 20                  # the longer side of the scaled digit
 CENTRE = 14.0             # where the centre of mass goes, in index coordinates
 INK_THRESHOLD = 0.25      # of the strongest ink: what counts for the bounding box
 MIN_CONTRAST = 0.1        # of the full range: less is no ink
-NOISE_SIGMAS = 3.0        # the noise floor, in robust standard deviations of the border
+NOISE_SIGMAS = 3.0        # the noise floor, in robust standard deviations of the ink map
+WORK_SIZE = 512           # a larger image is area-averaged to this longer side first
+POLARITY_SIZE = 32        # the coarse image on which the polarity is decided
+FLAT_PAPER = 0.05         # the coarse paper's range, of the full range: less is evenly lit
+LIGHT_WINDOW = 6          # the window following uneven light is the longer side / this: wider than a stroke
+MIN_PAPER = 0.02          # the paper's level divides the ink: never by less
+PART_SHARE = 0.1          # of the digit's ink: a separate piece as large is part of it
+PART_REACH = 0.5          # of the digit's longer side: how far from its box such a piece may lie
+MIN_SIZE = 3              # pixels: a smaller digit is a speck
 LUMA = np.array([0.299, 0.587, 0.114])
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".pnm", ".ppm", ".tif", ".tiff",
                     ".webp")
@@ -263,24 +271,151 @@ def _gray(a):
 
 
 def _normalize(gray, name):
-    """The MNIST form of a gray image (module docstring, steps 2-6); name is for the no-ink error."""
-    return _mnist_form(_ink(gray, name))
+    """The MNIST form of a gray image (module docstring, steps 2-7); name is for the no-digit errors."""
+    return _mnist_form(_digit(_ink(_shrink(gray), name), name))
+
+
+def _shrink(gray, size=WORK_SIZE):
+    """gray reduced by area averaging over whole blocks of f x f pixels, f the smallest integer that brings
+    its longer side to at most size (the last partial row and column of blocks are dropped), so that a large
+    photo costs no more than a digit needs; a smaller image is returned as it is (not copied)."""
+    f = -(-max(gray.shape) // size)
+    if f == 1:
+        return gray
+    h, w = gray.shape[0] // f, gray.shape[1] // f
+    return gray[:h * f, :w * f].reshape(h, f, w, f).mean(axis=(1, 3))
 
 
 def _ink(gray, name):
-    """The ink of a gray image (module docstring, steps 2-3): a float64 array of its shape, 0 where the paper
-    is, growing with the ink's contrast above the noise floor; name is for the no-ink error. gray is this
-    call's own array and is overwritten (a photo's planes are large)."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    paper = np.median(border)
-    noise = NOISE_SIGMAS * 1.4826 * np.median(np.abs(border - paper))
-    ink = np.subtract(paper, gray, out=gray) if gray.mean() < paper else np.subtract(gray, paper, out=gray)
-    contrast = ink.max()
-    if contrast - noise < max(MIN_CONTRAST, noise):
-        raise ValueError(f"{name} contains no ink: nothing stands out from the background (strongest "
-                         f"contrast {contrast:.3f} of the full range, noise floor {noise:.3f})")
-    ink -= noise
+    """The ink of a gray image (module docstring, steps 2-4): a float64 array of its shape, 0 where the paper
+    (and its noise) is, growing with the ink's contrast; name is for the no-ink error. gray is this call's own
+    array and may be overwritten.
+
+    Raises ValueError when nothing stands out from the background by MIN_CONTRAST and by the noise."""
+    coarse = _shrink(gray, POLARITY_SIZE)
+    k = max(3, max(coarse.shape) // 2 | 1)
+    closed, opened = _closing(coarse, k), _opening(coarse, k)
+    dark = _variation(closed) <= _variation(opened)  # the paper is the smooth one
+    paper = closed if dark else opened
+    if np.ptp(paper) <= FLAT_PAPER:  # evenly lit: one level, so that a solid shape of any width is ink
+        paper = np.median(paper)
+    elif dark:
+        paper = _closing(gray, max(3, max(gray.shape) // LIGHT_WINDOW | 1))
+    else:
+        paper = _opening(gray, max(3, max(gray.shape) // LIGHT_WINDOW | 1))
+    if dark:
+        ink = np.subtract(paper, gray, out=gray)
+        ink /= np.maximum(paper, MIN_PAPER)  # relative to the paper: the light's level cancels
+    else:
+        ink = np.subtract(gray, paper, out=gray)
+    level = np.median(ink)
+    sigma = 1.4826 * np.median(np.abs(ink - level))
+    floor = level + NOISE_SIGMAS * sigma
+    contrast = ink.max() - floor
+    if contrast < max(MIN_CONTRAST, NOISE_SIGMAS * sigma):
+        raise ValueError(f"{name}: no digit found: nothing stands out from the background (strongest contrast "
+                         f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint "
+                         f"or too small to read")
+    ink -= floor
     np.maximum(ink, 0.0, out=ink)
+    return ink
+
+
+def _closing(a, k):
+    """Grey-level closing of a by a k x k square (k odd): the maximum over each window, then the minimum. It
+    removes dark features narrower than k and keeps everything else, straight shadow edges included."""
+    return _running(_running(_running(_running(a, k, 0, np.maximum), k, 1, np.maximum), k, 0, np.minimum),
+                    k, 1, np.minimum)
+
+
+def _opening(a, k):
+    """Grey-level opening (minimum, then maximum): what _closing is for light features."""
+    return _running(_running(_running(_running(a, k, 0, np.minimum), k, 1, np.minimum), k, 0, np.maximum),
+                    k, 1, np.maximum)
+
+
+def _running(a, k, axis, op):
+    """op (np.maximum or np.minimum) over the window of k (odd) pixels centred on each pixel along axis,
+    windows cut at the edges: van Herk's method, two running reductions within blocks of k, so the cost does
+    not grow with k."""
+    a = np.moveaxis(a, axis, 0)
+    n, r = a.shape[0], k // 2
+    m = -(-(n + 2 * r) // k) * k
+    padded = np.empty((m,) + a.shape[1:])
+    padded[:r] = padded[r + n:] = -np.inf if op is np.maximum else np.inf
+    padded[r:r + n] = a
+    blocks = padded.reshape((m // k, k) + a.shape[1:])
+    ahead = op.accumulate(blocks, axis=1).reshape(padded.shape)
+    behind = op.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(padded.shape)
+    return np.moveaxis(op(behind[:n], ahead[k - 1:k - 1 + n]), 0, axis)
+
+
+def _variation(a):
+    """The total variation of a 2-D array: the sum of its neighbours' absolute differences."""
+    return np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum()
+
+
+def _components(mask):
+    """The 8-connected components of a boolean (H, W) mask: (labels, count), labels an int64 (H, W) array,
+    0 off the mask and 1..count on it. The mask's runs along rows are joined where they touch across rows
+    (union by minimum label with path halving), all in whole-array steps."""
+    h, w = mask.shape
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    ends = np.nonzero(edges == -1)[1]  # one past each run's last pixel; runs in row-major order
+    labels = np.zeros((h, w), np.int64)
+    if rows.size == 0:
+        return labels, 0
+    # Run j in row y (pixels start_j..end_j - 1) touches, diagonals included, the runs of row y - 1 that end
+    # (one past their last pixel) at start_j or later and start at end_j or earlier:
+    # a contiguous range of them, found by searching keys that order runs by row, then column.
+    key_start, key_end = rows * (w + 2) + starts, rows * (w + 2) + ends
+    above = (rows - 1) * (w + 2)
+    lo = np.searchsorted(key_end, above + starts)                # the first that ends at start or later
+    hi = np.searchsorted(key_start, above + ends, side="right")  # past the last that starts by end
+    counts = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(rows.size), counts)
+    b = lo.repeat(counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    root = np.arange(rows.size)
+    while True:
+        low = np.minimum(root[a], root[b])
+        before = root.copy()
+        np.minimum.at(root, root[a], low)
+        np.minimum.at(root, root[b], low)
+        root = root[root]
+        if np.array_equal(root, before):
+            break
+    _, run_label = np.unique(root, return_inverse=True)
+    labels[mask] = np.repeat(run_label + 1, ends - starts)
+    return labels, int(run_label.max()) + 1
+
+
+def _digit(ink, name):
+    """ink keeping only the digit (module docstring, step 5): the 8-connected component of the ink holding
+    the most of it, with each other component that holds at least PART_SHARE as much and lies within
+    PART_REACH of its box (a digit written in pieces); specks, shadow remnants and other marks become 0.
+    ValueError when the digit is a speck (under MIN_SIZE pixels both ways). ink is overwritten."""
+    labels, count = _components(ink > 0)
+    flat = labels.ravel()
+    on = flat > 0
+    which = flat[on] - 1
+    mass = np.bincount(which, ink.ravel()[on], count)
+    ys, xs = np.divmod(np.flatnonzero(on), ink.shape[1])
+    top, left = np.full(count, ink.shape[0]), np.full(count, ink.shape[1])
+    bottom, right = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    np.minimum.at(top, which, ys)
+    np.minimum.at(left, which, xs)
+    np.maximum.at(bottom, which, ys)
+    np.maximum.at(right, which, xs)
+    main = int(np.argmax(mass))
+    size = max(bottom[main] - top[main], right[main] - left[main]) + 1
+    if size < MIN_SIZE:
+        raise ValueError(f"{name}: no digit found: the largest mark is a speck of {size} pixels: blank paper, "
+                         f"or a digit too faint or too small to read")
+    reach = PART_REACH * size
+    keep = ((mass >= PART_SHARE * mass[main]) & (top <= bottom[main] + reach) & (bottom >= top[main] - reach)
+            & (left <= right[main] + reach) & (right >= left[main] - reach))
+    ink[~np.concatenate([[False], keep])[labels]] = 0.0
     return ink
 
 
