@@ -296,9 +296,8 @@ def _ink(gray, name):
     k = max(3, max(coarse.shape) // 2 | 1)
     closed, opened = _closing(coarse, k), _opening(coarse, k)
     dark = _variation(closed) <= _variation(opened)  # the paper is the smooth one
-    paper = closed if dark else opened
-    if np.ptp(paper) <= FLAT_PAPER:  # evenly lit: one level, so that a solid shape of any width is ink
-        paper = np.median(paper)
+    if np.ptp(np.percentile(_border(coarse), [10, 90])) <= FLAT_PAPER:
+        paper = np.median(_border(gray))  # evenly lit: one level, so that a solid shape of any width is ink
     elif dark:
         paper = _closing(gray, max(3, max(gray.shape) // LIGHT_WINDOW | 1))
     else:
@@ -319,6 +318,11 @@ def _ink(gray, name):
     ink -= floor
     np.maximum(ink, 0.0, out=ink)
     return ink
+
+
+def _border(a):
+    """The outermost rows and columns of a 2-D array, as one 1-D array."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
 
 
 def _closing(a, k):
