@@ -296,8 +296,9 @@ def _ink(gray, name):
     k = max(3, max(coarse.shape) // 2 | 1)
     closed, opened = _closing(coarse, k), _opening(coarse, k)
     dark = _variation(closed) <= _variation(opened)  # the paper is the smooth one
-    if np.ptp(np.percentile(_border(coarse), [10, 90])) <= FLAT_PAPER:
-        paper = np.median(_border(gray))  # evenly lit: one level, so that a solid shape of any width is ink
+    border = _border(gray)
+    if np.ptp(np.percentile(border, [25, 75])) <= FLAT_PAPER:
+        paper = np.median(border)  # evenly lit: one level, so that a solid shape of any width is ink
     elif dark:
         paper = _closing(gray, max(3, max(gray.shape) // LIGHT_WINDOW | 1))
     else:
