@@ -57,6 +57,7 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".p
                     ".webp")
 PILLOW_MISSING = 'Reading image files needs Pillow: pip install "lenet_fast[images]"'
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PIXELS = 64_000_000   # a file claiming more is refused before decoding: no decompression bomb
 PNG_MAX_PIXELS = 1 << 24  # the built-in PNG reader's limit (a digit needs far fewer): no decompression bomb
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -130,20 +131,28 @@ def sample_paths():
 
 
 def _read_file(path):
-    """The pixels of an image file, as _pil_pixels gives them."""
+    """The pixels of an image file, as _pil_pixels gives them. A JPEG file is decoded at the smallest of
+    its reduced scales (1/2 to 1/8) that keeps the longer side at least WORK_SIZE. ValueError, before any
+    pixel is decoded, when the header claims more than MAX_PIXELS pixels."""
     try:
         from PIL import Image, ImageOps
     except ImportError:
         return _read_gray_png(path)
     try:
         with Image.open(path) as img:
-            return _pil_pixels(ImageOps.exif_transpose(img))
+            size = img.size
+            if size[0] * size[1] <= MAX_PIXELS:
+                longer = max(size)
+                img.draft(img.mode, (size[0] * WORK_SIZE // longer, size[1] * WORK_SIZE // longer))
+                return _pil_pixels(ImageOps.exif_transpose(img))
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     # UnidentifiedImageError, a truncated or damaged file; DecompressionBombError (not an OSError): a header
     # that claims more pixels than Pillow's limit
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"not an image file Pillow can read ({exc})") from None
+    raise ValueError(f"the image is {size[0]}x{size[1]} pixels, more than the {MAX_PIXELS:,} read_digit accepts "
+                     f"(a decompression bomb?)")
 
 
 def _read_gray_png(path):
