@@ -48,6 +48,7 @@ WORK_SIZE = 512           # a larger image is area-averaged to this longer side 
 POLARITY_SIZE = 32        # the coarse image on which the polarity is decided
 FLAT_PAPER = 0.05         # the coarse paper's range, of the full range: less is evenly lit
 LIGHT_WINDOW = 6          # the window following uneven light is the longer side / this: wider than a stroke
+MIN_WINDOW = 21           # pixels: the shortest such window (a small image is mostly digit)
 MIN_PAPER = 0.02          # the paper's level divides the ink: never by less
 PART_SHARE = 0.1          # of the digit's ink: a separate piece as large is part of it
 PART_REACH = 0.5          # of the digit's longer side: how far from its box such a piece may lie
@@ -301,17 +302,21 @@ def _ink(gray, name):
     array and may be overwritten.
 
     Raises ValueError when nothing stands out from the background by MIN_CONTRAST and by the noise."""
-    coarse = _shrink(gray, POLARITY_SIZE)
-    k = max(3, max(coarse.shape) // 2 | 1)
-    closed, opened = _closing(coarse, k), _opening(coarse, k)
-    dark = _variation(closed) <= _variation(opened)  # the paper is the smooth one
     border = _border(gray)
-    if np.ptp(np.percentile(border, [25, 75])) <= FLAT_PAPER:
-        paper = np.median(border)  # evenly lit: one level, so that a solid shape of any width is ink
-    elif dark:
-        paper = _closing(gray, max(3, max(gray.shape) // LIGHT_WINDOW | 1))
+    if np.ptp(np.percentile(border, [10, 90])) <= FLAT_PAPER:
+        # Evenly lit: the paper is one level, the border's, and the ink whatever the mean moves away from it
+        # towards (a solid shape of any width included).
+        paper = np.median(border)
+        dark = gray.mean() < paper
     else:
-        paper = _opening(gray, max(3, max(gray.shape) // LIGHT_WINDOW | 1))
+        # Unevenly lit: the paper follows the light. It is the smooth one of the coarse image's closing
+        # (dark ink removed) and opening (light ink removed), then the same at full scale, over a window
+        # wider than a stroke and narrower than most shadows.
+        coarse = _shrink(gray, POLARITY_SIZE)
+        k = max(3, max(coarse.shape) // 2 | 1)
+        dark = _variation(_closing(coarse, k)) <= _variation(_opening(coarse, k))
+        window = max(MIN_WINDOW, max(gray.shape) // LIGHT_WINDOW) | 1
+        paper = _closing(gray, window) if dark else _opening(gray, window)
     if dark:
         ink = np.subtract(paper, gray, out=gray)
         ink /= np.maximum(paper, MIN_PAPER)  # relative to the paper: the light's level cancels

@@ -101,10 +101,13 @@ def test_mnist_error_does_not_grow(mnist_subset, classic):
 
 
 def png_header(width, height):
-    """A PNG file's signature and header chunk claiming width x height 8-bit gray pixels, with no data."""
+    """A PNG file claiming width x height 8-bit gray pixels in its header, holding one row of them."""
     body = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     chunk = struct.pack(">I", 13) + b"IHDR" + body + struct.pack(">I", zlib.crc32(b"IHDR" + body))
-    return b"\x89PNG\r\n\x1a\n" + chunk
+    data = zlib.compress(b"\0" * (width + 1))  # one row; the rest is missing, never read
+    idat = struct.pack(">I", len(data)) + b"IDAT" + data + struct.pack(">I", zlib.crc32(b"IDAT" + data))
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + chunk + idat + end
 
 
 def test_decompression_bomb_refused_before_decoding(tmp_path):
