@@ -309,14 +309,13 @@ def _ink(gray, name):
         paper = np.median(border)
         dark = gray.mean() < paper
     else:
-        # Unevenly lit: the paper follows the light. It is the smooth one of the coarse image's closing
-        # (dark ink removed) and opening (light ink removed), then the same at full scale, over a window
-        # wider than a stroke and narrower than most shadows.
+        # Unevenly lit: the paper follows the light. The polarity is the one whose paper is smooth: of the
+        # coarse image's closing (dark ink removed) and opening (light ink removed), the one with the least
+        # variation; then that paper is estimated on the image itself (_paper).
         coarse = _shrink(gray, POLARITY_SIZE)
         k = max(3, max(coarse.shape) // 2 | 1)
         dark = _variation(_closing(coarse, k)) <= _variation(_opening(coarse, k))
-        window = max(MIN_WINDOW, max(gray.shape) // LIGHT_WINDOW) | 1
-        paper = _closing(gray, window) if dark else _opening(gray, window)
+        paper = _paper(gray, dark)
     if dark:
         ink = np.subtract(paper, gray, out=gray)
         ink /= np.maximum(paper, MIN_PAPER)  # relative to the paper: the light's level cancels
@@ -334,6 +333,23 @@ def _ink(gray, name):
     ink -= floor
     np.maximum(ink, 0.0, out=ink)
     return ink
+
+
+def _paper(gray, dark):
+    """The paper under uneven light: gray's closing (dark ink; else its opening) over a window of a
+    LIGHT_WINDOW-th of its longer side and at least MIN_WINDOW pixels. An image of at least 2 * MIN_WINDOW
+    pixels both ways is halved first (2x2 means, in float32) and the result enlarged back by repeating each
+    pixel: light varies slowly, and this is most of a photo's reading time."""
+    h, w = gray.shape
+    half = min(h, w) >= 2 * MIN_WINDOW
+    small = gray[:h // 2 * 2, :w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32) \
+        if half else gray
+    window = max(MIN_WINDOW // (1 + half), max(small.shape) // LIGHT_WINDOW) | 1
+    paper = _closing(small, window) if dark else _opening(small, window)
+    if half:  # back to gray's shape; an odd last row or column repeats its neighbour
+        paper = np.repeat(np.repeat(paper, 2, axis=0), 2, axis=1)
+        paper = np.pad(paper, ((0, h % 2), (0, w % 2)), mode="edge")
+    return paper
 
 
 def _border(a):
@@ -361,7 +377,7 @@ def _running(a, k, axis, op):
     a = np.moveaxis(a, axis, 0)
     n, r = a.shape[0], k // 2
     m = -(-(n + 2 * r) // k) * k
-    padded = np.empty((m,) + a.shape[1:])
+    padded = np.empty((m,) + a.shape[1:], a.dtype)
     padded[:r] = padded[r + n:] = -np.inf if op is np.maximum else np.inf
     padded[r:r + n] = a
     blocks = padded.reshape((m // k, k) + a.shape[1:])
