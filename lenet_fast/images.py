@@ -51,6 +51,8 @@ LIGHT_WINDOW = 6          # the window following uneven light is the longer side
 MIN_WINDOW = 21           # pixels: the shortest such window (a small image is mostly digit)
 MIN_PAPER = 0.02          # the paper's level divides the ink: never by less
 PART_SHARE = 0.1          # of the digit's ink: a separate piece as large is part of it
+MARK_PEAK = 0.5           # of the digit's strongest ink: a piece as dark is a mark, not noise, whatever its size
+ADJACENT = 2              # pixels: a piece this close to the digit's box is kept whatever it holds
 PART_REACH = 0.5          # of the digit's longer side: how far from its box such a piece may lie
 MIN_SIZE = 3              # pixels: a smaller digit is a speck
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -428,9 +430,11 @@ def _components(mask):
 
 def _digit(ink, name):
     """ink keeping only the digit (module docstring, step 5): the 8-connected component of the ink holding
-    the most of it, with each other component that holds at least PART_SHARE as much and lies within
-    PART_REACH of its box (a digit written in pieces); specks, shadow remnants and other marks become 0.
-    ValueError when the digit is a speck (under MIN_SIZE pixels both ways). ink is overwritten."""
+    the most of it, with each other component within PART_REACH of its box that holds at least PART_SHARE as
+    much ink or is at least MARK_PEAK as dark (a digit written in pieces), and any within ADJACENT pixels of
+    its box (its own faint edges); specks, shadow remnants and other marks become 0. ink is overwritten.
+
+    ValueError when the digit is a speck (under MIN_SIZE pixels both ways)."""
     labels, count = _components(ink > 0)
     flat = labels.ravel()
     on = flat > 0
@@ -448,9 +452,15 @@ def _digit(ink, name):
     if size < MIN_SIZE:
         raise ValueError(f"{name}: no digit found: the largest mark is a speck of {size} pixels: blank paper, "
                          f"or a digit too faint or too small to read")
-    reach = PART_REACH * size
-    keep = ((mass >= PART_SHARE * mass[main]) & (top <= bottom[main] + reach) & (bottom >= top[main] - reach)
-            & (left <= right[main] + reach) & (right >= left[main] - reach))
+    peak = np.zeros(count)
+    np.maximum.at(peak, which, ink.ravel()[on])
+
+    def near(reach):  # the pieces whose box comes within reach of the digit's
+        return ((top <= bottom[main] + reach) & (bottom >= top[main] - reach)
+                & (left <= right[main] + reach) & (right >= left[main] - reach))
+
+    keep = near(PART_REACH * size) & ((mass >= PART_SHARE * mass[main]) | (peak >= MARK_PEAK * peak[main]))
+    keep |= near(ADJACENT)
     ink[~np.concatenate([[False], keep])[labels]] = 0.0
     return ink
 
