@@ -9,21 +9,31 @@ drawn anywhere else looks nothing like that until it goes through the same steps
    as Pillow's "L"). Transparent pixels are background: the image is composited over white, or over black
    when its visible pixels are light on average (alpha-weighted mean luma above 0.5), so that both dark and
    light strokes drawn on a transparent canvas stay visible.
-2. Polarity. The paper's level is the median of the border pixels (the outermost row and column on each
-   side), which is background however much of the image the ink covers, unless the ink covers half the
-   border. Ink is what differs from the paper, and the mean of the whole image moves towards it: below the
-   paper's level, the ink is dark and the image is inverted; otherwise it is already light on dark.
-3. Levels. The paper's level is subtracted, and with it a noise floor (3 robust standard deviations of
-   the border, 1.4826 x its median absolute deviation; 0 for a clean image), so that speckled or grainy
-   paper becomes 0 rather than faint ink. The strongest ink must rise above the floor by MIN_CONTRAST (0.1
-   of the full range) and by the floor's own height (so that noise alone never passes); if not, the image
-   has no ink: ValueError.
-4. Crop to the bounding box of the pixels holding at least INK_THRESHOLD (a quarter) of the strongest
+2. Size. An image larger than WORK_SIZE (512) pixels on its longer side is reduced by area averaging over
+   whole blocks (a JPEG file is decoded at a reduced scale already): a digit needs no more.
+3. Paper and polarity. When the border (the outermost row and column on each side) is evenly lit (its
+   10th to 90th percentiles within FLAT_PAPER), the paper is one level, the border's median, and the ink
+   whatever the mean of the whole image moves away from it towards: below the paper's level, the ink is
+   dark and the image is inverted; otherwise it is already light on dark. Otherwise the paper follows the
+   light: the polarity is the one whose paper estimate is smooth (a coarse image's grey-level closing, which
+   removes dark strokes, against its opening, which removes light ones), and the paper is the closing (or
+   opening) of the image over a window wider than a stroke (a sixth of the longer side, at least
+   MIN_WINDOW pixels): it keeps gradients, vignetting and shadow edges and fills the strokes. Dark ink is
+   measured relative to the paper (paper - gray) / paper, so that the light's level cancels; light ink as
+   gray - paper.
+4. Noise floor. 3 robust standard deviations (1.4826 x the median absolute deviation) above the median of
+   that ink map are subtracted, so that grainy paper, JPEG ringing and sensor noise become 0 rather than
+   faint ink. The strongest ink must rise above the floor by MIN_CONTRAST (0.1 of the full range) and by
+   3 standard deviations; if not, ValueError "no digit found" (blank paper, or a digit too faint or small).
+5. The digit's ink. Of the 8-connected components of what is left, the one holding the most ink is the
+   digit; pieces near it that are large or dark enough (a digit written in pieces) stay, specks and shadow
+   remnants go. A digit under MIN_SIZE pixels both ways is a speck: ValueError "no digit found".
+6. Crop to the bounding box of the pixels holding at least INK_THRESHOLD (a quarter) of the strongest
    ink: the stroke, without the faintest anti-aliasing and residual noise around it.
-5. Scale by area averaging (each output pixel is the mean of the input area it covers; up-scaling spreads
+7. Scale by area averaging (each output pixel is the mean of the input area it covers; up-scaling spreads
    each input pixel over the outputs it overlaps) so that the longer side is 20 pixels, then stretch the
    levels so that the strongest ink is 255, as in a clean scan whatever the pen's or the photo's contrast.
-6. Paste into 28x28 with the centre of mass (index coordinates, as MNIST's averages 14.0) at (14, 14):
+8. Paste into 28x28 with the centre of mass (index coordinates, as MNIST's averages 14.0) at (14, 14):
    the offset is rounded to whole pixels and clipped so the 20-pixel box stays inside the field.
 
 Files need Pillow (pip install "lenet_fast[images]"), imported only when a file is read; arrays never
@@ -73,7 +83,9 @@ def read_digit(source):
     (H, W, 4) RGBA, of uint8 or other integers in 0..255, booleans, or floats in [0, 1]. Any size, either
     polarity: dark ink on light paper or light on dark.
 
-    Raises ValueError for an image with no ink, a file Pillow cannot read (naming it) or a bad array
+    Raises ValueError for an image with no digit (blank, or a digit too faint or too small: "no digit
+    found"), a file Pillow cannot read or whose header claims more than MAX_PIXELS (64 million) pixels
+    (refused before decoding; both naming it) or a bad array
     (shape, range, NaN), TypeError for non-numeric pixels, FileNotFoundError for a missing file and
     ImportError when a file is given and Pillow is not installed (unless it is an 8-bit grayscale PNG, as
     the sample digits are: module docstring).
@@ -283,7 +295,7 @@ def _gray(a):
 
 
 def _normalize(gray, name):
-    """The MNIST form of a gray image (module docstring, steps 2-7); name is for the no-digit errors."""
+    """The MNIST form of a gray image (module docstring, steps 2-8); name is for the no-digit errors."""
     return _mnist_form(_digit(_ink(_shrink(gray), name), name))
 
 
@@ -299,7 +311,7 @@ def _shrink(gray, size=WORK_SIZE):
 
 
 def _ink(gray, name):
-    """The ink of a gray image (module docstring, steps 2-4): a float64 array of its shape, 0 where the paper
+    """The ink of a gray image (module docstring, steps 3-4): a float64 array of its shape, 0 where the paper
     (and its noise) is, growing with the ink's contrast; name is for the no-ink error. gray is this call's own
     array and may be overwritten.
 
@@ -466,7 +478,7 @@ def _digit(ink, name):
 
 
 def _mnist_form(ink):
-    """The (28, 28) uint8 MNIST image of an ink map as _ink gives it (module docstring, steps 4-6): cropped to
+    """The (28, 28) uint8 MNIST image of an ink map as _ink gives it (module docstring, steps 6-8): cropped to
     its strong ink, scaled to the 20-pixel box, levels stretched, centre of mass at the field's centre."""
     strong = ink >= INK_THRESHOLD * ink.max()
     rows = np.flatnonzero(strong.any(axis=1))
