@@ -320,33 +320,58 @@ def _ink(gray, name):
     if np.ptp(np.percentile(border, [10, 90])) <= FLAT_PAPER:
         # Evenly lit: the paper is one level, the border's, and the ink whatever the mean moves away from it
         # towards (a solid shape of any width included).
-        paper = np.median(border)
-        dark = gray.mean() < paper
+        level = np.median(border)
+        dark = gray.mean() < level
+
+        def paper(dark):
+            return level
     else:
-        # Unevenly lit: the paper follows the light. The polarity is the one whose paper is smooth: of the
-        # coarse image's closing (dark ink removed) and opening (light ink removed), the one with the least
-        # variation; then that paper is estimated on the image itself (_paper).
+        # Unevenly lit: the paper follows the light (_paper). The polarity is the one whose paper is smooth:
+        # of the coarse image's closing (dark ink removed) and opening (light ink removed), the one with the
+        # least variation.
         coarse = _shrink(gray, POLARITY_SIZE)
         k = max(3, max(coarse.shape) // 2 | 1)
         dark = _variation(_closing(coarse, k)) <= _variation(_opening(coarse, k))
-        paper = _paper(gray, dark)
-    if dark:
-        ink = np.subtract(paper, gray, out=gray)
-        ink /= np.maximum(paper, MIN_PAPER)  # relative to the paper: the light's level cancels
-    else:
-        ink = np.subtract(gray, paper, out=gray)
+
+        def paper(dark):
+            return _paper(gray, dark)
+    # When nothing stands out, the other polarity is tried before giving up: a vignette or a digit near the
+    # frame's edge can mislead either rule.
+    ink, contrast, floor = _above_floor(_relative(gray, paper(dark), dark))
+    if ink is None:
+        ink, contrast, floor = _above_floor(_relative(gray, paper(not dark), not dark, out=gray))
+    if ink is None:
+        raise ValueError(f"{name}: no digit found: nothing stands out from the background (strongest contrast "
+                         f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint "
+                         f"or too small to read")
+    return ink
+
+
+def _relative(gray, paper, dark, out=None):
+    """The ink over paper (an array of gray's shape or one level): dark ink relative to the paper,
+    (paper - gray) / paper, so that the light's level cancels; light ink as gray - paper. out: where to
+    write it (gray itself may be given)."""
+    if not dark:
+        return np.subtract(gray, paper, out=out)
+    ink = np.subtract(paper, gray, out=out)
+    ink /= np.maximum(paper, MIN_PAPER)
+    return ink
+
+
+def _above_floor(ink):
+    """(ink less its noise floor, clipped at 0, or None when nothing rises above the floor by MIN_CONTRAST
+    and by 3 standard deviations; the strongest contrast; the floor). The floor is the ink map's median plus
+    NOISE_SIGMAS robust standard deviations (module docstring, step 4). ink is overwritten."""
     sample = ink[::2, ::2]  # the paper's statistics need no more pixels, and the medians are costly
     level = np.median(sample)
     sigma = 1.4826 * np.median(np.abs(sample - level))
     floor = level + NOISE_SIGMAS * sigma
     contrast = ink.max() - floor
     if contrast < max(MIN_CONTRAST, NOISE_SIGMAS * sigma):
-        raise ValueError(f"{name}: no digit found: nothing stands out from the background (strongest contrast "
-                         f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint "
-                         f"or too small to read")
+        return None, contrast, floor
     ink -= floor
     np.maximum(ink, 0.0, out=ink)
-    return ink
+    return ink, contrast, floor
 
 
 def _paper(gray, dark):
