@@ -33,6 +33,11 @@ def test_photos_read_within_two_percent(classic):
     assert error_rate(classic, photos, labels) <= 0.02
 
 
+def test_light_ink_on_dark_photos(classic):
+    photos, labels = handwriting.digit_photos(50, seed=12)
+    assert error_rate(classic, 255 - photos, labels) <= 0.04
+
+
 def test_shading_example(classic):
     """The issue's example: a crisp dark 3 under a left-to-right shading of +-20/255, no noise."""
     ink = handwriting.draw(handwriting.digit_strokes(3, np.random.default_rng(5)), (120, 120), (60, 60), 80, 9)
