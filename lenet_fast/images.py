@@ -20,7 +20,7 @@ drawn anywhere else looks nothing like that until it goes through the same steps
    opening) of the image over a window wider than a stroke (a sixth of the longer side, at least
    MIN_WINDOW pixels): it keeps gradients, vignetting and shadow edges and fills the strokes. Dark ink is
    measured relative to the paper (paper - gray) / paper, so that the light's level cancels; light ink as
-   gray - paper.
+   gray - paper. When nothing stands out (step 4) in the polarity chosen, the other one is tried.
 4. Noise floor. 3 robust standard deviations (1.4826 x the median absolute deviation) above the median of
    that ink map are subtracted, so that grainy paper, JPEG ringing and sensor noise become 0 rather than
    faint ink. The strongest ink must rise above the floor by MIN_CONTRAST (0.1 of the full range) and by
