@@ -24,10 +24,10 @@ drawn anywhere else looks nothing like that until it goes through the same steps
 4. Noise floor. 3 robust standard deviations (1.4826 x the median absolute deviation) above the median of
    that ink map are subtracted, so that grainy paper, JPEG ringing and sensor noise become 0 rather than
    faint ink. The strongest ink must rise above the floor by MIN_CONTRAST (0.1 of the full range) and by
-   3 standard deviations; if not, ValueError "no digit found" (blank paper, or a digit too faint or small).
+   3 standard deviations; if not, ValueError "contains no digit" (blank paper, or a digit too faint or small).
 5. The digit's ink. Of the 8-connected components of what is left, the one holding the most ink is the
    digit; pieces near it that are large or dark enough (a digit written in pieces) stay, specks and shadow
-   remnants go. A digit under MIN_SIZE pixels both ways is a speck: ValueError "no digit found".
+   remnants go. A digit under MIN_SIZE pixels both ways is a speck: ValueError "contains no digit".
 6. Crop to the bounding box of the pixels holding at least INK_THRESHOLD (a quarter) of the strongest
    ink: the stroke, without the faintest anti-aliasing and residual noise around it.
 7. Scale by area averaging (each output pixel is the mean of the input area it covers; up-scaling spreads
@@ -341,7 +341,7 @@ def _ink(gray, name):
     if ink is None:
         ink, contrast, floor = _above_floor(_relative(gray, paper(not dark), not dark, out=gray))
     if ink is None:
-        raise ValueError(f"{name}: no digit found: nothing stands out from the background (strongest contrast "
+        raise ValueError(f"{name} contains no digit: nothing stands out from the background (strongest contrast "
                          f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint "
                          f"or too small to read")
     return ink
@@ -487,7 +487,7 @@ def _digit(ink, name):
     main = int(np.argmax(mass))
     size = max(bottom[main] - top[main], right[main] - left[main]) + 1
     if size < MIN_SIZE:
-        raise ValueError(f"{name}: no digit found: the largest mark is a speck of {size} pixels: blank paper, "
+        raise ValueError(f"{name} contains no digit: the largest mark is a speck of {size} pixels: blank paper, "
                          f"or a digit too faint or too small to read")
     peak = np.zeros(count)
     np.maximum.at(peak, which, ink.ravel()[on])

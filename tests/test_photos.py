@@ -53,7 +53,7 @@ def test_refused_with_the_cause(name):
     y, x = np.mgrid[0:160, 0:160] / 160
     image = {"blank": np.full((160, 160), 0.9), "noise": np.clip(0.7 + rng.normal(0, 0.05, (160, 160)), 0, 1),
              "gradient": 0.4 + 0.5 * x * y}[name]
-    with pytest.raises(ValueError, match="no digit found.*blank paper, or a digit too faint or too small"):
+    with pytest.raises(ValueError, match="contains no digit.*blank paper, or a digit too faint or too small"):
         read_digit(image)
 
 
