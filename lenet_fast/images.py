@@ -9,21 +9,31 @@ drawn anywhere else looks nothing like that until it goes through the same steps
    as Pillow's "L"). Transparent pixels are background: the image is composited over white, or over black
    when its visible pixels are light on average (alpha-weighted mean luma above 0.5), so that both dark and
    light strokes drawn on a transparent canvas stay visible.
-2. Polarity. The paper's level is the median of the border pixels (the outermost row and column on each
-   side), which is background however much of the image the ink covers, unless the ink covers half the
-   border. Ink is what differs from the paper, and the mean of the whole image moves towards it: below the
-   paper's level, the ink is dark and the image is inverted; otherwise it is already light on dark.
-3. Levels. The paper's level is subtracted, and with it a noise floor (3 robust standard deviations of
-   the border, 1.4826 x its median absolute deviation; 0 for a clean image), so that speckled or grainy
-   paper becomes 0 rather than faint ink. The strongest ink must rise above the floor by MIN_CONTRAST (0.1
-   of the full range) and by the floor's own height (so that noise alone never passes); if not, the image
-   has no ink: ValueError.
-4. Crop to the bounding box of the pixels holding at least INK_THRESHOLD (a quarter) of the strongest
+2. Size. An image larger than WORK_SIZE (512) pixels on its longer side is reduced by area averaging over
+   whole blocks (a JPEG file is decoded at a reduced scale already): a digit needs no more.
+3. Paper and polarity. When the border (the outermost row and column on each side) is evenly lit (its
+   10th to 90th percentiles within FLAT_PAPER), the paper is one level, the border's median, and the ink
+   whatever the mean of the whole image moves away from it towards: below the paper's level, the ink is
+   dark and the image is inverted; otherwise it is already light on dark. Otherwise the paper follows the
+   light: the polarity is the one whose paper estimate is smooth (a coarse image's grey-level closing, which
+   removes dark strokes, against its opening, which removes light ones), and the paper is the closing (or
+   opening) of the image over a window wider than a stroke (a sixth of the longer side, at least
+   MIN_WINDOW pixels): it keeps gradients, vignetting and shadow edges and fills the strokes. Dark ink is
+   measured relative to the paper (paper - gray) / paper, so that the light's level cancels; light ink as
+   gray - paper. When nothing stands out (step 4) in the polarity chosen, the other one is tried.
+4. Noise floor. 3 robust standard deviations (1.4826 x the median absolute deviation) above the median of
+   that ink map are subtracted, so that grainy paper, JPEG ringing and sensor noise become 0 rather than
+   faint ink. The strongest ink must rise above the floor by MIN_CONTRAST (0.1 of the full range) and by
+   3 standard deviations; if not, ValueError "contains no digit" (blank paper, or a digit too faint or small).
+5. The digit's ink. Of the 8-connected components of what is left, the one holding the most ink is the
+   digit; pieces near it that are large or dark enough (a digit written in pieces) stay, specks and shadow
+   remnants go. A digit under MIN_SIZE pixels both ways is a speck: ValueError "contains no digit".
+6. Crop to the bounding box of the pixels holding at least INK_THRESHOLD (a quarter) of the strongest
    ink: the stroke, without the faintest anti-aliasing and residual noise around it.
-5. Scale by area averaging (each output pixel is the mean of the input area it covers; up-scaling spreads
+7. Scale by area averaging (each output pixel is the mean of the input area it covers; up-scaling spreads
    each input pixel over the outputs it overlaps) so that the longer side is 20 pixels, then stretch the
    levels so that the strongest ink is 255, as in a clean scan whatever the pen's or the photo's contrast.
-6. Paste into 28x28 with the centre of mass (index coordinates, as MNIST's averages 14.0) at (14, 14):
+8. Paste into 28x28 with the centre of mass (index coordinates, as MNIST's averages 14.0) at (14, 14):
    the offset is rounded to whole pixels and clipped so the 20-pixel box stays inside the field.
 
 Files need Pillow (pip install "lenet_fast[images]"), imported only when a file is read; arrays never
@@ -43,12 +53,24 @@ BOX = 20                  # the longer side of the scaled digit
 CENTRE = 14.0             # where the centre of mass goes, in index coordinates
 INK_THRESHOLD = 0.25      # of the strongest ink: what counts for the bounding box
 MIN_CONTRAST = 0.1        # of the full range: less is no ink
-NOISE_SIGMAS = 3.0        # the noise floor, in robust standard deviations of the border
+NOISE_SIGMAS = 3.0        # the noise floor, in robust standard deviations of the ink map
+WORK_SIZE = 512           # a larger image is area-averaged to this longer side first
+POLARITY_SIZE = 32        # the coarse image on which the polarity is decided
+FLAT_PAPER = 0.05         # the coarse paper's range, of the full range: less is evenly lit
+LIGHT_WINDOW = 6          # the window following uneven light is the longer side / this: wider than a stroke
+MIN_WINDOW = 21           # pixels: the shortest such window (a small image is mostly digit)
+MIN_PAPER = 0.02          # the paper's level divides the ink: never by less
+PART_SHARE = 0.1          # of the digit's ink: a separate piece as large is part of it
+MARK_PEAK = 0.5           # of the digit's strongest ink: a piece as dark is a mark, not noise, whatever its size
+ADJACENT = 2              # pixels: a piece this close to the digit's box is kept whatever it holds
+PART_REACH = 0.5          # of the digit's longer side: how far from its box such a piece may lie
+MIN_SIZE = 3              # pixels: a smaller digit is a speck
 LUMA = np.array([0.299, 0.587, 0.114])
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".pnm", ".ppm", ".tif", ".tiff",
                     ".webp")
 PILLOW_MISSING = 'Reading image files needs Pillow: pip install "lenet_fast[images]"'
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PIXELS = 64_000_000   # a file claiming more is refused before decoding: no decompression bomb
 PNG_MAX_PIXELS = 1 << 24  # the built-in PNG reader's limit (a digit needs far fewer): no decompression bomb
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -61,7 +83,9 @@ def read_digit(source):
     (H, W, 4) RGBA, of uint8 or other integers in 0..255, booleans, or floats in [0, 1]. Any size, either
     polarity: dark ink on light paper or light on dark.
 
-    Raises ValueError for an image with no ink, a file Pillow cannot read (naming it) or a bad array
+    Raises ValueError for an image with no digit (blank, or a digit too faint or too small: "no digit
+    found"), a file Pillow cannot read or whose header claims more than MAX_PIXELS (64 million) pixels
+    (refused before decoding; both naming it) or a bad array
     (shape, range, NaN), TypeError for non-numeric pixels, FileNotFoundError for a missing file and
     ImportError when a file is given and Pillow is not installed (unless it is an 8-bit grayscale PNG, as
     the sample digits are: module docstring).
@@ -144,20 +168,28 @@ def sample_paths():
 
 
 def _read_file(path):
-    """The pixels of an image file, as _pil_pixels gives them."""
+    """The pixels of an image file, as _pil_pixels gives them. A JPEG file is decoded at the smallest of
+    its reduced scales (1/2 to 1/8) that keeps the longer side at least WORK_SIZE. ValueError, before any
+    pixel is decoded, when the header claims more than MAX_PIXELS pixels."""
     try:
         from PIL import Image, ImageOps
     except ImportError:
         return _read_gray_png(path)
     try:
         with Image.open(path) as img:
-            return _pil_pixels(ImageOps.exif_transpose(img))
+            size = img.size
+            if size[0] * size[1] <= MAX_PIXELS:
+                longer = max(size)
+                img.draft(img.mode, (size[0] * WORK_SIZE // longer, size[1] * WORK_SIZE // longer))
+                return _pil_pixels(ImageOps.exif_transpose(img))
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     # UnidentifiedImageError, a truncated or damaged file; DecompressionBombError (not an OSError): a header
     # that claims more pixels than Pillow's limit
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"not an image file Pillow can read ({exc})") from None
+    raise ValueError(f"the image is {size[0]}x{size[1]} pixels, more than the {MAX_PIXELS:,} read_digit accepts "
+                     f"(a decompression bomb?)")
 
 
 def _read_gray_png(path):
@@ -285,29 +317,215 @@ def _gray(a):
 
 
 def _normalize(gray, name):
-    """The MNIST form of a gray image (module docstring, steps 2-6); name is for the no-ink error."""
-    return _mnist_form(_ink(gray, name))
+    """The MNIST form of a gray image (module docstring, steps 2-8); name is for the no-digit errors."""
+    return _mnist_form(_digit(_ink(_shrink(gray), name), name))
+
+
+def _shrink(gray, size=WORK_SIZE):
+    """gray reduced by area averaging over whole blocks of f x f pixels, f the smallest integer that brings
+    its longer side to at most size (the last partial row and column of blocks are dropped), so that a large
+    photo costs no more than a digit needs; a smaller image is returned as it is (not copied)."""
+    f = -(-max(gray.shape) // size)
+    if f == 1:
+        return gray
+    h, w = gray.shape[0] // f, gray.shape[1] // f
+    return gray[:h * f, :w * f].reshape(h, f, w, f).mean(axis=(1, 3))
 
 
 def _ink(gray, name):
-    """The ink of a gray image (module docstring, steps 2-3): a float64 array of its shape, 0 where the paper
-    is, growing with the ink's contrast above the noise floor; name is for the no-ink error. gray is this
-    call's own array and is overwritten (a photo's planes are large)."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    paper = np.median(border)
-    noise = NOISE_SIGMAS * 1.4826 * np.median(np.abs(border - paper))
-    ink = np.subtract(paper, gray, out=gray) if gray.mean() < paper else np.subtract(gray, paper, out=gray)
-    contrast = ink.max()
-    if contrast - noise < max(MIN_CONTRAST, noise):
-        raise ValueError(f"{name} contains no ink: nothing stands out from the background (strongest "
-                         f"contrast {contrast:.3f} of the full range, noise floor {noise:.3f})")
-    ink -= noise
+    """The ink of a gray image (module docstring, steps 3-4): a float64 array of its shape, 0 where the paper
+    (and its noise) is, growing with the ink's contrast; name is for the no-ink error. gray is this call's own
+    array and may be overwritten.
+
+    Raises ValueError when nothing stands out from the background by MIN_CONTRAST and by the noise."""
+    border = _border(gray)
+    if np.ptp(np.percentile(border, [10, 90])) <= FLAT_PAPER:
+        # Evenly lit: the paper is one level, the border's, and the ink whatever the mean moves away from it
+        # towards (a solid shape of any width included).
+        level = np.median(border)
+        dark = gray.mean() < level
+
+        def paper(dark):
+            return level
+    else:
+        # Unevenly lit: the paper follows the light (_paper). The polarity is the one whose paper is smooth:
+        # of the coarse image's closing (dark ink removed) and opening (light ink removed), the one with the
+        # least variation.
+        coarse = _shrink(gray, POLARITY_SIZE)
+        k = max(3, max(coarse.shape) // 2 | 1)
+        dark = _variation(_closing(coarse, k)) <= _variation(_opening(coarse, k))
+
+        def paper(dark):
+            return _paper(gray, dark)
+    # When nothing stands out, the other polarity is tried before giving up: a vignette or a digit near the
+    # frame's edge can mislead either rule.
+    ink, contrast, floor = _above_floor(_relative(gray, paper(dark), dark))
+    if ink is None:
+        ink, contrast, floor = _above_floor(_relative(gray, paper(not dark), not dark, out=gray))
+    if ink is None:
+        raise ValueError(f"{name} contains no digit: nothing stands out from the background (strongest contrast "
+                         f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint "
+                         f"or too small to read")
+    return ink
+
+
+def _relative(gray, paper, dark, out=None):
+    """The ink over paper (an array of gray's shape or one level): dark ink relative to the paper,
+    (paper - gray) / paper, so that the light's level cancels; light ink as gray - paper. out: where to
+    write it (gray itself may be given)."""
+    if not dark:
+        return np.subtract(gray, paper, out=out)
+    ink = np.subtract(paper, gray, out=out)
+    ink /= np.maximum(paper, MIN_PAPER)
+    return ink
+
+
+def _above_floor(ink):
+    """(ink less its noise floor, clipped at 0, or None when nothing rises above the floor by MIN_CONTRAST
+    and by 3 standard deviations; the strongest contrast; the floor). The floor is the ink map's median plus
+    NOISE_SIGMAS robust standard deviations (module docstring, step 4). ink is overwritten."""
+    sample = ink[::2, ::2]  # the paper's statistics need no more pixels, and the medians are costly
+    level = np.median(sample)
+    sigma = 1.4826 * np.median(np.abs(sample - level))
+    floor = level + NOISE_SIGMAS * sigma
+    contrast = ink.max() - floor
+    if contrast < max(MIN_CONTRAST, NOISE_SIGMAS * sigma):
+        return None, contrast, floor
+    ink -= floor
     np.maximum(ink, 0.0, out=ink)
+    return ink, contrast, floor
+
+
+def _paper(gray, dark):
+    """The paper under uneven light: gray's closing (dark ink; else its opening) over a window of a
+    LIGHT_WINDOW-th of its longer side and at least MIN_WINDOW pixels. An image of at least 2 * MIN_WINDOW
+    pixels both ways is halved first (2x2 means, in float32) and the result enlarged back by repeating each
+    pixel: light varies slowly, and this is most of a photo's reading time."""
+    h, w = gray.shape
+    half = min(h, w) >= 2 * MIN_WINDOW
+    small = gray[:h // 2 * 2, :w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32) \
+        if half else gray
+    window = max(MIN_WINDOW // (1 + half), max(small.shape) // LIGHT_WINDOW) | 1
+    paper = _closing(small, window) if dark else _opening(small, window)
+    if half:  # back to gray's shape; an odd last row or column repeats its neighbour
+        paper = np.repeat(np.repeat(paper, 2, axis=0), 2, axis=1)
+        paper = np.pad(paper, ((0, h % 2), (0, w % 2)), mode="edge")
+    return paper
+
+
+def _border(a):
+    """The outermost rows and columns of a 2-D array, as one 1-D array."""
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
+def _closing(a, k):
+    """Grey-level closing of a by a k x k square (k odd): the maximum over each window, then the minimum. It
+    removes dark features narrower than k and keeps everything else, straight shadow edges included."""
+    return _running(_running(_running(_running(a, k, 0, np.maximum), k, 1, np.maximum), k, 0, np.minimum),
+                    k, 1, np.minimum)
+
+
+def _opening(a, k):
+    """Grey-level opening (minimum, then maximum): what _closing is for light features."""
+    return _running(_running(_running(_running(a, k, 0, np.minimum), k, 1, np.minimum), k, 0, np.maximum),
+                    k, 1, np.maximum)
+
+
+def _running(a, k, axis, op):
+    """op (np.maximum or np.minimum) over the window of k (odd) pixels centred on each pixel along axis,
+    windows cut at the edges: van Herk's method, two running reductions within blocks of k, so the cost does
+    not grow with k."""
+    a = np.moveaxis(a, axis, 0)
+    n, r = a.shape[0], k // 2
+    m = -(-(n + 2 * r) // k) * k
+    padded = np.empty((m,) + a.shape[1:], a.dtype)
+    padded[:r] = padded[r + n:] = -np.inf if op is np.maximum else np.inf
+    padded[r:r + n] = a
+    blocks = padded.reshape((m // k, k) + a.shape[1:])
+    ahead = op.accumulate(blocks, axis=1).reshape(padded.shape)
+    behind = op.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(padded.shape)
+    return np.moveaxis(op(behind[:n], ahead[k - 1:k - 1 + n]), 0, axis)
+
+
+def _variation(a):
+    """The total variation of a 2-D array: the sum of its neighbours' absolute differences."""
+    return np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum()
+
+
+def _components(mask):
+    """The 8-connected components of a boolean (H, W) mask: (labels, count), labels an int64 (H, W) array,
+    0 off the mask and 1..count on it. The mask's runs along rows are joined where they touch across rows
+    (union by minimum label with path halving), all in whole-array steps."""
+    h, w = mask.shape
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    ends = np.nonzero(edges == -1)[1]  # one past each run's last pixel; runs in row-major order
+    labels = np.zeros((h, w), np.int64)
+    if rows.size == 0:
+        return labels, 0
+    # Run j in row y (pixels start_j..end_j - 1) touches, diagonals included, the runs of row y - 1 that end
+    # (one past their last pixel) at start_j or later and start at end_j or earlier:
+    # a contiguous range of them, found by searching keys that order runs by row, then column.
+    key_start, key_end = rows * (w + 2) + starts, rows * (w + 2) + ends
+    above = (rows - 1) * (w + 2)
+    lo = np.searchsorted(key_end, above + starts)                # the first that ends at start or later
+    hi = np.searchsorted(key_start, above + ends, side="right")  # past the last that starts by end
+    counts = np.maximum(hi - lo, 0)
+    a = np.repeat(np.arange(rows.size), counts)
+    b = lo.repeat(counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    root = np.arange(rows.size)
+    while True:
+        low = np.minimum(root[a], root[b])
+        before = root.copy()
+        np.minimum.at(root, root[a], low)
+        np.minimum.at(root, root[b], low)
+        root = root[root]
+        if np.array_equal(root, before):
+            break
+    _, run_label = np.unique(root, return_inverse=True)
+    labels[mask] = np.repeat(run_label + 1, ends - starts)
+    return labels, int(run_label.max()) + 1
+
+
+def _digit(ink, name):
+    """ink keeping only the digit (module docstring, step 5): the 8-connected component of the ink holding
+    the most of it, with each other component within PART_REACH of its box that holds at least PART_SHARE as
+    much ink or is at least MARK_PEAK as dark (a digit written in pieces), and any within ADJACENT pixels of
+    its box (its own faint edges); specks, shadow remnants and other marks become 0. ink is overwritten.
+
+    ValueError when the digit is a speck (under MIN_SIZE pixels both ways)."""
+    labels, count = _components(ink > 0)
+    flat = labels.ravel()
+    on = flat > 0
+    which = flat[on] - 1
+    mass = np.bincount(which, ink.ravel()[on], count)
+    ys, xs = np.divmod(np.flatnonzero(on), ink.shape[1])
+    top, left = np.full(count, ink.shape[0]), np.full(count, ink.shape[1])
+    bottom, right = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    np.minimum.at(top, which, ys)
+    np.minimum.at(left, which, xs)
+    np.maximum.at(bottom, which, ys)
+    np.maximum.at(right, which, xs)
+    main = int(np.argmax(mass))
+    size = max(bottom[main] - top[main], right[main] - left[main]) + 1
+    if size < MIN_SIZE:
+        raise ValueError(f"{name} contains no digit: the largest mark is a speck of {size} pixels: blank paper, "
+                         f"or a digit too faint or too small to read")
+    peak = np.zeros(count)
+    np.maximum.at(peak, which, ink.ravel()[on])
+
+    def near(reach):  # the pieces whose box comes within reach of the digit's
+        return ((top <= bottom[main] + reach) & (bottom >= top[main] - reach)
+                & (left <= right[main] + reach) & (right >= left[main] - reach))
+
+    keep = near(PART_REACH * size) & ((mass >= PART_SHARE * mass[main]) | (peak >= MARK_PEAK * peak[main]))
+    keep |= near(ADJACENT)
+    ink[~np.concatenate([[False], keep])[labels]] = 0.0
     return ink
 
 
 def _mnist_form(ink):
-    """The (28, 28) uint8 MNIST image of an ink map as _ink gives it (module docstring, steps 4-6): cropped to
+    """The (28, 28) uint8 MNIST image of an ink map as _ink gives it (module docstring, steps 6-8): cropped to
     its strong ink, scaled to the 20-pixel box, levels stretched, centre of mass at the field's centre."""
     strong = ink >= INK_THRESHOLD * ink.max()
     rows = np.flatnonzero(strong.any(axis=1))
