@@ -400,7 +400,7 @@ def bad_folder(Image, folder):
     (folder / "g_dir.png").mkdir()  # a folder named like an image: image_files does not list it
     Image.fromarray(to_uint8(CENTRED["bar"])).save(folder / "h_bar.jpeg")
     bad = {"b_corrupt.png": "b_corrupt.png", "c_text.png": "c_text.png: not an image file",
-           "d_empty.png": "d_empty.png: not an image file", "e_blank.png": "e_blank.png contains no ink"}
+           "d_empty.png": "d_empty.png: not an image file", "e_blank.png": "e_blank.png contains no digit"}
     return bad, ["a_ring.png", "f_seven.png", "h_bar.jpeg"], ["ring", "seven", "bar"]
 
 
@@ -440,7 +440,7 @@ def test_read_digits_report_os_errors_and_arrays(Image, tmp_path):
     assert [i for i, _, _ in failures] == [1, 2, 3, 4]
     assert failures[0][1] is missing and isinstance(failures[0][2], FileNotFoundError)
     assert failures[1][1] is sources[2] and isinstance(failures[1][2], ValueError)
-    assert str(failures[1][2]).startswith("sources[2]: the image contains no ink")
+    assert str(failures[1][2]).startswith("sources[2]: the image contains no digit")
     assert isinstance(failures[2][2], OSError)  # a folder given as an image file
     assert isinstance(failures[3][2], TypeError) and str(failures[3][2]).startswith("sources[4]: ")
     with pytest.raises(FileNotFoundError):

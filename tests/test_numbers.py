@@ -63,11 +63,12 @@ def test_details_give_each_digit_its_confidence_and_box_left_to_right():
     assert (boxes[:, 1] >= 0).all() and (boxes[:, 3] <= image.shape[1]).all()
     assert (boxes[:, 2] - boxes[:, 0] >= HEIGHT // 2).all() and (boxes[:, 3] > boxes[:, 1]).all()
     assert (boxes[1:, 1] >= boxes[:-1, 3]).all()  # ordered, and separate digits do not overlap
-    # each box holds its digit's ink: the paper outside every box is blank
+    # each box holds its digit's ink: outside every box is paper, at most the faint anti-aliased fringe of a
+    # stroke the mask leaves out (a stroke's core is 0.15; paper with its noise 0.9 and up)
     outside = np.ones(image.shape, dtype=bool)
     for top, left, bottom, right in boxes:
         outside[top:bottom, left:right] = False
-    assert image[outside].min() > 0.8
+    assert image[outside].min() > 0.7
 
 
 def test_the_confidence_is_the_models_probability_of_the_digit():
@@ -188,7 +189,7 @@ def test_the_modern_model_reads_numbers_too():
 
 
 def test_a_blank_page_is_refused():
-    with pytest.raises(ValueError, match="contains no ink"):
+    with pytest.raises(ValueError, match="contains no digit"):
         read_number(np.full((50, 200), 0.9))
 
 

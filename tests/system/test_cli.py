@@ -160,7 +160,7 @@ def folder_with_bad_files(folder):
     (folder / "a_empty.png").write_bytes(b"")
     Image.new("L", (60, 40), 255).save(folder / "z_blank.png")
     return {"a_empty.png": "a_empty.png: not an image file", "digit_3_corrupt.png": "digit_3_corrupt.png: not an image",
-            "digit_5_text.png": "digit_5_text.png: not an image file", "z_blank.png": "z_blank.png contains no ink"}
+            "digit_5_text.png": "digit_5_text.png: not an image file", "z_blank.png": "z_blank.png contains no digit"}
 
 
 def test_predict_prints_every_good_file_and_reports_each_bad_one(tmp_path):
