@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _core
+
 SIZE = 28                 # the field
 BOX = 20                  # the longer side of the scaled digit
 CENTRE = 14.0             # where the centre of mass goes, in index coordinates
@@ -353,7 +355,7 @@ def _ink(gray, name):
         # least variation.
         coarse = _shrink(gray, POLARITY_SIZE)
         k = max(3, max(coarse.shape) // 2 | 1)
-        dark = _variation(_closing(coarse, k)) <= _variation(_opening(coarse, k))
+        dark = _variation(_core.morphology(coarse, k, True)) <= _variation(_core.morphology(coarse, k, False))
 
         def paper(dark):
             return _paper(gray, dark)
@@ -406,7 +408,7 @@ def _paper(gray, dark):
     small = gray[:h // 2 * 2, :w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32) \
         if half else gray
     window = max(MIN_WINDOW // (1 + half), max(small.shape) // LIGHT_WINDOW) | 1
-    paper = _closing(small, window) if dark else _opening(small, window)
+    paper = _core.morphology(small, window, dark)  # a closing for dark ink, an opening for light
     if half:  # back to gray's shape; an odd last row or column repeats its neighbour
         paper = np.repeat(np.repeat(paper, 2, axis=0), 2, axis=1)
         paper = np.pad(paper, ((0, h % 2), (0, w % 2)), mode="edge")
@@ -418,73 +420,23 @@ def _border(a):
     return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
 
 
-def _closing(a, k):
-    """Grey-level closing of a by a k x k square (k odd): the maximum over each window, then the minimum. It
-    removes dark features narrower than k and keeps everything else, straight shadow edges included."""
-    return _running(_running(_running(_running(a, k, 0, np.maximum), k, 1, np.maximum), k, 0, np.minimum),
-                    k, 1, np.minimum)
-
-
-def _opening(a, k):
-    """Grey-level opening (minimum, then maximum): what _closing is for light features."""
-    return _running(_running(_running(_running(a, k, 0, np.minimum), k, 1, np.minimum), k, 0, np.maximum),
-                    k, 1, np.maximum)
-
-
-def _running(a, k, axis, op):
-    """op (np.maximum or np.minimum) over the window of k (odd) pixels centred on each pixel along axis,
-    windows cut at the edges: van Herk's method, two running reductions within blocks of k, so the cost does
-    not grow with k."""
-    a = np.moveaxis(a, axis, 0)
-    n, r = a.shape[0], k // 2
-    m = -(-(n + 2 * r) // k) * k
-    padded = np.empty((m,) + a.shape[1:], a.dtype)
-    padded[:r] = padded[r + n:] = -np.inf if op is np.maximum else np.inf
-    padded[r:r + n] = a
-    blocks = padded.reshape((m // k, k) + a.shape[1:])
-    ahead = op.accumulate(blocks, axis=1).reshape(padded.shape)
-    behind = op.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].reshape(padded.shape)
-    return np.moveaxis(op(behind[:n], ahead[k - 1:k - 1 + n]), 0, axis)
-
-
 def _variation(a):
     """The total variation of a 2-D array: the sum of its neighbours' absolute differences."""
     return np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum()
 
 
-def _components(mask):
-    """The 8-connected components of a boolean (H, W) mask: (labels, count), labels an int64 (H, W) array,
-    0 off the mask and 1..count on it. The mask's runs along rows are joined where they touch across rows
-    (union by minimum label with path halving), all in whole-array steps."""
-    h, w = mask.shape
-    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
-    rows, starts = np.nonzero(edges == 1)
-    ends = np.nonzero(edges == -1)[1]  # one past each run's last pixel; runs in row-major order
-    labels = np.zeros((h, w), np.int64)
-    if rows.size == 0:
-        return labels, 0
-    # Run j in row y (pixels start_j..end_j - 1) touches, diagonals included, the runs of row y - 1 that end
-    # (one past their last pixel) at start_j or later and start at end_j or earlier:
-    # a contiguous range of them, found by searching keys that order runs by row, then column.
-    key_start, key_end = rows * (w + 2) + starts, rows * (w + 2) + ends
-    above = (rows - 1) * (w + 2)
-    lo = np.searchsorted(key_end, above + starts)                # the first that ends at start or later
-    hi = np.searchsorted(key_start, above + ends, side="right")  # past the last that starts by end
-    counts = np.maximum(hi - lo, 0)
-    a = np.repeat(np.arange(rows.size), counts)
-    b = lo.repeat(counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
-    root = np.arange(rows.size)
-    while True:
-        low = np.minimum(root[a], root[b])
-        before = root.copy()
-        np.minimum.at(root, root[a], low)
-        np.minimum.at(root, root[b], low)
-        root = root[root]
-        if np.array_equal(root, before):
-            break
-    _, run_label = np.unique(root, return_inverse=True)
-    labels[mask] = np.repeat(run_label + 1, ends - starts)
-    return labels, int(run_label.max()) + 1
+def _boxes(labels, count):
+    """(top, left, bottom, right): four (count,) int64 arrays, the bounding box of each of the components
+    _core.components numbered 1..count in labels (bottom and right exclusive, as in a slice)."""
+    ys, xs = np.nonzero(labels)
+    which = labels[ys, xs] - 1
+    top, left = np.full(count, labels.shape[0]), np.full(count, labels.shape[1])
+    bottom, right = np.zeros(count, np.int64), np.zeros(count, np.int64)
+    np.minimum.at(top, which, ys)
+    np.minimum.at(left, which, xs)
+    np.maximum.at(bottom, which, ys + 1)
+    np.maximum.at(right, which, xs + 1)
+    return top, left, bottom, right
 
 
 def _digit(ink, name):
@@ -494,18 +446,13 @@ def _digit(ink, name):
     its box (its own faint edges); specks, shadow remnants and other marks become 0. ink is overwritten.
 
     ValueError when the digit is a speck (under MIN_SIZE pixels both ways)."""
-    labels, count = _components(ink > 0)
+    labels, count = _core.components(ink > 0)
     flat = labels.ravel()
     on = flat > 0
     which = flat[on] - 1
     mass = np.bincount(which, ink.ravel()[on], count)
-    ys, xs = np.divmod(np.flatnonzero(on), ink.shape[1])
-    top, left = np.full(count, ink.shape[0]), np.full(count, ink.shape[1])
-    bottom, right = np.zeros(count, np.int64), np.zeros(count, np.int64)
-    np.minimum.at(top, which, ys)
-    np.minimum.at(left, which, xs)
-    np.maximum.at(bottom, which, ys)
-    np.maximum.at(right, which, xs)
+    top, left, bottom, right = _boxes(labels, count)
+    bottom, right = bottom - 1, right - 1  # inclusive here: a box's size is bottom - top + 1
     main = int(np.argmax(mass))
     size = max(bottom[main] - top[main], right[main] - left[main]) + 1
     if size < MIN_SIZE:

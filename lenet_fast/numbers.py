@@ -5,9 +5,7 @@ The picture goes through read_digit's first steps (gray levels, then the ink: im
 1. Ink mask. A pixel is ink when its ink level is above Otsu's threshold of the ink levels (the level that
    best splits them into two classes: residual paper and strokes); a faint part of a stroke that touches a
    strong part is kept (hysteresis down to half the threshold), so that thin or pale strokes do not break.
-2. Connected components (8-connected) of the mask, in NumPy: the mask's runs of ink in each row are the
-   nodes, runs in adjacent rows that touch are joined (union-find by label propagation with pointer
-   jumping), so the Python loops run a few times per picture, never once per pixel or run.
+2. Connected components (8-connected) of the mask, labelled in C (csrc/components.c), with their boxes.
 3. Specks: components under MIN_SIZE pixels both ways are dropped; the row's height is the median height
    of the rest's tall components (at least half the tallest), and components smaller than SPECK of it both
    ways are dropped too (dust, JPEG blocks, a decimal point). No component left: ValueError.
@@ -33,7 +31,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import images
+from . import _core, images
 from .model import LeNet5
 from .pretrained import pretrained
 
@@ -75,7 +73,7 @@ def read_number(image, model=None, details=False):
         raise TypeError(f"details must be True or False, got {details!r}")
     name, gray = _source_gray(image)
     ink = images._ink(gray, name)
-    labels, boxes = components(_mask(ink))
+    labels, boxes = _components(_mask(ink))
     size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     size[0] = 0
     if size.max() < MIN_SIZE:
@@ -117,7 +115,7 @@ def _mask(ink):
     threshold = _otsu(levels)
     strong = ink > threshold
     weak = ink > HYSTERESIS * threshold
-    labels, _ = components(weak)
+    labels, _ = _core.components(weak)
     held = np.zeros(labels.max() + 1, dtype=bool)
     held[labels[strong]] = True
     held[0] = False
@@ -137,56 +135,14 @@ def _otsu(levels, bins=256):
     return edges[1:-1][np.nanargmax(between)] if np.isfinite(between).any() else 0.0
 
 
-def components(mask):
-    """(labels, boxes): the 8-connected components of a boolean (H, W) mask. labels: (H, W) int64, 0 off
-    the mask, 1..K on it, numbered by first appearance (row by row); boxes: (K + 1, 4) int64, row k the
-    (top, left, bottom, right) of component k (bottom, right exclusive; row 0 unused)."""
-    h, w = mask.shape
-    padded = np.zeros((h, w + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    steps = np.diff(padded, axis=1)
-    row, start = np.nonzero(steps == 1)   # row-major: runs sorted by row, then column
-    end = np.nonzero(steps == -1)[1]      # exclusive
-    n = len(row)
-    if n == 0:
-        return np.zeros((h, w), dtype=np.int64), np.zeros((1, 4), dtype=np.int64)
-    # Runs of row r and r + 1 touch (8-connected) when start' <= end and end' >= start (end exclusive).
-    # Keys place each row's runs in a line of its own, wider than the image, so that one searchsorted over
-    # all runs finds each run's neighbours below it.
-    line = w + 3
-    below_start = (row - 1) * line + start     # the runs as seen from the row above them
-    below_end = (row - 1) * line + end
-    first = np.searchsorted(below_end, row * line + start, side="left")
-    last = np.searchsorted(below_start, row * line + end, side="right")
-    count = np.maximum(last - first, 0)
-    a = np.repeat(np.arange(n), count)
-    b = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + np.repeat(first, count)
-    parent = np.arange(n)
-    while True:
-        low = np.minimum(parent[a], parent[b])
-        np.minimum.at(parent, parent[a], low)
-        np.minimum.at(parent, parent[b], low)
-        while True:  # pointer jumping: every run points to its root
-            jumped = parent[parent]
-            if np.array_equal(jumped, parent):
-                break
-            parent = jumped
-        if np.array_equal(parent[a], parent[b]):
-            break
-    roots, ids = np.unique(parent, return_inverse=True)
-    ids = ids.reshape(-1) + 1
-    k = len(roots)
-    boxes = np.zeros((k + 1, 4), dtype=np.int64)
-    boxes[1:, :2] = np.iinfo(np.int64).max
-    np.minimum.at(boxes[:, 0], ids, row)
-    np.minimum.at(boxes[:, 1], ids, start)
-    np.maximum.at(boxes[:, 2], ids, row + 1)
-    np.maximum.at(boxes[:, 3], ids, end)
-    labels = np.zeros((h, w + 1), dtype=np.int64)
-    # Each run writes +id at its start and -id at its end; the row's running sum labels its pixels.
-    np.add.at(labels, (row, start), ids)
-    np.add.at(labels, (row, end), -ids)
-    return np.cumsum(labels, axis=1)[:, :w], boxes
+def _components(mask):
+    """(labels, boxes): the 8-connected components of a boolean (H, W) mask (module docstring, step 2):
+    labels as _core.components numbers them, boxes (K + 1, 4) int64, row k the (top, left, bottom, right) of
+    component k (bottom, right exclusive; row 0 unused)."""
+    labels, count = _core.components(mask)
+    boxes = np.zeros((count + 1, 4), dtype=np.int64)
+    boxes[1:] = np.stack(images._boxes(labels, count), axis=1)
+    return labels, boxes
 
 
 def _row_height(boxes):
