@@ -72,7 +72,7 @@ def read_number(image, model=None, details=False):
     if not isinstance(details, bool):
         raise TypeError(f"details must be True or False, got {details!r}")
     name, gray = _source_gray(image)
-    ink = images._ink(gray, name)
+    ink = _ink(gray, name)
     labels, boxes = _components(_mask(ink))
     size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     size[0] = 0
@@ -107,6 +107,18 @@ def _source_gray(source):
     if images._is_pil_image(source):
         return "the image", images._gray(images._pil_pixels(source))
     return "the image", images._gray(source)
+
+
+def _ink(gray, name):
+    """The row's ink map (module docstring, step 0): images._ink's paper estimates and noise floor, the
+    polarity the one whose paper estimate varies least; images._ink itself (its no-digit error) when neither
+    polarity leaves ink above the noise. gray: float (H, W) in [0, 1], not modified."""
+    papers = [images._paper(gray, dark) for dark in (True, False)]
+    dark = images._variation(papers[0]) <= images._variation(papers[1])
+    ink, _, _ = images._above_floor(images._relative(gray, papers[not dark], dark))
+    if ink is None:
+        return images._ink(gray, name)
+    return ink
 
 
 def _mask(ink):
