@@ -1,7 +1,14 @@
 """Whole numbers: read_number reads a row of handwritten digits in one picture (a ZIP code, an amount).
 
-The picture goes through read_digit's first steps (gray levels, then the ink: images._ink), and then:
+The picture goes through read_digit's first steps (images: gray levels, the paper under uneven light, the
+noise floor), and then:
 
+0. Polarity. Both paper estimates are made (images._paper: the closing, which removes dark ink, and the
+   opening, which removes light ink, over a window wider than a stroke) and the smoother one, the least total
+   variation, is the paper: the wrong one keeps the digits' shapes. read_digit decides on a coarse copy of
+   the picture instead, which suits one digit in the frame but not a row, where the digits fill the coarse
+   copy's window; a row read in the wrong polarity has the paper between its strokes for ink. When neither
+   polarity leaves ink above the noise floor, images._ink decides (and refuses a picture with no ink).
 1. Ink mask. A pixel is ink when its ink level is above Otsu's threshold of the ink levels (the level that
    best splits them into two classes: residual paper and strokes); a faint part of a stroke that touches a
    strong part is kept (hysteresis down to half the threshold), so that thin or pale strokes do not break.
@@ -38,7 +45,9 @@ from .pretrained import pretrained
 SPECK = 0.25           # of the row's height, both ways: smaller components are dropped
 MIN_SIZE = 6           # pixels, both ways: smaller components are specks whatever the row's height
 MERGE_OVERLAP = 0.5    # of the narrower component's width: more shared columns make one digit
-WIDE = 0.7             # row heights: a wider group is tried for cuts (one digit is 0.3 to 0.95 wide)
+WIDE = 0.9             # row heights: a wider group is tried for cuts. One digit is 0.3 to 0.95 wide, and a
+                       # wide one tried for cuts is often cut off a "1" (its halves look like digits to the
+                       # model); two touching digits are wider unless both are narrow (a 1 and another)
 MIN_WIDTH = 0.15       # row heights: the narrowest segment a cut may leave (a 1 is 0.1 or more)
 MAX_WIDTH = 1.3        # row heights: the widest segment
 CUT_SPACING = 0.1      # row heights: a cut point has the least ink within this distance on either side
