@@ -4,15 +4,14 @@
   MNIST) through read_digit and each pretrained model, every refusal counted wrong, for each seed;
 - one thread: milliseconds per 160x160 photo in read_digit, and the share of that in each step (background
   and ink, the digit's components, the MNIST form), medians over rounds;
-- throughput: 1,000 photos read and predicted, per second, read on 1 and on 2 Python threads
-  (concurrent.futures; the steps release the GIL only inside numpy's larger loops) then one batch predict;
+- throughput: 1,000 photos, as RGB arrays and as JPEG files (quality 90), read by read_digits (on as many
+  threads as the kernels use: 1, then 2) and predicted in one batch, per second;
 - a 4032x3024 photo: read_digit on the RGB array and on a JPEG file of it (Pillow decodes it at a reduced
   scale), median seconds.
 
     python benchmarks/photos.py [--n 1000] [--seeds 101 102 103] [--rounds 5]
 """
 import argparse
-import concurrent.futures
 import io
 import os
 import tempfile
@@ -61,14 +60,15 @@ def steps(photos, rounds):
     return {k: timing.median(t) / len(photos) * 1e3 for k, t in times.items()}
 
 
-def throughput(model, photos, threads, rounds):
-    """Median photos per second, read on threads Python threads, then predicted in one batch."""
+def throughput(model, sources, threads, rounds):
+    """Median photos per second: read by read_digits (on as many threads as the kernels use), then
+    predicted in one batch; a photo it refuses is skipped, as a batch that reports failures goes on."""
     def run():
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            digits = np.stack(list(pool.map(read_or_blank, photos, chunksize=16)))
+        digits, _ = images.read_digits(sources, errors="skip")
         model.predict(digits)
 
-    return len(photos) / timing.median([timing.elapsed(run) for _ in range(rounds)])
+    with timing.kernel_threads(threads):
+        return len(sources) / timing.median([timing.elapsed(run) for _ in range(rounds)])
 
 
 def big_photo(rounds):
@@ -107,10 +107,16 @@ def main():
     for step, ms in steps(photos[:200], args.rounds).items():
         print(f"  {step:32s} {ms:7.3f}")
     print(f"\n{args.n} photos read and predicted, photos/s (median of rounds)")
-    for threads in (1, 2):
-        with timing.kernel_threads(threads):
-            rate = throughput(models["classic"], photos, threads, args.rounds)
-        print(f"  {threads} thread{'s' if threads > 1 else ' '}  {rate:8.0f}")
+    with tempfile.TemporaryDirectory() as folder:
+        from PIL import Image
+        files = []
+        for i, photo in enumerate(photos):
+            files.append(os.path.join(folder, f"{i:04d}.jpg"))
+            Image.fromarray(photo).save(files[-1], quality=90)
+        for threads in (1, 2):
+            arrays = throughput(models["classic"], list(photos), threads, args.rounds)
+            jpegs = throughput(models["classic"], files, threads, args.rounds)
+            print(f"  {threads} thread{'s' if threads > 1 else ' '}  RGB arrays {arrays:8.0f}   JPEG files {jpegs:8.0f}")
     array, jpeg = big_photo(args.rounds)
     print(f"\n4032x3024 photo: read_digit on the array {array:.3f} s, on a JPEG file {jpeg:.3f} s")
 

@@ -2,13 +2,14 @@
  * components.c: the 8-connected components of a binary image (lenet_fast.h: lf_components), how a picture is
  * cut into the marks it holds: a digit, the pieces of one, the digits of a number, specks.
  *
- * Two raster passes. The first gives each mask pixel the smallest provisional label among its neighbours
- * already seen (west, north-west, north, north-east), or a new one, and records that the labels it touches
- * are one component (union-find whose roots are always the smallest label, with path halving). The second
+ * Two raster passes. The first gives each mask pixel a provisional label of a neighbour already seen (west,
+ * north-west, north, north-east), or a new one, and records that the labels it touches are one component
+ * (union-find whose roots are always the smallest label, with path halving). The second
  * numbers the roots 1, 2, ... in the order their components' first pixels come in raster order, so the
  * labels do not depend on how the unions happened. parent holds one entry per provisional label: at most
  * one per pixel, plus label 0.
  */
+#include <math.h>
 #include "lenet_fast.h"
 
 static int32_t root(int32_t *parent, int32_t a)
@@ -43,12 +44,15 @@ int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_
                 l[x] = 0;
                 continue;
             }
-            const int32_t near[4] = {x > 0 ? l[x - 1] : 0, y > 0 && x > 0 ? up[x - 1] : 0, y > 0 ? up[x] : 0,
-                                     y > 0 && x + 1 < w ? up[x + 1] : 0};
-            int32_t label = 0;
-            for (int i = 0; i < 4; i++)
-                if (near[i])
-                    label = label ? join(parent, label, near[i]) : root(parent, near[i]);
+            /* Of the neighbours seen already, those that touch one another are joined already: north
+             * touches north-west and west (so, when north is ink, nothing is left to join), west touches
+             * north-west; only north-east may still be apart from west or north-west. */
+            const int32_t north = y > 0 ? up[x] : 0, west = x > 0 ? l[x - 1] : 0;
+            const int32_t north_west = y > 0 && x > 0 ? up[x - 1] : 0;
+            const int32_t north_east = y > 0 && x + 1 < w ? up[x + 1] : 0;
+            int32_t label = north ? north : west ? west : north_west;
+            if (!north && north_east)
+                label = label ? join(parent, label, north_east) : north_east;
             if (!label) {
                 label = next++;
                 parent[label] = label;
@@ -64,4 +68,31 @@ int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_
     for (size_t i = 0; i < (size_t)h * w; i++)
         labels[i] = -parent[labels[i]];
     return count;
+}
+
+void lf_component_stats(const int32_t *labels, int h, int w, int32_t count, const float *values, int32_t *boxes,
+                        double *sums, float *peaks)
+{
+    for (int32_t c = 0; c < count; c++) {
+        int32_t *b = boxes + 4 * (size_t)c;
+        b[0] = h, b[1] = w, b[2] = 0, b[3] = 0;
+        if (values)
+            sums[c] = 0.0, peaks[c] = -INFINITY;
+    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            const size_t i = (size_t)y * w + x;
+            if (!labels[i])
+                continue;
+            const int32_t c = labels[i] - 1;
+            int32_t *b = boxes + 4 * (size_t)c;
+            b[0] = y < b[0] ? y : b[0];
+            b[1] = x < b[1] ? x : b[1];
+            b[2] = y + 1 > b[2] ? y + 1 : b[2];
+            b[3] = x + 1 > b[3] ? x + 1 : b[3];
+            if (values) {
+                sums[c] += values[i];
+                peaks[c] = values[i] > peaks[c] ? values[i] : peaks[c];
+            }
+        }
 }

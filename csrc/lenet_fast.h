@@ -141,6 +141,13 @@ void lf_morphology(const float *in, int h, int w, int k, int closing, float *out
  * the raster order of each component's first pixel; 0 off the mask. Returns the number of components.
  * parent is scratch of h * w + 1 entries. */
 int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_t *parent);
+/* lf_component_stats: for each of the count components lf_components numbered in labels, its box
+ * boxes[c] = (top, left, bottom, right), bottom and right exclusive, and the sum and maximum of values
+ * (h, w) over its pixels (the sum in double, in raster order). Labels lie in 0..count (the caller checks);
+ * a number with no pixel keeps the box (h, w, 0, 0), sum 0 and maximum -INFINITY. values may be NULL: boxes
+ * only (sums and peaks are not touched). */
+void lf_component_stats(const int32_t *labels, int h, int w, int32_t count, const float *values, int32_t *boxes,
+                        double *sums, float *peaks);
 
 /* Build facts and threads. */
 const char *lf_isa_name(void);          /* the instruction-set path chosen at run time */

@@ -17,16 +17,16 @@
 
 enum { STRIP = 64 }; /* columns per strip: the two padded buffers of a strip stay in L2 */
 
-/* d[j] = max or min of a[j], b[j] for j < n. The input is finite (the caller checks), so plain comparisons
- * suffice; one loop per operation, so that each vectorizes. */
-static inline void combine(float *d, const float *a, const float *b, int n, int is_max)
+/* d[j] = max or min of a[j] and d[j], for j < n: rows of a strip, never overlapping. The input is finite
+ * (the caller checks), so plain comparisons suffice; one loop per operation, so that each vectorizes. */
+static inline void combine(float *restrict d, const float *restrict a, int n, int is_max)
 {
     if (is_max)
         for (int j = 0; j < n; j++)
-            d[j] = a[j] > b[j] ? a[j] : b[j];
+            d[j] = a[j] > d[j] ? a[j] : d[j];
     else
         for (int j = 0; j < n; j++)
-            d[j] = a[j] < b[j] ? a[j] : b[j];
+            d[j] = a[j] < d[j] ? a[j] : d[j];
 }
 
 static int padded_length(int n, int k)
@@ -53,16 +53,19 @@ static void running(const float *src, float *dst, int rows, int cols, int k, int
         }
         for (int b0 = 0; b0 < m; b0 += k) {
             memcpy(ahead + (size_t)b0 * STRIP, behind + (size_t)b0 * STRIP, n * sizeof *ahead);
-            for (int i = b0 + 1; i < b0 + k; i++)
-                combine(ahead + (size_t)i * STRIP, ahead + (size_t)(i - 1) * STRIP, behind + (size_t)i * STRIP,
-                        n, is_max);
+            for (int i = b0 + 1; i < b0 + k; i++) {
+                float *a = ahead + (size_t)i * STRIP;
+                memcpy(a, behind + (size_t)i * STRIP, n * sizeof *a);
+                combine(a, a - STRIP, n, is_max);
+            }
             for (int i = b0 + k - 2; i >= b0; i--)
-                combine(behind + (size_t)i * STRIP, behind + (size_t)(i + 1) * STRIP, behind + (size_t)i * STRIP,
-                        n, is_max);
+                combine(behind + (size_t)i * STRIP, behind + (size_t)(i + 1) * STRIP, n, is_max);
         }
-        for (int y = 0; y < rows; y++)
-            combine(dst + (size_t)y * cols + x0, behind + (size_t)y * STRIP, ahead + (size_t)(y + k - 1) * STRIP, n,
-                    is_max);
+        for (int y = 0; y < rows; y++) {
+            float *d = dst + (size_t)y * cols + x0;
+            memcpy(d, behind + (size_t)y * STRIP, n * sizeof *d);
+            combine(d, ahead + (size_t)(y + k - 1) * STRIP, n, is_max);
+        }
     }
 }
 

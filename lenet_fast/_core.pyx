@@ -831,6 +831,39 @@ def components(mask):
     return labels, int(count)
 
 
+def component_stats(labels, int count, values=None):
+    """(boxes, sums, peaks) of the components components() numbered 1..count in labels: boxes (count, 4)
+    int32 (top, left, bottom, right; bottom and right exclusive), and the sum (float64) and maximum (float32)
+    of values, a float image of labels' shape, over each one's pixels (None for both without values).
+    Labels must lie in 0..count; a number with no pixel gets the box (h, w, 0, 0), sum 0 and maximum -inf."""
+    lab = np.asarray(labels)
+    if lab.dtype != np.int32 or lab.ndim != 2 or not lab.flags.c_contiguous:
+        raise TypeError("labels must be a C-contiguous 2-D int32 array, as components() returns")
+    v = None if values is None else float32_array(values, "values", lab.shape)
+    cdef int h = lab.shape[0], w = lab.shape[1]
+    if count < 0 or (lab.size and (lab.min() < 0 or lab.max() > count)):
+        raise ValueError(f"labels must lie in 0..count (count={count})")
+    boxes = np.empty((count, 4), np.int32)
+    sums = None if v is None else np.empty(count, np.float64)
+    peaks = None if v is None else np.empty(count, np.float32)
+    if count == 0:
+        return boxes, sums, peaks
+    cdef const int32_t[:, ::1] lv = lab
+    cdef const float[:, ::1] vv
+    cdef const float *vp = NULL
+    cdef double[::1] sv
+    cdef float[::1] pv
+    cdef double *sp = NULL
+    cdef float *pp = NULL
+    if v is not None:
+        vv, sv, pv = v, sums, peaks
+        vp, sp, pp = &vv[0, 0], &sv[0], &pv[0]
+    cdef int32_t[:, ::1] bv = boxes
+    with nogil:
+        lf_component_stats(&lv[0, 0], h, w, count, vp, &bv[0, 0], sp, pp)
+    return boxes, sums, peaks
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Build facts and threads
 

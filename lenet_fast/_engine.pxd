@@ -58,6 +58,8 @@ cdef extern from "lenet_fast.h" nogil:
     size_t lf_morphology_scratch(int h, int w, int k)
     void lf_morphology(const float *inp, int h, int w, int k, int closing, float *out, float *scratch)
     int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_t *parent)
+    void lf_component_stats(const int32_t *labels, int h, int w, int32_t count, const float *values,
+                            int32_t *boxes, double *sums, float *peaks)
     const char *lf_isa_name()
     int lf_select_isa(const char *name)
     int lf_openmp_enabled()

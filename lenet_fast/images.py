@@ -40,6 +40,8 @@ Files need Pillow (pip install "lenet_fast[images]"), imported only when a file 
 need it, and neither do 8-bit grayscale PNG files such as the sample digits the package ships (read by a
 small strict decoder when Pillow is absent, so that a bare install's first command works).
 """
+import concurrent.futures
+import functools
 import os
 import struct
 import sys
@@ -75,6 +77,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PIXELS = 64_000_000   # a file claiming more is refused before decoding: no decompression bomb
 PNG_MAX_PIXELS = 1 << 24  # the built-in PNG reader's limit (a digit needs far fewer): no decompression bomb
 SAMPLES = Path(__file__).parent / "samples"
+READ_CHUNK = 16           # sources a reading thread takes at a time: few hand-offs, and the threads stay even
 
 
 def read_digit(source):
@@ -130,24 +133,44 @@ def read_digits(sources, errors="raise"):
     sources = list(sources)
     images = np.empty((len(sources), SIZE, SIZE), dtype=np.uint8)
     paths, failures = [], []
-    for i, source in enumerate(sources):
+    for i, (source, (digit, exc)) in enumerate(zip(sources, _read_all(sources))):
         path = Path(source) if isinstance(source, (str, os.PathLike)) else None
-        try:
-            images[len(paths)] = read_digit(source)
-        except (OSError, TypeError, ValueError) as exc:
+        if exc is not None:
             if path is not None:  # read_digit named the file already
                 error = exc
                 if errors == "raise":
-                    raise
+                    raise exc
             else:
                 error = type(exc)(f"sources[{i}]: {exc}")
                 if errors == "raise":
                     raise error from None
             failures.append((i, source, error))
             continue
+        images[len(paths)] = digit
         paths.append(path)
     images = images[: len(paths)]
     return (images, paths, failures) if errors == "report" else (images, paths)
+
+
+def _read_all(sources):
+    """For each source, (read_digit's digit, None) or (None, the OSError, TypeError or ValueError it raised),
+    in order. The sources are read on as many threads as the kernels use (get_num_threads), in chunks of
+    READ_CHUNK: decoding, the picture steps and numpy's larger loops release the GIL."""
+    def attempt(chunk):
+        out = []
+        for source in chunk:
+            try:
+                out.append((read_digit(source), None))
+            except (OSError, TypeError, ValueError) as exc:
+                out.append((None, exc))
+        return out
+
+    chunks = [sources[i:i + READ_CHUNK] for i in range(0, len(sources), READ_CHUNK)]
+    workers = min(_core.get_num_threads(), len(chunks))
+    if workers <= 1:
+        return [result for chunk in chunks for result in attempt(chunk)]
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return [result for done in pool.map(attempt, chunks) for result in done]
 
 
 def image_files(folder):
@@ -287,8 +310,9 @@ def _pil_pixels(img):
 
 
 def _gray(a):
-    """A float64 (H, W) image in [0, 1], 1 white, from an array source; transparency resolved as the
-    module docstring says."""
+    """A float32 (H, W) image in [0, 1], 1 white, from an array source; transparency resolved as the
+    module docstring says. float32 holds a pixel's level to 6e-8, far below any photo's noise, and halves
+    the memory every later step moves."""
     a = np.asarray(a)
     if a.dtype != bool and a.dtype.kind not in "uif":
         raise TypeError(f"image pixels must be numbers or booleans, got dtype {a.dtype}")
@@ -297,7 +321,7 @@ def _gray(a):
                          f"got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"the image is empty: shape {a.shape}")
-    if a.dtype.kind in "ui":
+    if a.dtype.kind in "ui" and a.dtype != np.uint8:  # uint8 is in range by its type
         if a.min() < 0 or a.max() > 255:
             raise ValueError("integer pixels must lie in 0..255")
     elif a.dtype.kind == "f":
@@ -307,10 +331,17 @@ def _gray(a):
             raise ValueError("float pixels must lie in [0, 1]")
     unit = 1 / 255 if a.dtype.kind in "ui" else 1.0
     if a.ndim == 2 or a.shape[2] == 1:
-        return np.multiply(a.reshape(a.shape[:2]), unit, dtype=np.float64)
-    gray = np.einsum("ijk,k->ij", a[..., :3], LUMA * unit)  # no float copy of the colour planes (photos)
+        return np.multiply(a.reshape(a.shape[:2]), np.float32(unit), dtype=np.float32)
+    # (pixels, 3) @ (3,): a matrix-vector product, far faster than an einsum over the colour axis; in bands
+    # of rows, so that a photo's float copy of its colours is never whole
+    gray = np.empty(a.shape[:2], np.float32)
+    weights = (LUMA * unit).astype(np.float32)
+    rows = max(1, (1 << 16) // a.shape[1])
+    for top in range(0, a.shape[0], rows):
+        band = np.asarray(a[top:top + rows, :, :3], np.float32)
+        gray[top:top + rows] = (band.reshape(-1, 3) @ weights).reshape(band.shape[:2])
     if a.shape[2] == 4:
-        alpha = np.multiply(a[..., 3], unit, dtype=np.float64)
+        alpha = np.multiply(a[..., 3], np.float32(unit), dtype=np.float32)
         paper = 1.0 if np.vdot(alpha, gray) <= 0.5 * alpha.sum() else 0.0
         gray -= paper  # over the paper: paper + alpha * (gray - paper)
         gray *= alpha
@@ -331,17 +362,20 @@ def _shrink(gray, size=WORK_SIZE):
     if f == 1:
         return gray
     h, w = gray.shape[0] // f, gray.shape[1] // f
-    return gray[:h * f, :w * f].reshape(h, f, w, f).mean(axis=(1, 3))
+    # one axis at a time: each sum runs over contiguous memory, unlike a mean over axes (1, 3) at once
+    rows = gray[:h * f, :w * f].reshape(h, f, w * f).sum(axis=1)
+    return rows.reshape(h, w, f).sum(axis=2) / (f * f)
 
 
 def _ink(gray, name):
-    """The ink of a gray image (module docstring, steps 3-4): a float64 array of its shape, 0 where the paper
+    """The ink of a gray image (module docstring, steps 3-4): a float32 array of its shape, 0 where the paper
     (and its noise) is, growing with the ink's contrast; name is for the no-ink error. gray is this call's own
     array and may be overwritten.
 
     Raises ValueError when nothing stands out from the background by MIN_CONTRAST and by the noise."""
     border = _border(gray)
-    if np.ptp(np.percentile(border, [10, 90])) <= FLAT_PAPER:
+    ranked = np.sort(border)
+    if ranked[len(ranked) * 9 // 10] - ranked[len(ranked) // 10] <= FLAT_PAPER:  # its 10th to 90th percentile
         # Evenly lit: the paper is one level, the border's, and the ink whatever the mean moves away from it
         # towards (a solid shape of any width included).
         level = np.median(border)
@@ -386,9 +420,9 @@ def _above_floor(ink):
     """(ink less its noise floor, clipped at 0, or None when nothing rises above the floor by MIN_CONTRAST
     and by 3 standard deviations; the strongest contrast; the floor). The floor is the ink map's median plus
     NOISE_SIGMAS robust standard deviations (module docstring, step 4). ink is overwritten."""
-    sample = ink[::2, ::2]  # the paper's statistics need no more pixels, and the medians are costly
-    level = np.median(sample)
-    sigma = 1.4826 * np.median(np.abs(sample - level))
+    sample = ink[::2, ::2].ravel()  # the paper's statistics need no more pixels, and the medians are costly
+    level = _median(sample)
+    sigma = 1.4826 * _median(np.abs(sample - level))
     floor = level + NOISE_SIGMAS * sigma
     contrast = ink.max() - floor
     if contrast < max(MIN_CONTRAST, NOISE_SIGMAS * sigma):
@@ -398,19 +432,26 @@ def _above_floor(ink):
     return ink, contrast, floor
 
 
+def _median(a):
+    """The median of a 1-D array (the upper one of an even count: for a noise statistic over thousands of
+    pixels the difference is nil, and a partition is a third of np.median's time)."""
+    return np.partition(a, len(a) // 2)[len(a) // 2]
+
+
 def _paper(gray, dark):
     """The paper under uneven light: gray's closing (dark ink; else its opening) over a window of a
     LIGHT_WINDOW-th of its longer side and at least MIN_WINDOW pixels. An image of at least 2 * MIN_WINDOW
-    pixels both ways is halved first (2x2 means, in float32) and the result enlarged back by repeating each
-    pixel: light varies slowly, and this is most of a photo's reading time."""
+    pixels both ways is halved first (2x2 means) and the result enlarged back by repeating each pixel: light
+    varies slowly, and the closing is then a quarter of the work."""
     h, w = gray.shape
-    half = min(h, w) >= 2 * MIN_WINDOW
-    small = gray[:h // 2 * 2, :w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32) \
-        if half else gray
-    window = max(MIN_WINDOW // (1 + half), max(small.shape) // LIGHT_WINDOW) | 1
+    if min(h, w) < 2 * MIN_WINDOW:
+        return _core.morphology(gray, max(MIN_WINDOW, max(h, w) // LIGHT_WINDOW) | 1, dark)
+    even = gray[:h // 2 * 2, :w // 2 * 2]
+    small = (even[0::2, 0::2] + even[1::2, 0::2] + even[0::2, 1::2] + even[1::2, 1::2]) * np.float32(0.25)
+    window = max(MIN_WINDOW // 2, max(small.shape) // LIGHT_WINDOW) | 1
     paper = _core.morphology(small, window, dark)  # a closing for dark ink, an opening for light
-    if half:  # back to gray's shape; an odd last row or column repeats its neighbour
-        paper = np.repeat(np.repeat(paper, 2, axis=0), 2, axis=1)
+    paper = np.repeat(np.repeat(paper, 2, axis=0), 2, axis=1)
+    if h % 2 or w % 2:  # an odd last row or column repeats its neighbour
         paper = np.pad(paper, ((0, h % 2), (0, w % 2)), mode="edge")
     return paper
 
@@ -425,20 +466,6 @@ def _variation(a):
     return np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum()
 
 
-def _boxes(labels, count):
-    """(top, left, bottom, right): four (count,) int64 arrays, the bounding box of each of the components
-    _core.components numbered 1..count in labels (bottom and right exclusive, as in a slice)."""
-    ys, xs = np.nonzero(labels)
-    which = labels[ys, xs] - 1
-    top, left = np.full(count, labels.shape[0]), np.full(count, labels.shape[1])
-    bottom, right = np.zeros(count, np.int64), np.zeros(count, np.int64)
-    np.minimum.at(top, which, ys)
-    np.minimum.at(left, which, xs)
-    np.maximum.at(bottom, which, ys + 1)
-    np.maximum.at(right, which, xs + 1)
-    return top, left, bottom, right
-
-
 def _digit(ink, name):
     """ink keeping only the digit (module docstring, step 5): the 8-connected component of the ink holding
     the most of it, with each other component within PART_REACH of its box that holds at least PART_SHARE as
@@ -447,19 +474,14 @@ def _digit(ink, name):
 
     ValueError when the digit is a speck (under MIN_SIZE pixels both ways)."""
     labels, count = _core.components(ink > 0)
-    flat = labels.ravel()
-    on = flat > 0
-    which = flat[on] - 1
-    mass = np.bincount(which, ink.ravel()[on], count)
-    top, left, bottom, right = _boxes(labels, count)
+    boxes, mass, peak = _core.component_stats(labels, count, ink)
+    top, left, bottom, right = boxes.T.astype(np.int64)
     bottom, right = bottom - 1, right - 1  # inclusive here: a box's size is bottom - top + 1
     main = int(np.argmax(mass))
     size = max(bottom[main] - top[main], right[main] - left[main]) + 1
     if size < MIN_SIZE:
         raise ValueError(f"{name} contains no digit: the largest mark is a speck of {size} pixels: blank paper, "
                          f"or a digit too faint or too small to read")
-    peak = np.zeros(count)
-    np.maximum.at(peak, which, ink.ravel()[on])
 
     def near(reach):  # the pieces whose box comes within reach of the digit's
         return ((top <= bottom[main] + reach) & (bottom >= top[main] - reach)
@@ -467,7 +489,7 @@ def _digit(ink, name):
 
     keep = near(PART_REACH * size) & ((mass >= PART_SHARE * mass[main]) | (peak >= MARK_PEAK * peak[main]))
     keep |= near(ADJACENT)
-    ink[~np.concatenate([[False], keep])[labels]] = 0.0
+    ink *= np.take(np.concatenate([[False], keep]), labels)
     return ink
 
 
@@ -491,13 +513,17 @@ def _mnist_form(ink):
     return np.floor(out * 255 + 0.5).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=1024)
 def _area_weights(n_in, n_out):
     """(n_out, n_in) box-filter resampling matrix: output pixel i averages the input over its footprint
-    [i, i + 1) * n_in / n_out, each input pixel weighted by the length it overlaps."""
+    [i, i + 1) * n_in / n_out, each input pixel weighted by the length it overlaps. Kept for reuse (read-only):
+    digits come in a few hundred sizes, and building one costs more than using it."""
     edges = np.arange(n_out + 1) * (n_in / n_out)
     pixels = np.arange(n_in)
     overlap = np.minimum(edges[1:, None], pixels + 1.0) - np.maximum(edges[:-1, None], pixels)
-    return np.maximum(overlap, 0.0) * (n_out / n_in)
+    weights = np.maximum(overlap, 0.0) * (n_out / n_in)
+    weights.flags.writeable = False
+    return weights
 
 
 def _offset(centre_of_mass, length):

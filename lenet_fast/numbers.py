@@ -162,7 +162,7 @@ def _components(mask):
     component k (bottom, right exclusive; row 0 unused)."""
     labels, count = _core.components(mask)
     boxes = np.zeros((count + 1, 4), dtype=np.int64)
-    boxes[1:] = np.stack(images._boxes(labels, count), axis=1)
+    boxes[1:] = _core.component_stats(labels, count)[0]
     return labels, boxes
 
 

@@ -61,7 +61,39 @@ def test_components_join_diagonals_and_u_shapes():
     assert labels[0, 1] == labels[0, 5] == 1 and labels[0, 7] == labels[1, 8] == 2 and labels[5, 8] == 3
 
 
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 30), w=st.integers(1, 30), density=st.floats(0.05, 0.95), seed=SEEDS)
+def test_component_stats_match_the_reference(h, w, density, seed):
+    """Each component's box, sum and maximum of the values over it, against the reference's labels taken
+    one at a time."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((h, w)) < density
+    values = rng.uniform(-1, 1, (h, w)).astype(np.float32)
+    labels, count = _core.components(mask)
+    boxes, sums, peaks = _core.component_stats(labels, count, values)
+    want, _ = ref.components(mask)
+    assert boxes.shape == (count, 4)
+    for k in range(1, count + 1):
+        ys, xs = np.nonzero(want == k)
+        assert tuple(boxes[k - 1]) == (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
+        assert sums[k - 1] == pytest.approx(np.float64(values[ys, xs]).sum(), abs=1e-9)
+        assert peaks[k - 1] == values[ys, xs].max()
+    only, no_sums, no_peaks = _core.component_stats(labels, count)
+    assert np.array_equal(only, boxes) and no_sums is None and no_peaks is None
+
+
+def test_a_component_number_without_pixels_gets_an_empty_box():
+    labels = np.array([[0, 2], [2, 0]], np.int32)
+    boxes, sums, peaks = _core.component_stats(labels, 3, np.ones((2, 2), np.float32))
+    assert boxes.tolist() == [[2, 2, 0, 0], [0, 0, 2, 2], [2, 2, 0, 0]]
+    assert sums.tolist() == [0.0, 2.0, 0.0] and peaks[0] == -np.inf and peaks[1] == 1.0
+
+
 @pytest.mark.parametrize("call, error", [
+    (lambda: _core.component_stats(np.zeros((2, 2), np.int64), 0, np.zeros((2, 2))), "int32"),
+    (lambda: _core.component_stats(np.full((2, 2), 3, np.int32), 2, np.zeros((2, 2))), "0..count"),
+    (lambda: _core.component_stats(np.full((2, 2), -1, np.int32), 2, np.zeros((2, 2))), "0..count"),
+    (lambda: _core.component_stats(np.zeros((2, 2), np.int32), 0, np.zeros((2, 3))), "shape"),
     (lambda: _core.morphology(np.zeros((3, 3), np.float32), 4, True), "odd"),
     (lambda: _core.morphology(np.zeros((3, 3), np.float32), 0, True), "k must be"),
     (lambda: _core.morphology(np.zeros(3, np.float32), 3, True), "shape"),
