@@ -56,8 +56,9 @@ def test_rows_of_separate_digits_read_exactly_at_the_goal_rate():
 def test_photos_of_numbers_read_exactly_at_the_goal_rate(negative):
     # handwriting's photos: coloured ink, uneven light, shadow edges, noise, blur, JPEG; their seed (21) was
     # used neither for tuning read_number nor in its benchmark's record. Their negatives are light ink on
-    # dark paper. Read in the wrong polarity (read_digit's rule for one digit took the paper between a row's
-    # strokes for ink in about a third of such photos), 4 in 5 were read.
+    # dark paper. With read_digit's polarity rule (made for one digit, it takes the paper between a row's
+    # strokes for ink in about a third of such photos) and cuts tried from 0.7 row heights, 35 and 36 of
+    # these 40 were read exactly.
     wanted = texts(40, seed=21)
     photos = [handwriting.number_photo(text, (21, i)) for i, text in enumerate(wanted)]
     read = [read_number(255 - photo if negative else photo) for photo in photos]
