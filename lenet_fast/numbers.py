@@ -46,7 +46,7 @@ SPECK = 0.25           # of the row's height, both ways: smaller components are 
 MIN_SIZE = 6           # pixels, both ways: smaller components are specks whatever the row's height
 MERGE_OVERLAP = 0.5    # of the narrower component's width: more shared columns make one digit
 WIDE = 0.9             # row heights: a wider group is tried for cuts. One digit is 0.3 to 0.95 wide, and a
-                       # wide one tried for cuts is often cut off a "1" (its halves look like digits to the
+                       # wide one tried for cuts is often cut in two (its halves look like digits to the
                        # model); two touching digits are wider unless both are narrow (a 1 and another)
 MIN_WIDTH = 0.15       # row heights: the narrowest segment a cut may leave (a 1 is 0.1 or more)
 MAX_WIDTH = 1.3        # row heights: the widest segment
