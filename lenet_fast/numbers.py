@@ -122,9 +122,9 @@ def _ink(gray, name):
     """The row's ink map (module docstring, step 0): images._ink's paper estimates and noise floor, the
     polarity the one whose paper estimate varies least; images._ink itself (its no-digit error) when neither
     polarity leaves ink above the noise. gray: float (H, W) in [0, 1], not modified."""
-    papers = [images._paper(gray, dark) for dark in (True, False)]
-    dark = images._variation(papers[0]) <= images._variation(papers[1])
-    ink, _, _ = images._above_floor(images._relative(gray, papers[not dark], dark))
+    closing, opening = images._paper(gray, True), images._paper(gray, False)
+    dark = images._variation(closing) <= images._variation(opening)
+    ink, _, _ = images._above_floor(images._relative(gray, closing if dark else opening, dark))
     if ink is None:
         return images._ink(gray, name)
     return ink
