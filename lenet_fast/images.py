@@ -395,9 +395,9 @@ def _ink(gray, name):
             return _paper(gray, dark)
     # When nothing stands out, the other polarity is tried before giving up: a vignette or a digit near the
     # frame's edge can mislead either rule.
-    ink, contrast, floor = _above_floor(_relative(gray, paper(dark), dark))
+    ink, contrast, floor = _above_floor(gray, paper(dark), dark)
     if ink is None:
-        ink, contrast, floor = _above_floor(_relative(gray, paper(not dark), not dark, out=gray))
+        ink, contrast, floor = _above_floor(gray, paper(not dark), not dark)
     if ink is None:
         raise ValueError(f"{name} contains no digit: nothing stands out from the background (strongest contrast "
                          f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint "
@@ -405,37 +405,12 @@ def _ink(gray, name):
     return ink
 
 
-def _relative(gray, paper, dark, out=None):
-    """The ink over paper (an array of gray's shape or one level): dark ink relative to the paper,
-    (paper - gray) / paper, so that the light's level cancels; light ink as gray - paper. out: where to
-    write it (gray itself may be given)."""
-    if not dark:
-        return np.subtract(gray, paper, out=out)
-    ink = np.subtract(paper, gray, out=out)
-    ink /= np.maximum(paper, MIN_PAPER)
-    return ink
-
-
-def _above_floor(ink):
-    """(ink less its noise floor, clipped at 0, or None when nothing rises above the floor by MIN_CONTRAST
-    and by 3 standard deviations; the strongest contrast; the floor). The floor is the ink map's median plus
-    NOISE_SIGMAS robust standard deviations (module docstring, step 4). ink is overwritten."""
-    sample = ink[::2, ::2].ravel()  # the paper's statistics need no more pixels, and the medians are costly
-    level = _median(sample)
-    sigma = 1.4826 * _median(np.abs(sample - level))
-    floor = level + NOISE_SIGMAS * sigma
-    contrast = ink.max() - floor
-    if contrast < max(MIN_CONTRAST, NOISE_SIGMAS * sigma):
-        return None, contrast, floor
-    ink -= floor
-    np.maximum(ink, 0.0, out=ink)
-    return ink, contrast, floor
-
-
-def _median(a):
-    """The median of a 1-D array (the upper one of an even count: for a noise statistic over thousands of
-    pixels the difference is nil, and a partition is a third of np.median's time)."""
-    return np.partition(a, len(a) // 2)[len(a) // 2]
+def _above_floor(gray, paper, dark):
+    """(the ink less its noise floor, clipped at 0, or None when nothing rises above the floor by MIN_CONTRAST
+    and by NOISE_SIGMAS standard deviations; the strongest contrast; the floor) of gray against paper (an
+    array of its shape or one level): dark ink relative to the paper, (paper - gray) / paper, so that the
+    light's level cancels; light ink as gray - paper (module docstring, steps 3-4; csrc/ink.c)."""
+    return _core.ink_above_floor(gray, paper, dark, MIN_PAPER, NOISE_SIGMAS, MIN_CONTRAST)
 
 
 def _paper(gray, dark):
