@@ -194,7 +194,7 @@ def sample_paths():
 
 def _read_file(path):
     """The pixels of an image file, as _pil_pixels gives them. A JPEG file is decoded at the smallest of
-    its reduced scales (1/2 to 1/8) that keeps the longer side at least WORK_SIZE. ValueError, before any
+    its reduced scales (1/2 to 1/8) that keeps the longer side at least WORK_SIZE, a colour one as its luma. ValueError, before any
     pixel is decoded, when the header claims more than MAX_PIXELS pixels."""
     try:
         from PIL import Image, ImageOps
@@ -205,7 +205,9 @@ def _read_file(path):
             size = img.size
             if size[0] * size[1] <= MAX_PIXELS:
                 longer = max(size)
-                img.draft(img.mode, (size[0] * WORK_SIZE // longer, size[1] * WORK_SIZE // longer))
+                # a colour JPEG is decoded as its luma plane only (JPEG's Y is BT.601 luma, as _gray's)
+                img.draft("L" if img.mode == "RGB" else img.mode,
+                          (size[0] * WORK_SIZE // longer, size[1] * WORK_SIZE // longer))
                 return _pil_pixels(ImageOps.exif_transpose(img))
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
