@@ -137,6 +137,13 @@ int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels,
  * not overlap it or each other. */
 size_t lf_morphology_scratch(int h, int w, int k);
 void lf_morphology(const float *in, int h, int w, int k, int closing, float *out, float *scratch);
+/* lf_ink: the ink of a gray picture (h, w) against its paper, less the noise floor (ink.c says how). paper:
+ * (h, w), or NULL for the one level `level`. dark: (paper - gray) / max(paper, min_paper); else
+ * gray - paper. Writes ink (h, w); scratch holds ((h + 1) / 2) * ((w + 1) / 2) floats. Sets contrast (the
+ * strongest ink above the floor) and floor; returns 1, ink less the floor and clipped at 0, when the
+ * contrast reaches max(min_contrast, sigmas * sigma), else 0 (ink then not floored). */
+int lf_ink(const float *gray, const float *paper, float level, int h, int w, int dark, float min_paper,
+           double sigmas, double min_contrast, float *ink, float *scratch, double *contrast, double *floor);
 /* lf_components: labels[i] = the 8-connected component of mask pixel i (nonzero), numbered 1, 2, ... in
  * the raster order of each component's first pixel; 0 off the mask. Returns the number of components.
  * parent is scratch of h * w + 1 entries. */

@@ -809,6 +809,35 @@ def morphology(image, k, bint closing):
     return out
 
 
+def ink_above_floor(gray, paper, bint dark, double min_paper, double sigmas, double min_contrast):
+    """(ink or None, contrast, floor): a 2-D float image's ink against paper (an image of its shape, or one
+    number) less the noise floor, csrc/ink.c's steps; None when nothing rises above the floor enough. dark:
+    (paper - gray) / max(paper, min_paper), else gray - paper. float32 throughout."""
+    g = float32_array(gray, "gray", (None, None))
+    cdef int h = positive_int(g.shape[0], "the image's height", _MAX_DIM)
+    cdef int w = positive_int(g.shape[1], "the image's width", _MAX_DIM)
+    cdef float level = 0
+    cdef const float[:, ::1] pv
+    cdef const float *pp = NULL
+    if np.ndim(paper) == 0:
+        level = float32_array(paper, "paper")
+    else:
+        p = float32_array(paper, "paper", g.shape)
+        pv = p
+        pp = &pv[0, 0]
+    ink = np.empty_like(g)
+    scratch = np.empty(((h + 1) // 2) * ((w + 1) // 2), np.float32)
+    cdef const float[:, ::1] gv = g
+    cdef float[:, ::1] iv = ink
+    cdef float[::1] sv = scratch
+    cdef double contrast, floor
+    cdef float mp = min_paper
+    cdef int found
+    with nogil:
+        found = lf_ink(&gv[0, 0], pp, level, h, w, dark, mp, sigmas, min_contrast, &iv[0, 0], &sv[0], &contrast, &floor)
+    return (ink if found else None), contrast, floor
+
+
 def components(mask):
     """(labels, count): the 8-connected components of a 2-D boolean mask, labels int32 of its shape, 1..count
     in the raster order of each component's first pixel, 0 off the mask."""

@@ -57,6 +57,8 @@ cdef extern from "lenet_fast.h" nogil:
     void lf_activation(const float *x, size_t count, lf_act act, float *y)
     size_t lf_morphology_scratch(int h, int w, int k)
     void lf_morphology(const float *inp, int h, int w, int k, int closing, float *out, float *scratch)
+    int lf_ink(const float *gray, const float *paper, float level, int h, int w, int dark, float min_paper,
+               double sigmas, double min_contrast, float *ink, float *scratch, double *contrast, double *floor)
     int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_t *parent)
     void lf_component_stats(const int32_t *labels, int h, int w, int32_t count, const float *values,
                             int32_t *boxes, double *sums, float *peaks)

@@ -194,7 +194,7 @@ def sample_paths():
 
 def _read_file(path):
     """The pixels of an image file, as _pil_pixels gives them. A JPEG file is decoded at the smallest of
-    its reduced scales (1/2 to 1/8) that keeps the longer side at least WORK_SIZE. ValueError, before any
+    its reduced scales (1/2 to 1/8) that keeps the longer side at least WORK_SIZE, a colour one as its luma. ValueError, before any
     pixel is decoded, when the header claims more than MAX_PIXELS pixels."""
     try:
         from PIL import Image, ImageOps
@@ -205,7 +205,9 @@ def _read_file(path):
             size = img.size
             if size[0] * size[1] <= MAX_PIXELS:
                 longer = max(size)
-                img.draft(img.mode, (size[0] * WORK_SIZE // longer, size[1] * WORK_SIZE // longer))
+                # a colour JPEG is decoded as its luma plane only (JPEG's Y is BT.601 luma, as _gray's)
+                img.draft("L" if img.mode == "RGB" else img.mode,
+                          (size[0] * WORK_SIZE // longer, size[1] * WORK_SIZE // longer))
                 return _pil_pixels(ImageOps.exif_transpose(img))
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
@@ -395,9 +397,9 @@ def _ink(gray, name):
             return _paper(gray, dark)
     # When nothing stands out, the other polarity is tried before giving up: a vignette or a digit near the
     # frame's edge can mislead either rule.
-    ink, contrast, floor = _above_floor(_relative(gray, paper(dark), dark))
+    ink, contrast, floor = _above_floor(gray, paper(dark), dark)
     if ink is None:
-        ink, contrast, floor = _above_floor(_relative(gray, paper(not dark), not dark, out=gray))
+        ink, contrast, floor = _above_floor(gray, paper(not dark), not dark)
     if ink is None:
         raise ValueError(f"{name} contains no digit: nothing stands out from the background (strongest contrast "
                          f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint "
@@ -405,37 +407,12 @@ def _ink(gray, name):
     return ink
 
 
-def _relative(gray, paper, dark, out=None):
-    """The ink over paper (an array of gray's shape or one level): dark ink relative to the paper,
-    (paper - gray) / paper, so that the light's level cancels; light ink as gray - paper. out: where to
-    write it (gray itself may be given)."""
-    if not dark:
-        return np.subtract(gray, paper, out=out)
-    ink = np.subtract(paper, gray, out=out)
-    ink /= np.maximum(paper, MIN_PAPER)
-    return ink
-
-
-def _above_floor(ink):
-    """(ink less its noise floor, clipped at 0, or None when nothing rises above the floor by MIN_CONTRAST
-    and by 3 standard deviations; the strongest contrast; the floor). The floor is the ink map's median plus
-    NOISE_SIGMAS robust standard deviations (module docstring, step 4). ink is overwritten."""
-    sample = ink[::2, ::2].ravel()  # the paper's statistics need no more pixels, and the medians are costly
-    level = _median(sample)
-    sigma = 1.4826 * _median(np.abs(sample - level))
-    floor = level + NOISE_SIGMAS * sigma
-    contrast = ink.max() - floor
-    if contrast < max(MIN_CONTRAST, NOISE_SIGMAS * sigma):
-        return None, contrast, floor
-    ink -= floor
-    np.maximum(ink, 0.0, out=ink)
-    return ink, contrast, floor
-
-
-def _median(a):
-    """The median of a 1-D array (the upper one of an even count: for a noise statistic over thousands of
-    pixels the difference is nil, and a partition is a third of np.median's time)."""
-    return np.partition(a, len(a) // 2)[len(a) // 2]
+def _above_floor(gray, paper, dark):
+    """(the ink less its noise floor, clipped at 0, or None when nothing rises above the floor by MIN_CONTRAST
+    and by NOISE_SIGMAS standard deviations; the strongest contrast; the floor) of gray against paper (an
+    array of its shape or one level): dark ink relative to the paper, (paper - gray) / paper, so that the
+    light's level cancels; light ink as gray - paper (module docstring, steps 3-4; csrc/ink.c)."""
+    return _core.ink_above_floor(gray, paper, dark, MIN_PAPER, NOISE_SIGMAS, MIN_CONTRAST)
 
 
 def _paper(gray, dark):

@@ -17,8 +17,9 @@ the diagonal Gauss-Newton curvature of the paper's stochastic diagonal
 Levenberg-Marquardt (gauss_newton_diagonal) and the optimizer steps
 (sgd_update, adam_update, sdlm_update).
 
-And the picture steps that find a digit in a photo (morphology, components), written the slow and obvious
-way: every window taken whole, every component flooded from a seed.
+And the picture steps that find a digit in a photo (ink_above_floor, morphology, components), written the
+slow and obvious way: every window taken whole, every median by a full sort, every component flooded from a
+seed.
 
 Conventions of the backward functions: dy is always the gradient of a scalar
 loss with respect to the function's output; parameter gradients are SUMMED
@@ -674,3 +675,27 @@ def components(mask):
                         labels[ny, nx] = count
                         todo.append((ny, nx))
     return labels, count
+
+
+def ink_above_floor(gray, paper, dark, min_paper, sigmas, min_contrast):
+    """(ink or None, contrast, floor): how far each pixel of gray stands out from paper (an array of its shape
+    or one level), float32 per pixel: (paper - gray) / max(paper, min_paper) for dark ink, gray - paper
+    otherwise; less the noise floor, median + sigmas * 1.4826 * median absolute deviation over every other
+    pixel each way (each median the element of rank n // 2), in float64; clipped at 0. None when the
+    strongest ink is less than max(min_contrast, sigmas * sigma) above the floor."""
+    gray = np.asarray(gray, np.float32)
+    paper = np.asarray(paper, np.float32)
+    if dark:
+        ink = (paper - gray) / np.maximum(paper, np.float32(min_paper))
+    else:
+        ink = gray - paper
+    ink = np.broadcast_to(ink, gray.shape).astype(np.float32)
+    sample = np.sort(ink[::2, ::2], axis=None)
+    middle = sample[len(sample) // 2]
+    spread = np.sort(np.abs(sample - middle))
+    sigma = 1.4826 * float(spread[len(spread) // 2])
+    floor = float(middle) + sigmas * sigma
+    contrast = float(ink.max()) - floor
+    if contrast < max(min_contrast, sigmas * sigma):
+        return None, contrast, floor
+    return np.maximum(ink - np.float32(floor), np.float32(0)), contrast, floor

@@ -1,4 +1,4 @@
-"""csrc/morphology.c and csrc/components.c, the steps that find a digit in a photo, through _core against
+"""csrc/morphology.c, csrc/ink.c and csrc/components.c, the steps that find a digit in a photo, through _core against
 lenet_fast.reference: random shapes, window sizes and masks; exact (a closing only selects values, and a
 labelling is either right or wrong)."""
 import numpy as np
@@ -34,6 +34,41 @@ def test_a_closing_fills_a_dark_stroke_and_keeps_a_shadow_edge():
     np.testing.assert_array_equal(_core.morphology(page, 7, True), paper)
     np.testing.assert_array_equal(_core.morphology(1 - page, 7, False), 1 - paper)
     assert not np.array_equal(_core.morphology(page, 3, True), paper)  # a window no wider than the stroke
+
+
+@settings(max_examples=150, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), dark=st.booleans(), level=st.booleans(),
+       contrast=st.floats(0.0, 0.9), noise=st.floats(0.0, 0.2), seed=SEEDS)
+def test_ink_above_floor_matches_the_reference(h, w, dark, level, contrast, noise, seed):
+    """Paper as an image or one level, either polarity, strokes from invisible to strong on paper from clean
+    to grainy, so that both outcomes (ink found, nothing above the floor) come up; the same ink to the bit,
+    the same contrast and floor."""
+    rng = np.random.default_rng(seed)
+    paper = rng.uniform(0.0, 1.0) if level else rng.uniform(0.0, 1.0, (h, w)).astype(np.float32)
+    stroke = (rng.random((h, w)) < 0.2) * contrast * (-1 if dark else 1)
+    gray = np.clip(paper + stroke + rng.normal(0, noise, (h, w)), 0, 1).astype(np.float32)
+    args = (gray, paper, dark, 0.02, 3.0, 0.1)
+    ink, contrast_got, floor_got = _core.ink_above_floor(*args)
+    want, contrast_want, floor_want = ref.ink_above_floor(*args)
+    assert (contrast_got, floor_got) == (contrast_want, floor_want)
+    assert (ink is None) == (want is None)
+    if ink is not None:
+        assert ink.dtype == np.float32
+        np.testing.assert_array_equal(ink, want)
+
+
+def test_ink_above_floor_finds_a_stroke_on_shaded_paper_and_nothing_on_blank_paper():
+    """What read_digit relies on: relative to a shaded paper a faint dark stroke stands out as a constant
+    contrast wherever it lies; blank grainy paper gives nothing."""
+    paper = np.linspace(0.5, 1.0, 40, dtype=np.float32)[None, :].repeat(40, axis=0)
+    gray = paper.copy()
+    gray[10:30, 5:35:10] *= np.float32(0.6)  # three strokes across the shading, each 40% darker than its paper
+    ink, contrast, floor = _core.ink_above_floor(gray, paper, True, 0.02, 3.0, 0.1)
+    assert floor == 0.0 and contrast == pytest.approx(0.4, abs=1e-6)
+    np.testing.assert_allclose(ink[10:30, 5:35:10], 0.4, atol=1e-6)
+    assert ink.sum() == pytest.approx(0.4 * 60, rel=1e-5)
+    grain = np.random.default_rng(0).normal(0, 0.02, paper.shape).astype(np.float32)
+    assert _core.ink_above_floor(paper + grain, paper, True, 0.02, 3.0, 0.1)[0] is None
 
 
 @settings(max_examples=150, deadline=None)
@@ -100,6 +135,9 @@ def test_a_component_number_without_pixels_gets_an_empty_box():
     (lambda: _core.morphology(np.zeros((0, 3), np.float32), 3, True), "height"),
     (lambda: _core.morphology(np.full((3, 3), np.nan, np.float32), 3, True), "NaN"),
     (lambda: _core.components(np.zeros((3, 3), np.uint8)), "boolean"),
+    (lambda: _core.ink_above_floor(np.zeros((3, 3)), np.zeros((3, 2)), True, 0.02, 3, 0.1), "paper"),
+    (lambda: _core.ink_above_floor(np.zeros(3), 0.5, True, 0.02, 3, 0.1), "gray"),
+    (lambda: _core.ink_above_floor(np.full((2, 2), np.nan), 0.5, True, 0.02, 3, 0.1), "NaN"),
     (lambda: _core.components(np.zeros(3, bool)), "2-D"),
     (lambda: _core.components(np.zeros((3, 0), bool)), "width"),
 ])
