@@ -124,7 +124,7 @@ def _ink(gray, name):
     polarity leaves ink above the noise. gray: float (H, W) in [0, 1], not modified."""
     closing, opening = images._paper(gray, True), images._paper(gray, False)
     dark = images._variation(closing) <= images._variation(opening)
-    ink, _, _ = images._above_floor(images._relative(gray, closing if dark else opening, dark))
+    ink, _, _ = images._above_floor(gray, closing if dark else opening, dark)
     if ink is None:
         return images._ink(gray, name)
     return ink
