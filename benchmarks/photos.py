@@ -12,7 +12,6 @@
     python benchmarks/photos.py [--n 1000] [--seeds 101 102 103] [--rounds 5]
 """
 import argparse
-import io
 import os
 import tempfile
 import time

@@ -95,16 +95,22 @@ def read_digit(source):
     ImportError when a file is given and Pillow is not installed (unless it is an 8-bit grayscale PNG, as
     the sample digits are: module docstring).
     """
+    name, gray = _source_gray(source)
+    return _normalize(gray, name)
+
+
+def _source_gray(source):
+    """(name, gray): a source as read_digit takes it, read into its gray image (_gray), and the name its
+    errors give (the file's, or "the image"); a file's ValueError names it."""
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         try:
-            gray = _gray(_read_file(source))
+            return name, _gray(_read_file(source))
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-        return _normalize(gray, name)
     if _is_pil_image(source):
-        return _normalize(_gray(_pil_pixels(source)), "the image")
-    return _normalize(_gray(source), "the image")
+        return "the image", _gray(_pil_pixels(source))
+    return "the image", _gray(source)
 
 
 def read_digits(sources, errors="raise"):

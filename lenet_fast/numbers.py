@@ -32,7 +32,6 @@ noise floor), and then:
 6. Each digit's ink (the other digits' pixels masked out) goes through read_digit's MNIST form, and all
    digits are recognised in one batch, left to right.
 """
-import os
 import threading
 from collections import namedtuple
 
@@ -80,7 +79,7 @@ def read_number(image, model=None, details=False):
         raise TypeError(f"model must be a lenet_fast.LeNet5 or None, got {type(model).__name__}")
     if not isinstance(details, bool):
         raise TypeError(f"details must be True or False, got {details!r}")
-    name, gray = _source_gray(image)
+    name, gray = images._source_gray(image)
     ink = _ink(gray, name)
     labels, boxes = _components(_mask(ink))
     size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
@@ -103,19 +102,6 @@ def _default_model():
         if _default is None:
             _default = pretrained("classic")
         return _default
-
-
-def _source_gray(source):
-    """(name, gray): a source as read_digit takes it, as a name for messages and its gray image."""
-    if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-        try:
-            return name, images._gray(images._read_file(source))
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-    if images._is_pil_image(source):
-        return "the image", images._gray(images._pil_pixels(source))
-    return "the image", images._gray(source)
 
 
 def _ink(gray, name):

@@ -17,7 +17,6 @@ import io
 import os
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 

@@ -8,7 +8,6 @@ RuntimeError that names the start methods that do give them. Every scenario runs
 (subprocess, bounded by a timeout) whose forked children are killed if they do not finish in time, so that
 a regression is a failure, not a hung suite.
 """
-import os
 import subprocess
 import sys
 import textwrap
