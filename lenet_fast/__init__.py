@@ -25,13 +25,15 @@ except ImportError:
 from . import calibration, datasets, optim
 from .calibration import rejection_curve
 from .datasets import load_mnist, read_idx
+from .ensemble import Ensemble
+from .history import EarlyStopping, History
 from .images import read_digit, read_digits, sample_paths
 from .model import LeNet5, load
 from .numbers import read_number
 from ._version import __version__
 from .pretrained import pretrained
 
-__all__ = ["LeNet5", "load", "pretrained", "optim", "datasets", "load_mnist", "read_idx", "read_digit", "read_digits",
+__all__ = ["LeNet5", "load", "Ensemble", "EarlyStopping", "History", "pretrained", "optim", "datasets", "load_mnist", "read_idx", "read_digit", "read_digits",
            "calibration", "rejection_curve", "read_number", "sample_paths", "build_info", "get_num_threads",
            "set_num_threads", "MAX_THREADS", "__version__"]
 

@@ -273,20 +273,15 @@ def _evaluate(args):
     images, labels = _mnist(args, "test")
     images, labels = images[: args.limit], labels[: args.limit]
     model, description = _model(args)
-    predicted = model.predict(images)
-    confusion = np.bincount(labels * 10 + predicted, minlength=100).reshape(10, 10)
-    errors = int(len(labels) - np.trace(confusion))
+    result = model.evaluate(images, labels)
     if args.json:
-        print(json.dumps({"model": description, "images": len(labels), "errors": errors,
-                          "error_rate": errors / len(labels), "confusion": confusion.tolist()}))
+        record = result.as_dict()
+        print(json.dumps({"model": description, "images": result.n, "errors": result.errors,
+                          "error_rate": result.error, "accuracy": result.accuracy, "loss": result.loss,
+                          "confusion": record["confusion"], "per_class_error": record["per_class_error"]}))
         return
-    print(f"{description} model on {len(labels):,} MNIST test images: error {errors / len(labels):.2%} "
-          f"({errors} wrong)")
-    print("confusion matrix (rows: true digit, columns: predicted digit):")
-    width = max(4, len(str(confusion.max())) + 1)
-    print("    " + "".join(f"{d:>{width}}" for d in range(10)))
-    for d, row in enumerate(confusion):
-        print(f"{d:>4}" + "".join(f"{n:>{width}}" for n in row))
+    print(f"{description} model on {result.n:,} MNIST test images: {result.summary()}")
+    print(str(result).split("\n", 1)[1])  # the confusion matrix and each digit's error
 
 
 def _bench_arguments(p):

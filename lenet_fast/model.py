@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _core, calibration, layers, paper, storage, train
+from . import _core, calibration, evaluation, layers, paper, storage, train
 from .inputs import as_batch
 from .layers import RBF, Conv, Full, Subsample
 
@@ -224,6 +224,23 @@ class LeNet5:
             classes[refused | self._outliers(out)] = -1
         return classes
 
+    def score(self, x, y, normalized=False):
+        """The share of the images x that predict classifies as their labels y (scikit-learn's accuracy).
+        ValueError for labels that are not N class ids in 0..9, or no images."""
+        x, normalize = as_batch(x, normalized)
+        return evaluation.accuracy(self.predict(x, not normalize), y)
+
+    def evaluate(self, x, y, normalized=False, loss=None, j=paper.MAP_J):
+        """An evaluation.Evaluation of the images x against their labels y: accuracy and error (as predict
+        classifies, nothing refused), the mean loss per image (the training loss: loss and j as fit takes
+        them, the variant's default loss unless given), the (10, 10) confusion matrix (rows the true digit)
+        and each digit's error. print() it for a report. ValueError for bad labels or no images."""
+        x, normalize = as_batch(x, normalized)
+        y = _core.check_labels(y, len(x), evaluation.CLASSES)
+        predicted = self.predict(x, not normalize)
+        _, per_image = self._derivatives(x, y, loss, j, not normalize, second=False)
+        return evaluation.evaluation(predicted, y, per_image)
+
     def _classes(self, out):
         return (out.argmin(axis=1) if self.variant == "classic" else out.argmax(axis=1)).astype(np.int64)
 
@@ -292,10 +309,12 @@ class LeNet5:
         return temperature
 
     def fit(self, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
-            validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None):
-        """Train on images (any form forward takes) and labels (0-9); returns the history, a list of one
-        dict per epoch: epoch, loss (mean), error (the running training error: each pattern classified
-        just before its update), val_error (with validation=(images, labels)), lr and seconds.
+            validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None,
+            early_stopping=None):
+        """Train on images (any form forward takes) and labels (0-9); returns a lenet_fast.History: the list of
+        one dict per epoch (epoch, loss (mean), error (the running training error: each pattern classified
+        just before its update), val_error (with validation=(images, labels)), lr and seconds), which also
+        gives columns (history["val_error"]) and history.best_epoch().
 
         optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default), "sgd", "adam"
         (modern's default, batch_size 32), or an instance from lenet_fast.optim with its own settings and
@@ -304,11 +323,12 @@ class LeNet5:
         installed) or a line per epoch, 2 a line per epoch. checkpoint=path saves after every epoch;
         resume=path continues such a run exactly (same data and settings; epochs is the total).
         augment(images, rng) -> images, if given, transforms each epoch's shuffled images (e.g.
-        lenet_fast.distort.random_affine) with fit's seeded generator. Every argument is checked before
-        any work starts."""
+        lenet_fast.distort.random_affine) with fit's seeded generator. early_stopping: a
+        lenet_fast.EarlyStopping (stop when the validation error stops improving, and put back the best
+        epoch's weights). Every argument is checked before any work starts."""
         return train.fit(self, images, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          loss=loss, j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint,
-                         resume=resume, normalized=normalized, augment=augment)
+                         resume=resume, normalized=normalized, augment=augment, early_stopping=early_stopping)
 
     def gradient(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
         """(grads, losses): the gradient of the summed loss of the images, as an ordered mapping of the

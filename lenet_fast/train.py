@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from . import _core, optim, paper, storage
+from .history import EarlyStopping, History
 from .inputs import as_batch
 
 CHECKPOINT_FORMAT = 1
@@ -22,7 +23,8 @@ _CLASSES = 10  # the digits
 
 
 def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
-        validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None):
+        validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None,
+        early_stopping=None):
     """See LeNet5.fit. model is a LeNet5 (this module does not import lenet_fast.model: the dependency runs
     one way, model to train)."""
     trainer = model.trainer()
@@ -52,18 +54,27 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
         raise TypeError(f"augment must be callable (images, rng) -> images, got {augment!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer, got {seed!r}")
+    if early_stopping is not None:
+        if not isinstance(early_stopping, EarlyStopping):
+            raise TypeError(f"early_stopping must be a lenet_fast.EarlyStopping or None, got {early_stopping!r}")
+        if early_stopping.needs_validation and validation is None:
+            raise ValueError(f"early_stopping monitors {early_stopping.monitor!r}, which needs "
+                             "validation=(images, labels)")
     if checkpoint is not None:
         _check_destination(checkpoint)
     opt.bind(model.params_vector.size)
 
     settings = {"variant": model.variant, "batch_size": batch_size, "loss": loss, "j": float(j),
-                "optimizer": opt.kind, "n": len(x)}
+                "optimizer": opt.kind, "n": len(x), "early_stopping": repr(early_stopping) if early_stopping else None}
     rng = np.random.default_rng(seed)
-    start, history = 0, []
+    start, history, best = 0, History(), None
     if resume is not None:
-        start, history = _restore(resume, model, opt, rng, settings)
+        start, records, best = _restore(resume, model, opt, rng, settings)
+        history.extend(records)
 
     with model.guard.writing():  # waits for other threads' uses of the weights running, refuses new ones
+        if early_stopping is not None and history and early_stopping.should_stop(history):  # it had stopped
+            history.stopped_early, start = history[-1]["epoch"], epochs
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             order = rng.permutation(len(x))
@@ -97,9 +108,28 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
                 bar.close()
             if verbose:
                 _report(record, epochs, bar is None)
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, opt, rng, history, settings)
+            stop = False
+            if early_stopping is not None:
+                if early_stopping.best(history) == record["epoch"]:
+                    best = model.params_vector.copy()
+                stop = early_stopping.should_stop(history)
+            if checkpoint is not None:  # the last weights: a resumed run goes on from where this one was
+                save_checkpoint(checkpoint, model, opt, rng, history, settings, best)
+            if stop:
+                history.stopped_early = record["epoch"]
+                if verbose:
+                    print(f"early stopping after epoch {record['epoch']}: no better {early_stopping.monitor} since "
+                          f"epoch {early_stopping.best(history)}", file=sys.stderr, flush=True)
+                break
+        _restore_best(model, early_stopping, history, best)
     return history
+
+
+def _restore_best(model, early_stopping, history, best):
+    """At the end of a run with early stopping and restore_best, the weights of its best epoch (stopped
+    early or not). Checkpoints keep the last weights and these beside them (__best__)."""
+    if early_stopping is not None and early_stopping.restore_best and best is not None:
+        model.params_vector[...] = best
 
 
 def _check_destination(path):
@@ -151,8 +181,9 @@ def _report(r, epochs, plain):
     print(line + f", {r['seconds']:.1f} s", file=sys.stderr, flush=True)
 
 
-def save_checkpoint(path, model, opt, rng, history, settings):
-    """Weights, optimizer state, generator state and history, atomically (see the module docstring)."""
+def save_checkpoint(path, model, opt, rng, history, settings, best=None):
+    """Weights, optimizer state, generator state and history, atomically (see the module docstring); best:
+    early stopping's best weights so far (a flat vector), or None."""
     record = json.dumps({"settings": settings, "history": history, "rng": rng.bit_generator.state})
     if len(record) > storage.TEXT_CHARS:  # a file load() would refuse
         raise ValueError(f"the record of the run is longer than a checkpoint holds ({storage.TEXT_CHARS} "
@@ -162,6 +193,8 @@ def save_checkpoint(path, model, opt, rng, history, settings):
         "__checkpoint__": np.array(record),
         "__variant__": np.array(model.variant),
     }
+    if best is not None:
+        arrays["__best__"] = best
     arrays.update(model.params)
     arrays.update(("optimizer." + k, v) for k, v in opt.state().items())
     storage.write_npz(path, arrays)
@@ -173,6 +206,7 @@ def checkpoint_limits(sizes, opt=None):
     limits = {"__format__": storage.NUMBER_BYTES, "__variant__": storage.text_bytes(storage.NAME_CHARS),
               "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS)}
     limits.update((name, storage.NUMBER_BYTES * size) for name, size in sizes.items())
+    limits["__best__"] = storage.NUMBER_BYTES * sum(sizes.values())
     for o in [opt] if opt is not None else [optim.make(kind) for kind in optim.OPTIMIZERS]:
         o.bind(sum(sizes.values()))  # the state's sizes (nothing changes if bound already)
         limits.update(("optimizer." + k, storage.NUMBER_BYTES * np.size(v)) for k, v in o.state().items())
@@ -180,7 +214,8 @@ def checkpoint_limits(sizes, opt=None):
 
 
 def _restore(path, model, opt, rng, settings):
-    """Load a checkpoint into model, opt and rng; returns (epochs done, history)."""
+    """Load a checkpoint into model, opt and rng; returns (epochs done, history, early stopping's best
+    weights or None)."""
     arrays = storage.read_npz(path, "checkpoint",
                               checkpoint_limits({k: v.size for k, v in model.params.items()}, opt))
     try:
@@ -191,6 +226,10 @@ def _restore(path, model, opt, rng, settings):
         if not (isinstance(saved, dict) and isinstance(history, list) and all(isinstance(r, dict) for r in history)):
             raise ValueError("a malformed record of the run")
         arrays.pop("__variant__")
+        best = arrays.pop("__best__", None)
+        if best is not None and (best.dtype != np.float32 or best.shape != model.params_vector.shape
+                                 or not _core.all_finite(best)):
+            raise ValueError("early stopping's best weights do not fit this model")
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: not a lenet_fast checkpoint ({exc})") from None
     differ = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
@@ -203,4 +242,4 @@ def _restore(path, model, opt, rng, settings):
         model.set_params(arrays)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return len(history), history
+    return len(history), history, best
