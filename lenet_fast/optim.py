@@ -205,13 +205,11 @@ class Optimizer:
     the step counter t and the schedule's state, all saved in checkpoints by state()/load_state().
 
     lr=None (where a class allows it) is the variant's default rate (the class's DEFAULT_LR), fixed when
-    fit first binds the optimizer to a model (``resolve``). ``summed``: the optimizer's steps are meant
-    per pattern, so fit gives it each batch's summed gradient whatever the reduction (SDLM)."""
+    fit first binds the optimizer to a model (``resolve``)."""
 
     kind = None
     _arrays = ()  # names of the state arrays
     DEFAULT_LR = None  # variant -> rate, for the classes whose lr=None depends on the variant
-    summed = False
 
     def __init__(self, lr, schedule_):
         self.base_lr = None if lr is None and self.DEFAULT_LR else _number(lr, "lr")
@@ -220,8 +218,9 @@ class Optimizer:
         self.t = 0
         self.size = None
 
-    def resolve(self, variant):
-        """Fix lr=None to the variant's default rate (once; a later model keeps it)."""
+    def resolve(self, variant, batch_size=1, reduction="mean"):
+        """Before fit's first epoch: fix lr=None to the variant's default rate (once; a later model keeps
+        it). batch_size and reduction: how fit makes the gradient the updates take (SDLM uses them)."""
         if self.base_lr is None:
             self.base_lr = self.lr = self.DEFAULT_LR[variant]
 
@@ -380,6 +379,12 @@ class AdamW(Adam):
         super().__init__(lr, betas, eps, weight_decay, schedule)
 
 
+# SDLM's step with mini-batches of m patterns: per-pattern steps on the batch's mean gradient (scale 1) learn
+# too slowly, and m times them (the summed gradient: as far as the patterns would move one by one, from the
+# batch's weights) drive the classic network into saturation. sqrt(m) learns at m = 32 and is near the
+# largest stable scale at m = 256 (benchmarks/results/defaults-2026-12-03.md has the runs).
+
+
 class SDLM(Optimizer):
     """The paper's stochastic diagonal Levenberg-Marquardt (docs/paper.md#sdlm), with the paper's
     epsilon schedule scaled by SDLM_SCALE unless another schedule is given (see SDLM_SCALE for why).
@@ -387,13 +392,13 @@ class SDLM(Optimizer):
     Before each pass, h is the diagonal of the Gauss-Newton Hessian averaged over `samples` patterns (the
     pass's first ones, so a seeded shuffle picks them); each parameter then steps by
     epsilon / (mu + h) times its gradient, epsilon from the schedule (the paper's by default). The paper
-    updates after every pattern; with mini-batches fit gives SDLM each batch's summed gradient, so a batch
-    moves as far as its patterns would one by one (from the batch's starting weights).
+    updates after every pattern. With a batch of m patterns, each step is sqrt(m) times the per-pattern
+    step on the batch's mean gradient (whatever fit's reduction): m times, the distance the patterns would
+    move one by one, diverges from m = 32 on (the comment above this class says why).
     """
 
     kind = "sdlm"
     _arrays = ("step",)
-    summed = True
 
     def __init__(self, mu=paper.SDLM_MU, samples=paper.SDLM_HESSIAN_SAMPLES, schedule=None, epsilon=None):
         # epsilon: the base rate a custom schedule scales; the paper's schedule sets its own.
@@ -404,12 +409,18 @@ class SDLM(Optimizer):
             raise ValueError(f"samples must be a positive integer, got {samples!r}")
         self.samples = samples
         self.h = None
+        self.batch_factor = 1.0
 
     def start_epoch(self, epoch, model, images, labels, loss, j, normalize):
         super().start_epoch(epoch, model, images, labels, loss, j, normalize)
         m = min(self.samples, len(images))
         self.h = model.curvature(images[:m], labels[:m], loss, j, normalized=not normalize)
-        self.step[...] = (self.lr / (self.mu + self.h.astype(np.float64))).astype(np.float32)
+        self.step[...] = (self.lr * self.batch_factor / (self.mu + self.h.astype(np.float64))).astype(np.float32)
+
+    def resolve(self, variant, batch_size=1, reduction="mean"):
+        super().resolve(variant, batch_size, reduction)
+        # sqrt(m) on the mean gradient; the same move on the summed one (which is m times larger)
+        self.batch_factor = math.sqrt(batch_size) / (batch_size if reduction == "sum" else 1)
 
     def __repr__(self):
         return f"SDLM(mu={self.mu}, samples={self.samples}, schedule={self.schedule!r})"

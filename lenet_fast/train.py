@@ -61,9 +61,8 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if checkpoint is not None:
         _check_destination(checkpoint)
-    opt.resolve(model.variant)
+    opt.resolve(model.variant, batch_size, reduction)
     opt.bind(model.params_vector.size)
-    summed = reduction == "sum" or opt.summed
 
     settings = {"variant": model.variant, "batch_size": batch_size, "loss": loss, "j": float(j),
                 "optimizer": opt.kind, "n": len(x)}
@@ -87,7 +86,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             bar = _progress(verbose, len(x), f"epoch {epoch + 1}/{epochs}")
             for s in range(0, len(x), chunk):
                 losses, out = trainer.train(xe[s : s + chunk], ye[s : s + chunk], batch_size, opt, loss, j,
-                                            normalize, summed)
+                                            normalize, reduction == "sum")
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is not finite "
                                              "(lower the learning rate); the last checkpoint is intact")

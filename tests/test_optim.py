@@ -137,12 +137,19 @@ def test_reduction_sum_is_the_mean_times_the_batch(digits):
     assert np.abs(model.params_vector - start).max() > 10 * np.abs(runs[0] - start).max()
 
 
-def test_sdlm_takes_the_summed_gradient_whatever_the_reduction(digits):
+def test_sdlm_steps_sqrt_m_times_per_pattern_on_a_batch_whatever_the_reduction(digits):
     x, y = digits
     out = []
     for reduction in ("mean", "sum"):
+        opt = optim.SDLM(samples=30, schedule=optim.PaperSchedule(0.05))
         model = LeNet5("classic", seed=6)
-        model.fit(x, y, epochs=1, batch_size=8, verbose=0, reduction=reduction,
-                  optimizer=optim.SDLM(samples=30, schedule=optim.PaperSchedule(0.05)))
+        # 112 images: whole batches (the factor is batch_size's, a last shorter batch's included)
+        model.fit(x[:112], y[:112], epochs=1, batch_size=16, verbose=0, reduction=reduction, optimizer=opt)
+        assert opt.batch_factor == (4.0 if reduction == "mean" else 0.25)
         out.append(model.params_vector.copy())
-    assert np.array_equal(out[0], out[1])
+    start = LeNet5("classic", seed=6).params_vector
+    np.testing.assert_allclose(out[0] - start, out[1] - start, rtol=1e-4, atol=1e-7)
+    assert np.abs(out[0] - start).max() > 1e-3
+    one = optim.SDLM()
+    LeNet5("classic", seed=6).fit(x[:10], y[:10], epochs=1, batch_size=1, verbose=0, optimizer=one)
+    assert one.batch_factor == 1.0  # the paper's per-pattern steps
