@@ -269,8 +269,10 @@ class Optimizer:
             self.schedule.load_state(a)
 
     def _rate_repr(self):
-        return "None (the variant's default: " + ", ".join(f"{k} {v:g}" for k, v in self.DEFAULT_LR.items()) + ")" \
-            if self.base_lr is None else f"{self.base_lr}"
+        if self.base_lr is not None:
+            return f"{self.base_lr}"
+        return "None (at batch 32: " + ", ".join(f"{k} {v:g}" for k, v in self.DEFAULT_LR.items()) + \
+            ", times sqrt(batch_size / 32))"
 
 
 def _decay(weight_decay):
@@ -286,12 +288,19 @@ class SGD(Optimizer):
     """Stochastic gradient descent with momentum (classical or Nesterov) and L2 weight decay, PyTorch's
     form: d = g + weight_decay w; b = momentum b + d; then w -= lr b, or with nesterov w -= lr (d +
     momentum b). momentum defaults to 0.9 (PyTorch: 0) so that the default learns within an epoch.
-    lr=None: the variant's default, DEFAULT_LR (classic's MAP/RBF gradients are larger than modern's
-    cross-entropy ones, so one rate cannot serve both)."""
+    lr=None: the variant's rate at batch 32, DEFAULT_LR (classic's MAP/RBF gradients are larger than
+    modern's cross-entropy ones, so one rate cannot serve both), times sqrt(batch_size / 32) (at a fixed
+    rate, batch 1 diverges and batch 256 learns too slowly in an epoch), divided by batch_size under
+    reduction="sum"; fixed when fit first binds it."""
 
     kind = "sgd"
     _arrays = ("m",)
-    DEFAULT_LR = {"classic": 0.001, "modern": 0.01}
+    DEFAULT_LR = {"classic": 0.001, "modern": 0.01}  # at batch 32
+
+    def resolve(self, variant, batch_size=32, reduction="mean"):
+        if self.base_lr is None:
+            rate = self.DEFAULT_LR[variant] * math.sqrt(batch_size / 32)
+            self.base_lr = self.lr = rate / batch_size if reduction == "sum" else rate
 
     def __init__(self, lr=None, momentum=0.9, nesterov=False, weight_decay=0.0, schedule=None):
         super().__init__(lr, schedule)

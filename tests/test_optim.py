@@ -36,12 +36,20 @@ def test_pytorch_defaults():
 
 def test_sgd_default_rate_depends_on_the_variant_and_says_so():
     opt = optim.SGD()
-    assert "classic 0.001" in repr(opt) and "modern 0.01" in repr(opt)
-    opt.resolve("classic")
+    assert "classic 0.001" in repr(opt) and "modern 0.01" in repr(opt) and "sqrt(batch_size / 32)" in repr(opt)
+    opt.resolve("classic", 32)
     assert opt.base_lr == optim.SGD.DEFAULT_LR["classic"] == 0.001
-    opt.resolve("modern")  # fixed once
-    assert opt.base_lr == 0.001
-    assert optim.SGD(lr=0.5).base_lr == 0.5
+    opt.resolve("modern", 32)  # fixed once
+    assert opt.base_lr == 0.001 and repr(opt).startswith("SGD(lr=0.001,")
+    for batch, reduction, want in ((128, "mean", 0.02), (8, "mean", 0.005), (128, "sum", 0.02 / 128)):
+        opt = optim.SGD()
+        opt.resolve("modern", batch, reduction)
+        assert opt.base_lr == pytest.approx(want)
+    opt = optim.SGD(lr=0.5)
+    opt.resolve("modern", 128)
+    assert opt.base_lr == 0.5
+    hist = LeNet5("modern").fit(*synthetic_digits(16, seed=1), batch_size=8, optimizer="sgd", verbose=0)
+    assert hist[0]["lr"] == pytest.approx(0.005)
 
 
 @pytest.mark.parametrize("make,match", [
