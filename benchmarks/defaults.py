@@ -59,11 +59,12 @@ def main(argv=None):
                                  f"{seconds:.1f} |")
                     print(lines[-1], flush=True)
     if args.out:
+        command = " ".join(sys.argv[1:] if argv is None else argv)
         record = ["# Defaults that learn: one epoch over MNIST's 60,000 training digits", "",
-                  f"Command: `python benchmarks/defaults.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-                  f"Date: {datetime.date.today().isoformat()}; machine: {timing.cpu_model()}, {timing.usable_cores()} "
-                  f"usable cores, {timing.build_line()}; "
-                  f"load average at the end: {timing.load_average()}; {args.threads} threads, seed {args.seed}.",
+                  f"Command: `python benchmarks/defaults.py {command}`",
+                  f"Date: {datetime.date.today().isoformat()}; machine: {timing.cpu_model()}, "
+                  f"{timing.usable_cores()} usable cores, {timing.build_line()}; load average at the end: "
+                  f"{timing.load_average()}; {args.threads} threads, seed {args.seed}.",
                   "", *lines, ""]
         with open(args.out, "w") as f:
             f.write("\n".join(record))

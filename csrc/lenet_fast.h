@@ -94,7 +94,9 @@ typedef struct {
 } lf_loss;
 
 /* The update rules, PyTorch's forms, are written out in optimizer.c. */
-typedef enum { LF_OPT_SGD = 0, LF_OPT_ADAM, LF_OPT_SDLM, LF_OPT_ADAGRAD, LF_OPT_RMSPROP, LF_OPT_ADAMW } lf_opt_kind;
+typedef enum {
+    LF_OPT_SGD = 0, LF_OPT_ADAM, LF_OPT_SDLM, LF_OPT_ADAGRAD, LF_OPT_RMSPROP, LF_OPT_ADAMW
+} lf_opt_kind;
 typedef struct {
     lf_opt_kind kind;
     float lr, momentum, weight_decay; /* all but SDLM use lr and weight_decay (added to the gradient, but
@@ -128,9 +130,9 @@ int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labe
 void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams);
 
 /* Trains on n images in order, batch_size at a time, each batch's mean gradient (its sum with summed
- * nonzero) followed by an update (batch_size 1: the paper's per-pattern updates). grad is scratch of nparams floats; losses and out as
- * in lf_gradient, for all n images, each computed before its batch's update. loss is not LINEAR (its dout
- * would be the first batch's). 0, -1 or LF_ERR_THREADS as above. */
+ * nonzero) followed by an update (batch_size 1: the paper's per-pattern updates). grad is scratch of
+ * nparams floats; losses and out as in lf_gradient, for all n images, each computed before its batch's
+ * update. loss is not LINEAR (its dout would be the first batch's). 0, -1 or LF_ERR_THREADS as above. */
 int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
              int batch_size, int summed, lf_optimizer *opt, float *params, float *grad, float *losses,
              float *out);

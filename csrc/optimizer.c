@@ -15,7 +15,8 @@
 
 /* Adam's and AdamW's step; wd is added to the gradient (Adam) and decay shrinks the weights first
  * (AdamW: lr wd); one of the two is zero. */
-static void adam(lf_optimizer *opt, float *restrict w, const float *restrict g, size_t n, float wd, float decay)
+static void adam(lf_optimizer *opt, float *restrict w, const float *restrict g, size_t n, float wd,
+                 float decay)
 {
     opt->t++;
     const float b1 = opt->beta1, b2 = opt->beta2, lr = opt->lr, eps = opt->eps;

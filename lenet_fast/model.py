@@ -299,19 +299,19 @@ class LeNet5:
         just before its update), val_error (with validation=(images, labels)), lr and seconds.
 
         optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default), "sgd", "adagrad",
-        "rmsprop", "adam" (modern's default), "adamw" (batch_size 32 by default), or an instance from lenet_fast.optim with its own settings and
-        schedule. loss: "map" (classic's default, with the constant j), "rbf" (the plain distance), or
-        "xent" (modern). seed fixes the shuffling. verbose: 0 silent, 1 a progress bar (tqdm, when
-        installed) or a line per epoch, 2 a line per epoch. checkpoint=path saves after every epoch;
+        "rmsprop", "adam" (modern's default), "adamw" (batch_size 32 by default), or an instance from
+        lenet_fast.optim with its own settings and schedule (docs/training.md). loss: "map" (classic's
+        default, with the constant j), "rbf" (the plain distance), or "xent" (modern). seed fixes the
+        shuffling. verbose: 0 silent, 1 a progress bar (tqdm, when installed) or a line per epoch, 2 a line
+        per epoch. checkpoint=path saves after every epoch;
         resume=path continues such a run exactly (same data and settings; epochs is the total).
         augment(images, rng) -> images, if given, transforms each epoch's shuffled images (e.g.
         lenet_fast.distort.random_affine) with fit's seeded generator. Every argument is checked before
-        any work starts. reduction: "mean" (each batch's mean gradient, as PyTorch and Keras) or "sum";
-        SDLM always takes the summed one (docs/training.md#reduction)."""
+        any work starts. reduction: "mean" (each batch's mean gradient, as PyTorch and Keras) or "sum"
+        (SDLM's rule for batches: docs/training.md#reduction)."""
         return train.fit(self, images, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          loss=loss, j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint,
-                         resume=resume, normalized=normalized, augment=augment,
-                         reduction=reduction)
+                         resume=resume, normalized=normalized, augment=augment, reduction=reduction)
 
     def gradient(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
         """(grads, losses): the gradient of the summed loss of the images, as an ordered mapping of the
