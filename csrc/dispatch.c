@@ -210,10 +210,12 @@ void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t npara
 }
 
 int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-             int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out)
+             int batch_size, int summed, lf_optimizer *opt, float *params, float *grad, float *losses,
+             float *out)
 {
     const int rc = threads_ready((size_t)(n < batch_size ? n : batch_size));
-    return rc ? rc : kernels()->train(t, input, n, labels, loss, batch_size, opt, params, grad, losses, out);
+    return rc ? rc : kernels()->train(t, input, n, labels, loss, batch_size, summed, opt, params, grad, losses,
+                                      out);
 }
 
 int lf_openmp_enabled(void)

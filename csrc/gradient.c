@@ -161,7 +161,8 @@ int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t 
 }
 
 int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                  int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out)
+                  int batch_size, int summed, lf_optimizer *opt, float *params, float *grad, float *losses,
+                  float *out)
 {
     const lf_layer *last = &t->layers[t->nlayers - 1];
     const size_t k = (size_t)last->out_c * last->out_h * last->out_w;
@@ -170,8 +171,8 @@ int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *la
         const int m = n - s < batch_size ? n - s : batch_size;
         lf_input batch = *input;
         batch.data = (const char *)input->data + s * image;
-        if (LF_ISA(gradient)(t, &batch, m, labels + s, loss, 1.0f / m, 0, grad, losses + s, out + s * k,
-                             NULL) != 0)
+        const float scale = summed ? 1.0f : 1.0f / m;
+        if (LF_ISA(gradient)(t, &batch, m, labels + s, loss, scale, 0, grad, losses + s, out + s * k, NULL) != 0)
             return -1;
         LF_ISA(update)(opt, params, grad, t->nparams);
     }

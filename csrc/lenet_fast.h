@@ -93,13 +93,20 @@ typedef struct {
                         * derivatives are zero. */
 } lf_loss;
 
-typedef enum { LF_OPT_SGD = 0, LF_OPT_ADAM, LF_OPT_SDLM } lf_opt_kind;
+/* The update rules, PyTorch's forms, are written out in optimizer.c. */
+typedef enum {
+    LF_OPT_SGD = 0, LF_OPT_ADAM, LF_OPT_SDLM, LF_OPT_ADAGRAD, LF_OPT_RMSPROP, LF_OPT_ADAMW
+} lf_opt_kind;
 typedef struct {
     lf_opt_kind kind;
-    float lr, momentum, weight_decay; /* SGD; Adam uses lr and weight_decay (added to the gradient) */
-    float beta1, beta2, eps;          /* Adam */
-    int64_t t;                        /* Adam: updates made so far; each update advances it */
-    float *m, *v;                     /* SGD: m is the velocity; Adam: the two moment estimates */
+    float lr, momentum, weight_decay; /* all but SDLM use lr and weight_decay (added to the gradient, but
+                                       * decoupled in AdamW); SGD and RMSProp the momentum */
+    float beta1, beta2, eps;          /* Adam and AdamW; AdaGrad and RMSProp use eps */
+    float alpha;                      /* RMSProp: the mean square's decay */
+    int nesterov;                     /* SGD: Nesterov momentum */
+    int64_t t;                        /* Adam, AdamW: updates made so far; each update advances it */
+    float *m, *v;                     /* SGD: m is the velocity; AdaGrad: v the sum of squares; RMSProp: m the
+                                       * velocity, v the mean square; Adam, AdamW: the two moment estimates */
     const float *step;                /* SDLM: each parameter's step, epsilon / (mu + h) */
 } lf_optimizer;
 
@@ -122,12 +129,13 @@ int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labe
 /* One update of the flat parameter vector from its gradient. */
 void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams);
 
-/* Trains on n images in order, batch_size at a time, each batch's mean gradient followed by an update
- * (batch_size 1: the paper's per-pattern updates). grad is scratch of nparams floats; losses and out as
- * in lf_gradient, for all n images, each computed before its batch's update. loss is not LINEAR (its dout
- * would be the first batch's). 0, -1 or LF_ERR_THREADS as above. */
+/* Trains on n images in order, batch_size at a time, each batch's mean gradient (its sum with summed
+ * nonzero) followed by an update (batch_size 1: the paper's per-pattern updates). grad is scratch of
+ * nparams floats; losses and out as in lf_gradient, for all n images, each computed before its batch's
+ * update. loss is not LINEAR (its dout would be the first batch's). 0, -1 or LF_ERR_THREADS as above. */
 int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-             int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out);
+             int batch_size, int summed, lf_optimizer *opt, float *params, float *grad, float *losses,
+             float *out);
 
 /* Pictures: the steps that find a digit in a photo before it becomes an MNIST image (lenet_fast/images.py).
  * One image, row-major (h, w), on the calling thread; the caller runs several images at once.

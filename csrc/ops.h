@@ -65,8 +65,8 @@ typedef struct {
     void (*activation)(const float *, size_t, lf_act, float *);
     int (*gradient)(lf_trainer *, const lf_input *, int, const int64_t *, const lf_loss *, float, int, float *,
                     float *, float *, float *);
-    int (*train)(lf_trainer *, const lf_input *, int, const int64_t *, const lf_loss *, int, lf_optimizer *,
-                 float *, float *, float *, float *);
+    int (*train)(lf_trainer *, const lf_input *, int, const int64_t *, const lf_loss *, int, int,
+                 lf_optimizer *, float *, float *, float *, float *);
     void (*update)(lf_optimizer *, float *, const float *, size_t);
 } lf_kernel_table;
 
@@ -98,7 +98,8 @@ int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, 
 int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
                      float scale, int second, float *grad, float *losses, float *out, float *dinput);
 int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                  int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out);
+                  int batch_size, int summed, lf_optimizer *opt, float *params, float *grad, float *losses,
+                  float *out);
 void LF_ISA(update)(lf_optimizer *opt, float *params, const float *grad, size_t nparams);
 void LF_ISA(softmax)(const float *x, int n, int k, float sign, int log, float *y);
 void LF_ISA(activation)(const float *x, size_t count, lf_act act, float *y);

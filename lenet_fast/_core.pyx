@@ -560,7 +560,8 @@ cdef class Network:
 # Training
 
 LOSSES = {"map": LF_LOSS_MAP, "rbf": LF_LOSS_RBF, "xent": LF_LOSS_XENT}
-OPTIMIZERS = {"sgd": LF_OPT_SGD, "adam": LF_OPT_ADAM, "sdlm": LF_OPT_SDLM}
+OPTIMIZERS = {"sgd": LF_OPT_SGD, "adam": LF_OPT_ADAM, "sdlm": LF_OPT_SDLM, "adagrad": LF_OPT_ADAGRAD,
+              "rmsprop": LF_OPT_RMSPROP, "adamw": LF_OPT_ADAMW}
 
 
 cdef class Trainer:
@@ -678,10 +679,10 @@ cdef class Trainer:
         self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx))
         return grad, dx, out
 
-    def train(self, x, labels, batch_size, optimizer, loss, j=10.0, bint normalize=True):
-        """Train on the images in order, batch_size at a time, each batch's mean gradient followed by an
-        update of params by optimizer (see _optimizer). Returns (losses, out) for every image, each from
-        before its batch's update."""
+    def train(self, x, labels, batch_size, optimizer, loss, j=10.0, bint normalize=True, bint summed=False):
+        """Train on the images in order, batch_size at a time, each batch's mean gradient (its summed one
+        with summed) followed by an update of params by optimizer (see _optimizer). Returns (losses, out)
+        for every image, each from before its batch's update."""
         cdef lf_input inp
         cdef lf_loss ls = self._loss(loss, j)
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
@@ -697,8 +698,8 @@ cdef class Trainer:
             raise RuntimeError("this trainer is in use by another thread")
         try:
             with nogil:
-                rc = lf_train(self.trainer, &inp, <int>n, <const int64_t *>cnp.PyArray_DATA(y), &ls, bs, &opt,
-                              <float *>cnp.PyArray_DATA(params), <float *>cnp.PyArray_DATA(grad),
+                rc = lf_train(self.trainer, &inp, <int>n, <const int64_t *>cnp.PyArray_DATA(y), &ls, bs, summed,
+                              &opt, <float *>cnp.PyArray_DATA(params), <float *>cnp.PyArray_DATA(grad),
                               <float *>cnp.PyArray_DATA(losses), <float *>cnp.PyArray_DATA(out))
         finally:
             self._lock.release()
@@ -715,13 +716,16 @@ cdef float *_state(a, Py_ssize_t n, str name) except? NULL:
 
 
 cdef object _optimizer(o, Py_ssize_t n, lf_optimizer *opt):
-    """Fills opt from an optimizer object's attributes: kind ("sgd", "adam" or "sdlm"); sgd: lr, momentum,
-    weight_decay and m (the velocity); adam: lr, beta1, beta2, eps, weight_decay, t, m and v; sdlm: step,
-    each parameter's step size. Arrays are float32 (n,), updated in place. Returns what must stay alive."""
+    """Fills opt from an optimizer object's attributes (lenet_fast.optim): kind (a name in OPTIMIZERS); sdlm:
+    step, each parameter's step size; the others: lr and weight_decay, and sgd: momentum, nesterov and m
+    (the velocity); adagrad: eps and v (the sum of squares); rmsprop: alpha, eps, momentum, m (the
+    velocity) and v (the mean square); adam and adamw: beta1, beta2, eps, t, m and v (the moments). Arrays
+    are float32 (n,), updated in place. Returns what must stay alive."""
     opt.kind = _choice(o.kind, OPTIMIZERS, "optimizer kind")
     opt.m = opt.v = NULL
     opt.step = NULL
-    opt.lr = opt.momentum = opt.weight_decay = opt.beta1 = opt.beta2 = opt.eps = 0
+    opt.lr = opt.momentum = opt.weight_decay = opt.beta1 = opt.beta2 = opt.eps = opt.alpha = 0
+    opt.nesterov = 0
     opt.t = 0
     if opt.kind == LF_OPT_SDLM:
         opt.step = _state(o.step, n, "optimizer.step")
@@ -729,12 +733,19 @@ cdef object _optimizer(o, Py_ssize_t n, lf_optimizer *opt):
             raise ValueError("optimizer.step contains NaN or infinity")
         return (o.step,)
     opt.lr, opt.weight_decay = o.lr, o.weight_decay
-    opt.m = _state(o.m, n, "optimizer.m")
     if opt.kind == LF_OPT_SGD:
-        opt.momentum = o.momentum
+        opt.momentum, opt.nesterov = o.momentum, o.nesterov
+        opt.m = _state(o.m, n, "optimizer.m")
         return (o.m,)
-    opt.beta1, opt.beta2, opt.eps, opt.t = o.beta1, o.beta2, o.eps, o.t
+    opt.eps = o.eps
     opt.v = _state(o.v, n, "optimizer.v")
+    if opt.kind == LF_OPT_ADAGRAD:
+        return (o.v,)
+    opt.m = _state(o.m, n, "optimizer.m")
+    if opt.kind == LF_OPT_RMSPROP:
+        opt.alpha, opt.momentum = o.alpha, o.momentum
+        return (o.m, o.v)
+    opt.beta1, opt.beta2, opt.t = o.beta1, o.beta2, o.t
     return (o.m, o.v)
 
 

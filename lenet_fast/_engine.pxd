@@ -36,10 +36,11 @@ cdef extern from "lenet_fast.h" nogil:
         float j
         const float *dout
     ctypedef enum lf_opt_kind:
-        LF_OPT_SGD, LF_OPT_ADAM, LF_OPT_SDLM
+        LF_OPT_SGD, LF_OPT_ADAM, LF_OPT_SDLM, LF_OPT_ADAGRAD, LF_OPT_RMSPROP, LF_OPT_ADAMW
     ctypedef struct lf_optimizer:
         lf_opt_kind kind
-        float lr, momentum, weight_decay, beta1, beta2, eps
+        float lr, momentum, weight_decay, beta1, beta2, eps, alpha
+        int nesterov
         int64_t t
         float *m
         float *v
@@ -52,7 +53,8 @@ cdef extern from "lenet_fast.h" nogil:
                     float scale, int second, float *grad, float *losses, float *out, float *dinput)
     void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams)
     int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                 int batch_size, lf_optimizer *opt, float *params, float *grad, float *losses, float *out)
+                 int batch_size, int summed, lf_optimizer *opt, float *params, float *grad, float *losses,
+                 float *out)
     int lf_softmax(const float *x, int n, int k, float sign, int log, float *y)
     void lf_activation(const float *x, size_t count, lf_act act, float *y)
     size_t lf_morphology_scratch(int h, int w, int k)

@@ -93,11 +93,12 @@ def _parser():
     p.add_argument("--batch-size", type=positive_int, metavar="B",
                    help="images per update (default 1 for sdlm, 32 otherwise)")
     p.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS),
-                   help="sdlm (the paper's method, classic's default), sgd, or adam (modern's default)")
+                   help="sdlm (the paper's method, classic's default), sgd, adagrad, rmsprop, adam (modern's "
+                        "default) or adamw (docs/training.md)")
     p.add_argument("--lr", type=positive_float, metavar="RATE",
-                   help="learning rate (sgd 0.01, adam 0.001 by default); for sdlm the first pass's epsilon "
-                        f"(default {optim.SDLM_SCALE * paper.sdlm_epsilon(0):g}), later passes following the paper's "
-                        "schedule")
+                   help="learning rate (by default sgd 0.001 on classic and 0.01 on modern, adam 0.001); for "
+                        f"sdlm the first pass's epsilon (default {optim.SDLM_SCALE * paper.sdlm_epsilon(0):g}), "
+                        "later passes following the paper's schedule")
     p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N training images only")
     p.add_argument("--out", required=True, metavar="FILE", help="where to save the trained model (.npz)")

@@ -310,25 +310,28 @@ class LeNet5:
 
     def fit(self, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
             validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None,
-            early_stopping=None):
+            early_stopping=None, reduction="mean"):
         """Train on images (any form forward takes) and labels (0-9); returns a lenet_fast.History: the list of
         one dict per epoch (epoch, loss (mean), error (the running training error: each pattern classified
         just before its update), val_error (with validation=(images, labels)), lr and seconds), which also
         gives columns (history["val_error"]) and history.best_epoch().
 
-        optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default), "sgd", "adam"
-        (modern's default, batch_size 32), or an instance from lenet_fast.optim with its own settings and
-        schedule. loss: "map" (classic's default, with the constant j), "rbf" (the plain distance), or
-        "xent" (modern). seed fixes the shuffling. verbose: 0 silent, 1 a progress bar (tqdm, when
-        installed) or a line per epoch, 2 a line per epoch. checkpoint=path saves after every epoch;
+        optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default), "sgd", "adagrad",
+        "rmsprop", "adam" (modern's default), "adamw" (batch_size 32 by default), or an instance from
+        lenet_fast.optim with its own settings and schedule (docs/training.md). loss: "map" (classic's
+        default, with the constant j), "rbf" (the plain distance), or "xent" (modern). seed fixes the
+        shuffling. verbose: 0 silent, 1 a progress bar (tqdm, when installed) or a line per epoch, 2 a line
+        per epoch. checkpoint=path saves after every epoch;
         resume=path continues such a run exactly (same data and settings; epochs is the total).
         augment(images, rng) -> images, if given, transforms each epoch's shuffled images (e.g.
         lenet_fast.distort.random_affine) with fit's seeded generator. early_stopping: a
         lenet_fast.EarlyStopping (stop when the validation error stops improving, and put back the best
-        epoch's weights). Every argument is checked before any work starts."""
+        epoch's weights). reduction: "mean" (each batch's mean gradient, as PyTorch and Keras) or "sum"
+        (docs/training.md#reduction). Every argument is checked before any work starts."""
         return train.fit(self, images, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          loss=loss, j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint,
-                         resume=resume, normalized=normalized, augment=augment, early_stopping=early_stopping)
+                         resume=resume, normalized=normalized, augment=augment, early_stopping=early_stopping,
+                         reduction=reduction)
 
     def gradient(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
         """(grads, losses): the gradient of the summed loss of the images, as an ordered mapping of the

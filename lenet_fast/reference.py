@@ -15,7 +15,7 @@ backward pass of each layer (beside its forward function), the three losses
 (map_loss, rbf_loss, cross_entropy), the whole network's gradient (backward),
 the diagonal Gauss-Newton curvature of the paper's stochastic diagonal
 Levenberg-Marquardt (gauss_newton_diagonal) and the optimizer steps
-(sgd_update, adam_update, sdlm_update).
+(sgd_update, adagrad_update, rmsprop_update, adam_update, adamw_update, sdlm_update).
 
 And the picture steps that find a digit in a photo (ink_above_floor, morphology, components), written the
 slow and obvious way: every window taken whole, every median by a full sort, every component flooded from a
@@ -591,14 +591,35 @@ def gauss_newton_diagonal(params, x, variant, loss=None):
 # arrays' dtype; NumPy float64 scalars would promote float32 arrays to float64.
 
 
-def sgd_update(w, g, velocity, lr, momentum=0.0, weight_decay=0.0):
+def sgd_update(w, g, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
     """One SGD step, PyTorch's convention: returns (w, velocity), both new.
 
-    d = g + weight_decay * w;  velocity = momentum * velocity + d;  w = w - lr * velocity.
+    d = g + weight_decay * w;  velocity = momentum * velocity + d;  w = w - lr * velocity, or with nesterov
+    w = w - lr * (d + momentum * velocity).
     """
     d = g + weight_decay * w
     velocity = momentum * velocity + d
-    return w - lr * velocity, velocity
+    return w - lr * (d + momentum * velocity if nesterov else velocity), velocity
+
+
+def adagrad_update(w, g, s, lr=0.01, eps=1e-10, weight_decay=0.0):
+    """One AdaGrad step: returns (w, s), both new. d = g + weight_decay w;  s = s + d^2;
+    w = w - lr d / (sqrt(s) + eps)."""
+    d = g + weight_decay * w
+    s = s + d * d
+    return w - lr * d / (np.sqrt(s) + eps), s
+
+
+def rmsprop_update(w, g, b, v, lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0):
+    """One RMSProp step: returns (w, b, v), all new. d = g + weight_decay w;  v = alpha v + (1 - alpha) d^2;
+    u = d / (sqrt(v) + eps);  b = momentum b + u and w = w - lr b (without momentum: w = w - lr u)."""
+    d = g + weight_decay * w
+    v = alpha * v + (1 - alpha) * (d * d)
+    u = d / (np.sqrt(v) + eps)
+    if momentum:
+        b = momentum * b + u
+        return w - lr * b, b, v
+    return w - lr * u, b, v
 
 
 def sgd_step(params, velocity, x, labels, variant, lr, momentum=0.0):
@@ -621,6 +642,12 @@ def adam_update(w, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight
     m_hat = m / (1 - beta1**t)
     v_hat = v / (1 - beta2**t)
     return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+
+
+def adamw_update(w, g, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+    """One AdamW step (decoupled weight decay): w = w - lr weight_decay w, then adam_update's step on g
+    without weight decay. Returns (w, m, v), all new."""
+    return adam_update(w - lr * weight_decay * w, g, m, v, t, lr, beta1, beta2, eps)
 
 
 def sdlm_update(w, g, h, epsilon, mu=SDLM_MU):

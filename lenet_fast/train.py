@@ -20,11 +20,12 @@ from .inputs import as_batch
 CHECKPOINT_FORMAT = 1
 _CHUNK = 4096  # images per call into C between progress updates
 _CLASSES = 10  # the digits
+REDUCTIONS = ("mean", "sum")  # how a batch's losses make the gradient an update takes
 
 
 def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
         validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None,
-        early_stopping=None):
+        early_stopping=None, reduction="mean"):
     """See LeNet5.fit. model is a LeNet5 (this module does not import lenet_fast.model: the dependency runs
     one way, model to train)."""
     trainer = model.trainer()
@@ -42,7 +43,12 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
         trainer.network.check_input(xv, normalize_v)
         yv = _core.check_labels(yv, len(xv), _CLASSES, "validation labels")
     epochs = _core.positive_int(epochs, "epochs", limit=None)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
     opt = optim.make(optimizer if optimizer is not None else "sdlm" if model.variant == "classic" else "adam")
+    if getattr(opt.schedule, "needs_validation", False) and validation is None:
+        raise ValueError(f"the schedule {opt.schedule!r} watches the validation error: give validation="
+                         "(images, labels)")
     if batch_size is None:
         batch_size = 1 if opt.kind == "sdlm" else 32
     batch_size = _core.positive_int(batch_size, "batch_size")  # the engine's limit, before any batch meets it
@@ -62,10 +68,16 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
                              "validation=(images, labels)")
     if checkpoint is not None:
         _check_destination(checkpoint)
+    opt.resolve(model.variant, batch_size, reduction)
     opt.bind(model.params_vector.size)
 
     settings = {"variant": model.variant, "batch_size": batch_size, "loss": loss, "j": float(j),
-                "optimizer": opt.kind, "n": len(x), "early_stopping": repr(early_stopping) if early_stopping else None}
+                "optimizer": opt.kind, "n": len(x)}
+    # options at their defaults are absent, as in checkpoints made before the options existed
+    if reduction != "mean":
+        settings["reduction"] = reduction
+    if early_stopping is not None:
+        settings["early_stopping"] = repr(early_stopping)
     rng = np.random.default_rng(seed)
     start, history, best = 0, History(), None
     if resume is not None:
@@ -87,7 +99,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             bar = _progress(verbose, len(x), f"epoch {epoch + 1}/{epochs}")
             for s in range(0, len(x), chunk):
                 losses, out = trainer.train(xe[s : s + chunk], ye[s : s + chunk], batch_size, opt, loss, j,
-                                            normalize)
+                                            normalize, reduction == "sum")
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is not finite "
                                              "(lower the learning rate); the last checkpoint is intact")
@@ -102,6 +114,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             record = {"epoch": epoch + 1, "loss": total / len(x), "error": wrong / len(x), "lr": opt.lr}
             if validation is not None:
                 record["val_error"] = float((model.predict(xv, normalized) != yv).mean()) if len(xv) else 0.0
+            opt.end_epoch(record.get("val_error"))
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
             if bar is not None:

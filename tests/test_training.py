@@ -136,7 +136,7 @@ def test_the_trainer_refuses_a_huge_batch_size_with_its_limit(digits):
     """_core.Trainer.train, under fit: a batch size beyond a C int is a ValueError giving the range, not
     an OverflowError."""
     model = LeNet5("modern")
-    opt = optim.SGD()
+    opt = optim.SGD(lr=0.01)
     opt.bind(model.params_vector.size)
     for bad in (10**12, 2**31, 0, 1.0):
         with pytest.raises(ValueError, match=r"batch_size must be an integer in 1\.\.32768"):
@@ -206,6 +206,33 @@ def test_checkpoint_and_exact_resume(digits, tmp_path):
     assert [r["epoch"] for r in hist] == [1, 2, 3]
     assert np.array_equal(resumed.params_vector, whole.params_vector)
     # a checkpoint is also a model file
+    assert np.array_equal(lenet_fast.load(ckpt).params_vector, whole.params_vector)
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_exact_resume_for_every_optimizer_and_a_plateau_schedule(name, digits, tmp_path):
+    x, y = digits
+    variant = "classic" if name == "sdlm" else "modern"
+
+    def make():
+        if name == "sdlm":
+            return optim.SDLM(samples=30, schedule=optim.PaperSchedule(0.05))
+        # min_delta 1: every epoch after the first is a plateau, so the rate halves each epoch and the
+        # schedule's state must resume too
+        return optim.OPTIMIZERS[name](schedule=optim.ReduceOnPlateau(factor=0.5, patience=0, min_delta=1.0))
+
+    def run(model, epochs, **kwargs):
+        return model.fit(x[:120], y[:120], epochs=epochs, batch_size=1 if name == "sdlm" else 16,
+                         optimizer=make(), verbose=0, seed=5, validation=(x[120:], y[120:]), **kwargs)
+
+    whole = LeNet5(variant, seed=4)
+    want = run(whole, 4)
+    ckpt = tmp_path / "run.npz"
+    run(LeNet5(variant, seed=4), 2, checkpoint=ckpt)
+    got = run(LeNet5(variant, seed=99), 4, checkpoint=ckpt, resume=ckpt)
+    assert [r["lr"] for r in got] == [r["lr"] for r in want]
+    if name != "sdlm":
+        assert want[3]["lr"] == want[0]["lr"] / 4
     assert np.array_equal(lenet_fast.load(ckpt).params_vector, whole.params_vector)
 
 
