@@ -15,7 +15,7 @@ import zlib
 import numpy as np
 import pytest
 
-from lenet_fast import images
+from lenet_fast import images, reference
 from lenet_fast.images import read_digit, read_digits, sample_paths
 
 # ---- helpers -------------------------------------------------------------------------------------------
@@ -180,11 +180,11 @@ def test_mnist_digits_come_back_as_they_are(mnist_folder):
 def test_area_resampling():
     rng = np.random.default_rng(1)
     a = rng.random((60, 40))
-    w = images._area_weights(60, 20)
+    w = reference.area_weights(60, 20)
     assert np.allclose(w @ a, a.reshape(20, 3, 40).mean(axis=1))  # 3x down: block means
-    assert np.allclose(images._area_weights(10, 20) @ a[:10], np.repeat(a[:10], 2, axis=0))  # 2x up
+    assert np.allclose(reference.area_weights(10, 20) @ a[:10], np.repeat(a[:10], 2, axis=0))  # 2x up
     for n_in, n_out in [(7, 20), (20, 7), (133, 20), (3, 20), (1, 20), (20, 1)]:
-        w = images._area_weights(n_in, n_out)
+        w = reference.area_weights(n_in, n_out)
         assert np.allclose(w.sum(axis=1), 1)  # each output is a mean
         assert np.allclose(w.sum(axis=0), n_out / n_in)  # each input counts by its area
 
