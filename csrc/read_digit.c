@@ -332,16 +332,29 @@ void lf_mnist_form(const double *ink, int h, int w, const lf_picture_params *p, 
             q.box[(size_t)o * bw + c] = s;
             most = s > most ? s : most;
         }
-    /* the levels stretched so that the strongest is 1; step 8: the centre of mass's offset */
-    double mass = 0.0, down = 0.0, across = 0.0;
-    for (int o = 0; o < bh; o++)
-        for (int c = 0; c < bw; c++) {
-            const double v = q.box[(size_t)o * bw + c] /= most;
-            mass += v;
-            down += v * o;
-            across += v * c;
-        }
-    const int y0 = offset(down / mass, bh, p), x0 = offset(across / mass, bw, p);
+    /* the levels stretched so that the strongest is 1 */
+    for (int i = 0; i < bh * bw; i++)
+        q.box[i] /= most;
+    /* step 8: the centre of mass, from the row sums (the column sums), weighed in long double: a digit whose
+     * rows are alike (a drawn bar) has its centre exactly on a half pixel, and must round half up there, as
+     * step 8 says, not by the last bit its sums happened to lose (the products and the short sums are then
+     * exact) */
+    long double rows = 0.0L, down = 0.0L, cols = 0.0L, across = 0.0L;
+    for (int o = 0; o < bh; o++) {
+        double sum = 0.0;
+        for (int c = 0; c < bw; c++)
+            sum += q.box[(size_t)o * bw + c];
+        rows += sum;
+        down += (long double)sum * o;
+    }
+    for (int c = 0; c < bw; c++) {
+        double sum = 0.0;
+        for (int o = 0; o < bh; o++)
+            sum += q.box[(size_t)o * bw + c];
+        cols += sum;
+        across += (long double)sum * c;
+    }
+    const int y0 = offset((double)(down / rows), bh, p), x0 = offset((double)(across / cols), bw, p);
     memset(digit, 0, (size_t)p->size * p->size);
     for (int o = 0; o < bh; o++)
         for (int c = 0; c < bw; c++)
