@@ -5,7 +5,8 @@
 - one thread: milliseconds per 160x160 photo in read_digit, and in its parts (the gray levels; steps 2-8,
   csrc/read_digit.c, one call for all the photos; predict in one batch), medians over rounds;
 - throughput: 1,000 photos, as RGB arrays and as JPEG files (quality 90), read by read_digits (on as many
-  threads as the kernels use: 1, then 2) and predicted in one batch, per second;
+  threads as the kernels use: 1, then 2) and predicted in one batch, per second, with the process's CPU
+  time over the wall time (how many cores it kept busy);
 - a 4032x3024 photo: read_digit on the RGB array and on a JPEG file of it (Pillow decodes it at a reduced
   scale), median seconds.
 
@@ -59,14 +60,26 @@ def steps(model, photos, rounds):
 
 
 def throughput(model, sources, threads, rounds):
-    """Median photos per second: read by read_digits (on as many threads as the kernels use), then
-    predicted in one batch; a photo it refuses is skipped, as a batch that reports failures goes on."""
+    """(photos per second, CPU share), medians over rounds: reading sources by read_digits (on as many
+    threads as the kernels use) and predicting them in one batch (a photo it refuses is skipped, as a batch
+    that reports failures goes on), and the process's CPU time over that round's wall time (os.times): up to
+    the thread count when the threads run side by side, 1 when they queue for the GIL, less when the machine
+    has no free core to give."""
     def run():
         digits, _ = images.read_digits(sources, errors="skip")
         model.predict(digits)
 
+    def cpu():
+        t = os.times()
+        return t.user + t.system
+
+    walls, shares = [], []
     with timing.kernel_threads(threads):
-        return len(sources) / timing.median([timing.elapsed(run) for _ in range(rounds)])
+        for _ in range(rounds):
+            before = cpu()
+            walls.append(timing.elapsed(run))
+            shares.append((cpu() - before) / walls[-1])
+    return len(sources) / timing.median(walls), timing.median(shares)
 
 
 def big_photo(rounds):
@@ -112,9 +125,10 @@ def main():
             files.append(os.path.join(folder, f"{i:04d}.jpg"))
             Image.fromarray(photo).save(files[-1], quality=90)
         for threads in (1, 2):
-            arrays = throughput(models["classic"], list(photos), threads, args.rounds)
-            jpegs = throughput(models["classic"], files, threads, args.rounds)
-            print(f"  {threads} thread{'s' if threads > 1 else ' '}  RGB arrays {arrays:8.0f}   JPEG files {jpegs:8.0f}")
+            arrays, arrays_cpu = throughput(models["classic"], list(photos), threads, args.rounds)
+            jpegs, jpegs_cpu = throughput(models["classic"], files, threads, args.rounds)
+            print(f"  {threads} thread{'s' if threads > 1 else ' '}  RGB arrays {arrays:8.0f} (CPU {arrays_cpu:4.0%})"
+                  f"   JPEG files {jpegs:8.0f} (CPU {jpegs_cpu:4.0%})")
     array, jpeg = big_photo(args.rounds)
     print(f"\n4032x3024 photo: read_digit on the array {array:.3f} s, on a JPEG file {jpeg:.3f} s")
 

@@ -36,6 +36,9 @@ drawn anywhere else looks nothing like that until it goes through the same steps
 8. Paste into 28x28 with the centre of mass (index coordinates, as MNIST's averages 14.0) at (14, 14):
    the offset is rounded to whole pixels and clipped so the 20-pixel box stays inside the field.
 
+Steps 2-8 are one C call without the GIL (csrc/read_digit.c), for one picture or for each chunk of
+read_digits' pictures, so that reading threads add up; lenet_fast.reference.read_digit is the same in NumPy.
+
 Files need Pillow (pip install "lenet_fast[images]"), imported only when a file is read; arrays never
 need it, and neither do 8-bit grayscale PNG files such as the sample digits the package ships (read by a
 small strict decoder when Pillow is absent, so that a bare install's first command works).
