@@ -214,6 +214,8 @@ int lf_picture_ink(const float *gray, int h, int w, const lf_picture_params *p, 
          * double and rounded back to float32) */
         level = (lf_select_rank(q.border, n, n / 2 - 1) + lf_select_rank(q.border, n, n / 2)) / 2.0f;
         dark = (float)((double)pairwise(gray, (ptrdiff_t)h * w, 1) / ((double)h * w)) < level;
+    } else if (q.ch == 0 || q.cw == 0) {
+        dark = 1; /* a strip thinner than the coarse blocks: no evidence either way, the tie's answer */
     } else {
         const float *coarse = gray;
         if (q.f > 1) {
@@ -432,10 +434,10 @@ int lf_read_digit(const float *gray, int h, int w, const lf_picture_params *p, u
         q.mask[i] = q.ink[i] > 0.0f;
     const int32_t count = lf_components(q.mask, q.h, q.w, q.labels, q.parent);
     lf_component_stats(q.labels, q.h, q.w, count, q.ink, q.boxes, q.sums, q.peaks);
-    int32_t main = 0;
+    int32_t largest = 0;
     for (int32_t c = 1; c < count; c++)
-        main = q.sums[c] > q.sums[main] ? c : main;
-    const int32_t *m = q.boxes + 4 * (size_t)main;
+        largest = q.sums[c] > q.sums[largest] ? c : largest;
+    const int32_t *m = q.boxes + 4 * (size_t)largest;
     const int size = larger(m[2] - m[0], m[3] - m[1]);
     if (size < p->min_size) {
         result->speck = size;
@@ -444,7 +446,8 @@ int lf_read_digit(const float *gray, int h, int w, const lf_picture_params *p, u
     q.keep[0] = 0;
     for (int32_t c = 0; c < count; c++) {
         const int32_t *b = q.boxes + 4 * (size_t)c;
-        const int part = q.sums[c] >= p->part_share * q.sums[main] || q.peaks[c] >= p->mark_peak * q.peaks[main];
+        const int part =
+            q.sums[c] >= p->part_share * q.sums[largest] || q.peaks[c] >= p->mark_peak * q.peaks[largest];
         q.keep[c + 1] = (near(b, m, p->part_reach * size) && part) || near(b, m, p->adjacent);
     }
     for (size_t i = 0; i < n; i++)

@@ -745,7 +745,9 @@ def picture_ink(gray, p):
     else:
         coarse = picture_shrink(gray, p["polarity_size"])
         k = max(3, max(coarse.shape) // 2 | 1)
-        dark = _variation(morphology(coarse, k, True)) <= _variation(morphology(coarse, k, False))
+        # a strip thinner than the coarse blocks leaves no coarse image: no evidence either way, the tie's answer
+        dark = coarse.size == 0 or (_variation(morphology(coarse, k, True))
+                                    <= _variation(morphology(coarse, k, False)))
 
         def paper(dark):
             return picture_paper(gray, dark, p)

@@ -190,10 +190,13 @@ def test_read_digits_matches_the_reference_on_photos(seed):
 
 def odd_pictures(seed):
     """Arrays no photo gives: 1x1 to over 512 pixels a side, tall, wide, blank, noise, a lone speck, light
-    ink on dark paper, a digit drawn on an evenly lit or a shaded page."""
+    ink on dark paper, a digit drawn on an evenly lit or a shaded page; strips thinner than the blocks of
+    step 2 (nothing left: no ink) or of the polarity's coarse image (shaded: the polarity by the tie's rule)."""
     rng = np.random.default_rng(seed)
+    strip = np.tile(np.linspace(0.3, 1.0, 1300), (3, 1))
+    strip[:, 600:640] *= 0.2
     out = [np.zeros((1, 1)), np.ones((1, 7)), np.full((3, 2), 0.5), np.ones((1, 600)), np.ones((600, 1)),
-           rng.random((5, 5)), rng.random((37, 90)), rng.random((520, 33)), np.ones((30, 40))]
+           rng.random((5, 5)), rng.random((37, 90)), rng.random((520, 33)), np.ones((30, 40)), strip, 1 - strip.T]
     speck = np.ones((40, 40))
     speck[20, 20] = 0.0
     out.append(speck)
