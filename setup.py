@@ -32,7 +32,7 @@ from setuptools.command.build_ext import build_ext
 # The C files that hold no network kernels (the run-time dispatcher, the per-thread workspaces, the trainer's
 # state) or only scalar code (the picture steps, which take a small part of reading a photo): built once, for
 # the baseline, not once per instruction-set path.
-SHARED = ["dispatch.c", "workspace.c", "trainer_state.c", "morphology.c", "components.c", "ink.c"]
+SHARED = ["dispatch.c", "workspace.c", "trainer_state.c", "morphology.c", "components.c", "ink.c", "read_digit.c"]
 SOURCES = sorted(glob.glob(os.path.join("csrc", "*.c")))
 KERNELS = [f for f in SOURCES if os.path.basename(f) not in SHARED]
 HEADERS = sorted(glob.glob(os.path.join("csrc", "*.h")))

@@ -2,10 +2,11 @@
 
 - accuracy: digit_photos(N, seed) (lenet_fast.handwriting: seeded photos of handwritten digits, not from
   MNIST) through read_digit and each pretrained model, every refusal counted wrong, for each seed;
-- one thread: milliseconds per 160x160 photo in read_digit, and the share of that in each step (background
-  and ink, the digit's components, the MNIST form), medians over rounds;
+- one thread: milliseconds per 160x160 photo in read_digit, and in its parts (the gray levels; steps 2-8,
+  csrc/read_digit.c, one call for all the photos; predict in one batch), medians over rounds;
 - throughput: 1,000 photos, as RGB arrays and as JPEG files (quality 90), read by read_digits (on as many
-  threads as the kernels use: 1, then 2) and predicted in one batch, per second;
+  threads as the kernels use: 1, then 2) and predicted in one batch, per second, with the process's CPU
+  time over the wall time (how many cores it kept busy);
 - a 4032x3024 photo: read_digit on the RGB array and on a JPEG file of it (Pillow decodes it at a reduced
   scale), median seconds.
 
@@ -42,32 +43,43 @@ def read_or_blank(photo):
         return np.zeros((images.SIZE, images.SIZE), np.uint8)
 
 
-def steps(photos, rounds):
-    """Median milliseconds per photo: read_digit, and its steps, on the photos it reads."""
+def steps(model, photos, rounds):
+    """Median milliseconds per photo: read_digit, and its parts, on the photos it reads: the gray levels
+    (Python and NumPy), steps 2-8 (one C call for all the photos), and predict (one batch)."""
     photos = [p for p in photos if read_or_blank(p).any()]
     grays = [images._gray(p) for p in photos]
-    inks = [images._ink(g.copy(), "x") for g in grays]
-    digits = [images._digit(i.copy(), "x") for i in inks]
+    digits = np.stack([images.read_digit(p) for p in photos])
     measures = {
         "read_digit": lambda: [images.read_digit(p) for p in photos],
         "gray": lambda: [images._gray(p) for p in photos],
-        "ink (background, noise floor)": lambda: [images._ink(g.copy(), "x") for g in grays],
-        "digit (components)": lambda: [images._digit(i.copy(), "x") for i in inks],
-        "mnist form": lambda: [images._mnist_form(d) for d in digits],
+        "steps 2-8 (one C call)": lambda: images._read_grays(grays, ["x"] * len(grays)),
+        "predict (one batch)": lambda: model.predict(digits),
     }
     times = timing.interleaved({k: (lambda f=f: timing.elapsed(f)) for k, f in measures.items()}, rounds)
     return {k: timing.median(t) / len(photos) * 1e3 for k, t in times.items()}
 
 
 def throughput(model, sources, threads, rounds):
-    """Median photos per second: read by read_digits (on as many threads as the kernels use), then
-    predicted in one batch; a photo it refuses is skipped, as a batch that reports failures goes on."""
+    """(photos per second, CPU share), medians over rounds: reading sources by read_digits (on as many
+    threads as the kernels use) and predicting them in one batch (a photo it refuses is skipped, as a batch
+    that reports failures goes on), and the process's CPU time over that round's wall time (os.times): up to
+    the thread count when the threads run side by side, 1 when they queue for the GIL, less when the machine
+    has no free core to give."""
     def run():
         digits, _ = images.read_digits(sources, errors="skip")
         model.predict(digits)
 
+    def cpu():
+        t = os.times()
+        return t.user + t.system
+
+    walls, shares = [], []
     with timing.kernel_threads(threads):
-        return len(sources) / timing.median([timing.elapsed(run) for _ in range(rounds)])
+        for _ in range(rounds):
+            before = cpu()
+            walls.append(timing.elapsed(run))
+            shares.append((cpu() - before) / walls[-1])
+    return len(sources) / timing.median(walls), timing.median(shares)
 
 
 def big_photo(rounds):
@@ -103,7 +115,7 @@ def main():
             print(f"  seed {seed}  {variant:8s} wrong {wrong:6.2%}  (refused {refused:.2%})")
     photos, _ = handwriting.digit_photos(args.n, args.seeds[0])
     print("\none thread, ms per 160x160 photo (median of rounds)")
-    for step, ms in steps(photos[:200], args.rounds).items():
+    for step, ms in steps(models["classic"], photos[:200], args.rounds).items():
         print(f"  {step:32s} {ms:7.3f}")
     print(f"\n{args.n} photos read and predicted, photos/s (median of rounds)")
     with tempfile.TemporaryDirectory() as folder:
@@ -113,9 +125,10 @@ def main():
             files.append(os.path.join(folder, f"{i:04d}.jpg"))
             Image.fromarray(photo).save(files[-1], quality=90)
         for threads in (1, 2):
-            arrays = throughput(models["classic"], list(photos), threads, args.rounds)
-            jpegs = throughput(models["classic"], files, threads, args.rounds)
-            print(f"  {threads} thread{'s' if threads > 1 else ' '}  RGB arrays {arrays:8.0f}   JPEG files {jpegs:8.0f}")
+            arrays, arrays_cpu = throughput(models["classic"], list(photos), threads, args.rounds)
+            jpegs, jpegs_cpu = throughput(models["classic"], files, threads, args.rounds)
+            print(f"  {threads} thread{'s' if threads > 1 else ' '}  RGB arrays {arrays:8.0f} (CPU {arrays_cpu:4.0%})"
+                  f"   JPEG files {jpegs:8.0f} (CPU {jpegs_cpu:4.0%})")
     array, jpeg = big_photo(args.rounds)
     print(f"\n4032x3024 photo: read_digit on the array {array:.3f} s, on a JPEG file {jpeg:.3f} s")
 

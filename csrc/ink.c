@@ -10,10 +10,10 @@
  */
 #include <math.h>
 #include "lenet_fast.h"
+#include "select_rank.h"
 
-/* The element of rank k of a[0 .. n) (0 <= k < n), by Hoare's selection with a median-of-three pivot; a is
- * reordered. */
-static float select_rank(float *a, ptrdiff_t n, ptrdiff_t k)
+/* select_rank.h: Hoare's selection with a median-of-three pivot. */
+float lf_select_rank(float *a, ptrdiff_t n, ptrdiff_t k)
 {
     ptrdiff_t lo = 0, hi = n - 1;
     while (lo < hi) {
@@ -57,10 +57,10 @@ int lf_ink(const float *gray, const float *paper, float level, int h, int w, int
     for (int y = 0; y < h; y += 2)
         for (int x = 0; x < w; x += 2)
             scratch[n++] = ink[(size_t)y * w + x];
-    const float middle = select_rank(scratch, n, n / 2);
+    const float middle = lf_select_rank(scratch, n, n / 2);
     for (ptrdiff_t i = 0; i < n; i++)
         scratch[i] = fabsf(scratch[i] - middle);
-    const double sigma = 1.4826 * (double)select_rank(scratch, n, n / 2);
+    const double sigma = 1.4826 * (double)lf_select_rank(scratch, n, n / 2);
     *floor = (double)middle + sigmas * sigma;
     *contrast = (double)strongest - *floor;
     if (*contrast < (min_contrast > sigmas * sigma ? min_contrast : sigmas * sigma))

@@ -164,6 +164,54 @@ int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_
 void lf_component_stats(const int32_t *labels, int h, int w, int32_t count, const float *values, int32_t *boxes,
                         double *sums, float *peaks);
 
+/* read_digit.c: a gray picture (h, w), float32 in [0, 1] with 1 white, to its 28x28 MNIST form, read_digit's
+ * steps 2-8 (lenet_fast/images.py's module docstring). The constants are images.py's, passed in: */
+typedef struct {
+    int work_size;       /* WORK_SIZE: a longer side beyond it is block-averaged first */
+    int polarity_size;   /* POLARITY_SIZE: the coarse picture the polarity is decided on */
+    int light_window;    /* LIGHT_WINDOW: the paper's window is the longer side / this ... */
+    int min_window;      /* MIN_WINDOW: ... and at least this */
+    int min_size;        /* MIN_SIZE: a digit smaller both ways is a speck */
+    int adjacent;        /* ADJACENT: a piece this close to the digit's box is kept */
+    int box;             /* BOX: the scaled digit's longer side */
+    int size;            /* SIZE: the field's side; the caller's digit holds size * size bytes */
+    float flat_paper;    /* FLAT_PAPER: the border's 10th-90th percentile range that counts as evenly lit */
+    float min_paper;     /* MIN_PAPER */
+    double noise_sigmas, min_contrast, ink_threshold, part_share, mark_peak, part_reach, centre;
+} lf_picture_params;
+
+/* What lf_read_digit found: LF_PICTURE_OK (digit written), LF_PICTURE_NO_INK (nothing above the noise floor
+ * in either polarity: contrast and floor are the last attempt's) or LF_PICTURE_SPECK (the digit is speck
+ * pixels across, fewer than min_size). */
+enum { LF_PICTURE_OK = 0, LF_PICTURE_NO_INK = 1, LF_PICTURE_SPECK = 2 };
+typedef struct {
+    int status, speck;
+    double contrast, floor;
+} lf_picture_result;
+
+/* Each step's workspace is one caller buffer of the bytes its _workspace function gives, 16-byte aligned;
+ * none allocates. A buffer sized for (h, w) serves any picture of at most h rows and w columns only if the
+ * function gives no more for it: the caller sizes it for each picture it passes (or their maximum).
+ *
+ * lf_read_digit: steps 2-8; writes digit (size x size) when it returns LF_PICTURE_OK, and the status, with
+ * its figures, into result.
+ * lf_picture_ink: steps 3-4 on a picture already at working size: ink (h, w) less its noise floor; returns 1,
+ * or 0 when nothing stands out in either polarity (contrast and floor then say by how little).
+ * lf_paper: the paper under uneven light (images._paper): the closing (dark) or opening of gray, halved and
+ * enlarged back when both sides reach 2 * min_window; writes paper (h, w).
+ * lf_mnist_form: steps 6-8 on an ink map (h, w) of non-negative values with a positive maximum: digit
+ * (size x size). */
+size_t lf_read_digit_workspace(int h, int w, const lf_picture_params *p);
+int lf_read_digit(const float *gray, int h, int w, const lf_picture_params *p, uint8_t *digit, void *workspace,
+                  lf_picture_result *result);
+size_t lf_picture_ink_workspace(int h, int w, const lf_picture_params *p);
+int lf_picture_ink(const float *gray, int h, int w, const lf_picture_params *p, float *ink, void *workspace,
+                   double *contrast, double *floor);
+size_t lf_paper_workspace(int h, int w, const lf_picture_params *p);
+void lf_paper(const float *gray, int h, int w, int dark, const lf_picture_params *p, float *paper, void *workspace);
+size_t lf_mnist_form_workspace(int h, int w, const lf_picture_params *p);
+void lf_mnist_form(const double *ink, int h, int w, const lf_picture_params *p, uint8_t *digit, void *workspace);
+
 /* Build facts and threads. */
 const char *lf_isa_name(void);          /* the instruction-set path chosen at run time */
 int lf_select_isa(const char *name);    /* force a path ("avx512", "avx2", "baseline"); -1 if unavailable */

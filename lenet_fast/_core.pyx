@@ -904,6 +904,160 @@ def component_stats(labels, int count, values=None):
     return boxes, sums, peaks
 
 
+_PICTURE_SIDE = 1 << 28  # a picture's side: keeps csrc/read_digit.c's border and row arithmetic inside a C int
+PICTURE_OK, PICTURE_NO_INK, PICTURE_SPECK = LF_PICTURE_OK, LF_PICTURE_NO_INK, LF_PICTURE_SPECK
+
+
+cdef lf_picture_params picture_params(params) except *:
+    """The lf_picture_params of a mapping holding each of its fields by name (images.PICTURE_PARAMS)."""
+    cdef lf_picture_params p
+    p.work_size, p.polarity_size = params["work_size"], params["polarity_size"]
+    p.light_window, p.min_window = params["light_window"], params["min_window"]
+    p.min_size, p.adjacent, p.box, p.size = params["min_size"], params["adjacent"], params["box"], params["size"]
+    p.flat_paper, p.min_paper = params["flat_paper"], params["min_paper"]
+    p.noise_sigmas, p.min_contrast = params["noise_sigmas"], params["min_contrast"]
+    p.ink_threshold, p.part_share = params["ink_threshold"], params["part_share"]
+    p.mark_peak, p.part_reach, p.centre = params["mark_peak"], params["part_reach"], params["centre"]
+    return p
+
+
+def _gray_picture(g, name):
+    """g, checked to be what images._gray returns: a C-contiguous float32 (H, W) array, H and W at least 1,
+    finite (not converted: a copy here would be a hidden cost per picture; not range-checked: a composited
+    colour may exceed 1 by a rounding, and the steps need no range)."""
+    if not isinstance(g, np.ndarray) or g.dtype != np.float32 or not g.flags.c_contiguous:
+        kind = f"dtype {g.dtype}{'' if g.flags.c_contiguous else ', not C-contiguous'}" if isinstance(g, np.ndarray) \
+            else type(g).__name__
+        raise TypeError(f"{name} must be a C-contiguous float32 array, got {kind}")
+    if g.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (H, W), got shape {g.shape}")
+    positive_int(g.shape[0], f"{name}'s height", _PICTURE_SIDE)
+    positive_int(g.shape[1], f"{name}'s width", _PICTURE_SIDE)
+    cdef const float[::1] v = g.reshape(-1)
+    if not finite(&v[0], v.shape[0]):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return g
+
+
+def read_digits(grays, params):
+    """(digits, status, specks, contrasts, floors): each gray picture's MNIST form, csrc/read_digit.c's
+    steps 2-8, all in one call with the GIL released and one workspace, sized for the largest picture.
+
+    grays: a non-empty list of C-contiguous float32 (H, W) arrays (levels in [0, 1]), as images._gray returns;
+    params: a mapping of lf_picture_params's fields (images.PICTURE_PARAMS). digits (N, size, size) uint8,
+    zero where status is not PICTURE_OK; status (N,) int32: PICTURE_OK, PICTURE_NO_INK (contrasts and floors
+    (N,) float64 say by how little ink stood out) or PICTURE_SPECK (specks (N,) int32: the digit's size).
+    TypeError for a non-list or an array of another dtype or layout; ValueError for an empty list, a shape
+    other than (H, W) with H, W >= 1, or NaN or infinity."""
+    if not isinstance(grays, list):
+        raise TypeError(f"grays must be a list of arrays, got {type(grays).__name__}")
+    cdef Py_ssize_t n = len(grays), i
+    if n == 0:
+        raise ValueError("grays is empty: no picture to read")
+    cdef lf_picture_params p = picture_params(params)
+    held = [_gray_picture(g, f"grays[{i}]") for i, g in enumerate(grays)]  # kept alive through the call
+    cdef size_t need = 0
+    cdef const float **pixels = <const float **>malloc(n * sizeof(float *))
+    cdef int *shape = <int *>malloc(2 * n * sizeof(int))
+    if pixels == NULL or shape == NULL:
+        free(pixels)
+        free(shape)
+        raise MemoryError("no memory for the pictures' list")
+    try:
+        for i, g in enumerate(held):
+            pixels[i] = <const float *>cnp.PyArray_DATA(g)
+            shape[2 * i], shape[2 * i + 1] = g.shape[0], g.shape[1]
+            need = max(need, lf_read_digit_workspace(shape[2 * i], shape[2 * i + 1], &p))
+        digits = np.zeros((n, p.size, p.size), np.uint8)
+        status = np.empty(n, np.int32)
+        specks = np.empty(n, np.int32)
+        contrasts = np.empty(n, np.float64)
+        floors = np.empty(n, np.float64)
+        workspace = np.empty(need, np.uint8)
+        run_pictures(pixels, shape, n, &p, <uint8_t *>cnp.PyArray_DATA(digits), <int32_t *>cnp.PyArray_DATA(status),
+                     <int32_t *>cnp.PyArray_DATA(specks), <double *>cnp.PyArray_DATA(contrasts),
+                     <double *>cnp.PyArray_DATA(floors), cnp.PyArray_DATA(workspace))
+    finally:
+        free(pixels)
+        free(shape)
+    return digits, status, specks, contrasts, floors
+
+
+cdef void run_pictures(const float **pixels, const int *shape, Py_ssize_t n, const lf_picture_params *p,
+                       uint8_t *digits, int32_t *status, int32_t *specks, double *contrasts, double *floors,
+                       void *workspace) noexcept:
+    cdef lf_picture_result r
+    cdef Py_ssize_t i
+    cdef size_t field = <size_t>p.size * p.size
+    with nogil:
+        for i in range(n):
+            lf_read_digit(pixels[i], shape[2 * i], shape[2 * i + 1], p, digits + i * field, workspace, &r)
+            status[i], specks[i], contrasts[i], floors[i] = r.status, r.speck, r.contrast, r.floor
+
+
+def picture_ink(gray, params):
+    """(ink or None, contrast, floor): read_digit's steps 3-4 on a 2-D float image in [0, 1] (csrc/read_digit.c:
+    lf_picture_ink): its ink, float32 of its shape, less the noise floor; None when nothing stands out in
+    either polarity, contrast and floor then saying by how little. params as read_digits takes them."""
+    g = float32_array(gray, "gray", (None, None))
+    cdef int h = positive_int(g.shape[0], "the image's height", _MAX_DIM)
+    cdef int w = positive_int(g.shape[1], "the image's width", _MAX_DIM)
+    cdef lf_picture_params p = picture_params(params)
+    ink = np.empty_like(g)
+    workspace = np.empty(lf_picture_ink_workspace(h, w, &p), np.uint8)
+    cdef const float[:, ::1] gv = g
+    cdef float[:, ::1] iv = ink
+    cdef void *ws = cnp.PyArray_DATA(workspace)
+    cdef double contrast, floor
+    cdef int found
+    with nogil:
+        found = lf_picture_ink(&gv[0, 0], h, w, &p, &iv[0, 0], ws, &contrast, &floor)
+    return (ink if found else None), contrast, floor
+
+
+def paper(gray, bint dark, params):
+    """The paper under uneven light of a 2-D float image (csrc/read_digit.c: lf_paper): its closing (dark) or
+    opening over a window wider than a stroke, halved first when both sides allow; float32 of its shape.
+    params as read_digits takes them."""
+    g = float32_array(gray, "gray", (None, None))
+    cdef int h = positive_int(g.shape[0], "the image's height", _MAX_DIM)
+    cdef int w = positive_int(g.shape[1], "the image's width", _MAX_DIM)
+    cdef lf_picture_params p = picture_params(params)
+    out = np.empty_like(g)
+    workspace = np.empty(lf_paper_workspace(h, w, &p), np.uint8)
+    cdef const float[:, ::1] gv = g
+    cdef float[:, ::1] ov = out
+    cdef void *ws = cnp.PyArray_DATA(workspace)
+    with nogil:
+        lf_paper(&gv[0, 0], h, w, dark, &p, &ov[0, 0], ws)
+    return out
+
+
+def mnist_form(ink, params):
+    """The (size, size) uint8 MNIST form of an ink map (csrc/read_digit.c: lf_mnist_form, read_digit's steps
+    6-8): a 2-D float array, non-negative, with some ink (a positive maximum), taken in float64. params as
+    read_digits takes them. ValueError for negative values or no ink."""
+    a = np.asarray(ink)
+    if a.dtype.kind != "f":
+        raise TypeError(f"ink must be a floating-point array, got dtype {a.dtype}")
+    if a.ndim != 2:
+        raise ValueError(f"ink must be 2-D (H, W), got shape {a.shape}")
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    cdef int h = positive_int(a.shape[0], "the ink's height", _MAX_DIM)
+    cdef int w = positive_int(a.shape[1], "the ink's width", _MAX_DIM)
+    if not np.isfinite(a).all() or a.min() < 0 or a.max() <= 0:
+        raise ValueError("ink must be finite and non-negative, with a positive maximum")
+    cdef lf_picture_params p = picture_params(params)
+    out = np.empty((p.size, p.size), np.uint8)
+    workspace = np.empty(lf_mnist_form_workspace(h, w, &p), np.uint8)
+    cdef const double[:, ::1] av = a
+    cdef uint8_t[:, ::1] ov = out
+    cdef void *ws = cnp.PyArray_DATA(workspace)
+    with nogil:
+        lf_mnist_form(&av[0, 0], h, w, &p, &ov[0, 0], ws)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Build facts and threads
 

@@ -5,6 +5,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 cdef extern from "lenet_fast.h" nogil:
     enum: LF_MAX_LAYERS
     enum: LF_ERR_THREADS, LF_ERR_FORKED, LF_MAX_THREADS
+    enum: LF_PICTURE_OK, LF_PICTURE_NO_INK, LF_PICTURE_SPECK
     ctypedef enum lf_act:
         LF_ACT_NONE, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU
     ctypedef enum lf_pool:
@@ -64,6 +65,25 @@ cdef extern from "lenet_fast.h" nogil:
     int32_t lf_components(const uint8_t *mask, int h, int w, int32_t *labels, int32_t *parent)
     void lf_component_stats(const int32_t *labels, int h, int w, int32_t count, const float *values,
                             int32_t *boxes, double *sums, float *peaks)
+    ctypedef struct lf_picture_params:
+        int work_size, polarity_size, light_window, min_window, min_size, adjacent, box, size
+        float flat_paper, min_paper
+        double noise_sigmas, min_contrast, ink_threshold, part_share, mark_peak, part_reach, centre
+    ctypedef struct lf_picture_result:
+        int status, speck
+        double contrast, floor
+    size_t lf_read_digit_workspace(int h, int w, const lf_picture_params *p)
+    int lf_read_digit(const float *gray, int h, int w, const lf_picture_params *p, uint8_t *digit, void *workspace,
+                      lf_picture_result *result)
+    size_t lf_picture_ink_workspace(int h, int w, const lf_picture_params *p)
+    int lf_picture_ink(const float *gray, int h, int w, const lf_picture_params *p, float *ink, void *workspace,
+                       double *contrast, double *floor)
+    size_t lf_paper_workspace(int h, int w, const lf_picture_params *p)
+    void lf_paper(const float *gray, int h, int w, int dark, const lf_picture_params *p, float *paper,
+                  void *workspace)
+    size_t lf_mnist_form_workspace(int h, int w, const lf_picture_params *p)
+    void lf_mnist_form(const double *ink, int h, int w, const lf_picture_params *p, uint8_t *digit,
+                       void *workspace)
     const char *lf_isa_name()
     int lf_select_isa(const char *name)
     int lf_openmp_enabled()

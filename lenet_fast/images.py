@@ -36,12 +36,14 @@ drawn anywhere else looks nothing like that until it goes through the same steps
 8. Paste into 28x28 with the centre of mass (index coordinates, as MNIST's averages 14.0) at (14, 14):
    the offset is rounded to whole pixels and clipped so the 20-pixel box stays inside the field.
 
+Steps 2-8 are one C call without the GIL (csrc/read_digit.c), for one picture or for each chunk of
+read_digits' pictures, so that reading threads add up; lenet_fast.reference.read_digit is the same in NumPy.
+
 Files need Pillow (pip install "lenet_fast[images]"), imported only when a file is read; arrays never
 need it, and neither do 8-bit grayscale PNG files such as the sample digits the package ships (read by a
 small strict decoder when Pillow is absent, so that a bare install's first command works).
 """
 import concurrent.futures
-import functools
 import os
 import struct
 import sys
@@ -78,6 +80,14 @@ MAX_PIXELS = 64_000_000   # a file claiming more is refused before decoding: no 
 PNG_MAX_PIXELS = 1 << 24  # the built-in PNG reader's limit (a digit needs far fewer): no decompression bomb
 SAMPLES = Path(__file__).parent / "samples"
 READ_CHUNK = 16           # sources a reading thread takes at a time: few hand-offs, and the threads stay even
+# The constants above as csrc/read_digit.c takes them (lenet_fast.h: lf_picture_params), steps 2-8 being C.
+PICTURE_PARAMS = {
+    "work_size": WORK_SIZE, "polarity_size": POLARITY_SIZE, "light_window": LIGHT_WINDOW, "min_window": MIN_WINDOW,
+    "min_size": MIN_SIZE, "adjacent": ADJACENT, "box": BOX, "size": SIZE, "flat_paper": FLAT_PAPER,
+    "min_paper": MIN_PAPER, "noise_sigmas": NOISE_SIGMAS, "min_contrast": MIN_CONTRAST,
+    "ink_threshold": INK_THRESHOLD, "part_share": PART_SHARE, "mark_peak": MARK_PEAK, "part_reach": PART_REACH,
+    "centre": CENTRE,
+}
 
 
 def read_digit(source):
@@ -96,7 +106,10 @@ def read_digit(source):
     the sample digits are: module docstring).
     """
     name, gray = _source_gray(source)
-    return _normalize(gray, name)
+    [(digit, exc)] = _read_grays([gray], [name])
+    if exc is not None:
+        raise exc
+    return digit
 
 
 def _source_gray(source):
@@ -161,15 +174,21 @@ def read_digits(sources, errors="raise"):
 def _read_all(sources):
     """For each source, (read_digit's digit, None) or (None, the OSError, TypeError or ValueError it raised),
     in order. The sources are read on as many threads as the kernels use (get_num_threads), in chunks of
-    READ_CHUNK: decoding, the picture steps and numpy's larger loops release the GIL."""
+    READ_CHUNK: each chunk's files are decoded and grayed (Pillow's decoding and numpy's larger loops release
+    the GIL), and then its gray pictures go through steps 2-8 in one C call that releases it."""
     def attempt(chunk):
-        out = []
+        out, grays, names = [], [], []
         for source in chunk:
             try:
-                out.append((read_digit(source), None))
+                name, gray = _source_gray(source)
             except (OSError, TypeError, ValueError) as exc:
                 out.append((None, exc))
-        return out
+                continue
+            out.append(len(grays))  # its place among the chunk's pictures
+            grays.append(gray)
+            names.append(name)
+        read = _read_grays(grays, names) if grays else []
+        return [read[r] if isinstance(r, int) else r for r in out]
 
     chunks = [sources[i:i + READ_CHUNK] for i in range(0, len(sources), READ_CHUNK)]
     workers = min(_core.get_num_threads(), len(chunks))
@@ -177,6 +196,30 @@ def _read_all(sources):
         return [result for chunk in chunks for result in attempt(chunk)]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         return [result for done in pool.map(attempt, chunks) for result in done]
+
+
+def _read_grays(grays, names):
+    """For each gray picture (_gray's) and the name its errors give, (its MNIST form, None) or (None, the
+    no-digit ValueError), in order: steps 2-8 of the module docstring, all the pictures in one C call
+    (csrc/read_digit.c), which releases the GIL."""
+    digits, status, specks, contrasts, floors = _core.read_digits(grays, PICTURE_PARAMS)
+    out = []
+    for digit, name, kind, speck, contrast, floor in zip(digits, names, status, specks, contrasts, floors):
+        if kind == _core.PICTURE_OK:
+            out.append((digit, None))
+        elif kind == _core.PICTURE_SPECK:
+            out.append((None, ValueError(f"{name} contains no digit: the largest mark is a speck of {speck} "
+                                         f"pixels: blank paper, or a digit too faint or too small to read")))
+        else:
+            out.append((None, _no_ink(name, contrast, floor)))
+    return out
+
+
+def _no_ink(name, contrast, floor):
+    """The ValueError of a picture where nothing stands out from the background (module docstring, step 4)."""
+    return ValueError(f"{name} contains no digit: nothing stands out from the background (strongest contrast "
+                      f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint or "
+                      f"too small to read")
 
 
 def image_files(folder):
@@ -355,161 +398,3 @@ def _gray(a):
         gray *= alpha
         gray += paper
     return gray
-
-
-def _normalize(gray, name):
-    """The MNIST form of a gray image (module docstring, steps 2-8); name is for the no-digit errors."""
-    return _mnist_form(_digit(_ink(_shrink(gray), name), name))
-
-
-def _shrink(gray, size=WORK_SIZE):
-    """gray reduced by area averaging over whole blocks of f x f pixels, f the smallest integer that brings
-    its longer side to at most size (the last partial row and column of blocks are dropped), so that a large
-    photo costs no more than a digit needs; a smaller image is returned as it is (not copied)."""
-    f = -(-max(gray.shape) // size)
-    if f == 1:
-        return gray
-    h, w = gray.shape[0] // f, gray.shape[1] // f
-    # one axis at a time: each sum runs over contiguous memory, unlike a mean over axes (1, 3) at once
-    rows = gray[:h * f, :w * f].reshape(h, f, w * f).sum(axis=1)
-    return rows.reshape(h, w, f).sum(axis=2) / (f * f)
-
-
-def _ink(gray, name):
-    """The ink of a gray image (module docstring, steps 3-4): a float32 array of its shape, 0 where the paper
-    (and its noise) is, growing with the ink's contrast; name is for the no-ink error. gray is this call's own
-    array and may be overwritten.
-
-    Raises ValueError when nothing stands out from the background by MIN_CONTRAST and by the noise."""
-    border = _border(gray)
-    ranked = np.sort(border)
-    if ranked[len(ranked) * 9 // 10] - ranked[len(ranked) // 10] <= FLAT_PAPER:  # its 10th to 90th percentile
-        # Evenly lit: the paper is one level, the border's, and the ink whatever the mean moves away from it
-        # towards (a solid shape of any width included).
-        level = np.median(border)
-        dark = gray.mean() < level
-
-        def paper(dark):
-            return level
-    else:
-        # Unevenly lit: the paper follows the light (_paper). The polarity is the one whose paper is smooth:
-        # of the coarse image's closing (dark ink removed) and opening (light ink removed), the one with the
-        # least variation.
-        coarse = _shrink(gray, POLARITY_SIZE)
-        k = max(3, max(coarse.shape) // 2 | 1)
-        dark = _variation(_core.morphology(coarse, k, True)) <= _variation(_core.morphology(coarse, k, False))
-
-        def paper(dark):
-            return _paper(gray, dark)
-    # When nothing stands out, the other polarity is tried before giving up: a vignette or a digit near the
-    # frame's edge can mislead either rule.
-    ink, contrast, floor = _above_floor(gray, paper(dark), dark)
-    if ink is None:
-        ink, contrast, floor = _above_floor(gray, paper(not dark), not dark)
-    if ink is None:
-        raise ValueError(f"{name} contains no digit: nothing stands out from the background (strongest contrast "
-                         f"{contrast:.3f} above a noise floor of {floor:.3f}): blank paper, or a digit too faint "
-                         f"or too small to read")
-    return ink
-
-
-def _above_floor(gray, paper, dark):
-    """(the ink less its noise floor, clipped at 0, or None when nothing rises above the floor by MIN_CONTRAST
-    and by NOISE_SIGMAS standard deviations; the strongest contrast; the floor) of gray against paper (an
-    array of its shape or one level): dark ink relative to the paper, (paper - gray) / paper, so that the
-    light's level cancels; light ink as gray - paper (module docstring, steps 3-4; csrc/ink.c)."""
-    return _core.ink_above_floor(gray, paper, dark, MIN_PAPER, NOISE_SIGMAS, MIN_CONTRAST)
-
-
-def _paper(gray, dark):
-    """The paper under uneven light: gray's closing (dark ink; else its opening) over a window of a
-    LIGHT_WINDOW-th of its longer side and at least MIN_WINDOW pixels. An image of at least 2 * MIN_WINDOW
-    pixels both ways is halved first (2x2 means) and the result enlarged back by repeating each pixel: light
-    varies slowly, and the closing is then a quarter of the work."""
-    h, w = gray.shape
-    if min(h, w) < 2 * MIN_WINDOW:
-        return _core.morphology(gray, max(MIN_WINDOW, max(h, w) // LIGHT_WINDOW) | 1, dark)
-    even = gray[:h // 2 * 2, :w // 2 * 2]
-    small = (even[0::2, 0::2] + even[1::2, 0::2] + even[0::2, 1::2] + even[1::2, 1::2]) * np.float32(0.25)
-    window = max(MIN_WINDOW // 2, max(small.shape) // LIGHT_WINDOW) | 1
-    paper = _core.morphology(small, window, dark)  # a closing for dark ink, an opening for light
-    paper = np.repeat(np.repeat(paper, 2, axis=0), 2, axis=1)
-    if h % 2 or w % 2:  # an odd last row or column repeats its neighbour
-        paper = np.pad(paper, ((0, h % 2), (0, w % 2)), mode="edge")
-    return paper
-
-
-def _border(a):
-    """The outermost rows and columns of a 2-D array, as one 1-D array."""
-    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-
-
-def _variation(a):
-    """The total variation of a 2-D array: the sum of its neighbours' absolute differences."""
-    return np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum()
-
-
-def _digit(ink, name):
-    """ink keeping only the digit (module docstring, step 5): the 8-connected component of the ink holding
-    the most of it, with each other component within PART_REACH of its box that holds at least PART_SHARE as
-    much ink or is at least MARK_PEAK as dark (a digit written in pieces), and any within ADJACENT pixels of
-    its box (its own faint edges); specks, shadow remnants and other marks become 0. ink is overwritten.
-
-    ValueError when the digit is a speck (under MIN_SIZE pixels both ways)."""
-    labels, count = _core.components(ink > 0)
-    boxes, mass, peak = _core.component_stats(labels, count, ink)
-    top, left, bottom, right = boxes.T.astype(np.int64)
-    bottom, right = bottom - 1, right - 1  # inclusive here: a box's size is bottom - top + 1
-    main = int(np.argmax(mass))
-    size = max(bottom[main] - top[main], right[main] - left[main]) + 1
-    if size < MIN_SIZE:
-        raise ValueError(f"{name} contains no digit: the largest mark is a speck of {size} pixels: blank paper, "
-                         f"or a digit too faint or too small to read")
-
-    def near(reach):  # the pieces whose box comes within reach of the digit's
-        return ((top <= bottom[main] + reach) & (bottom >= top[main] - reach)
-                & (left <= right[main] + reach) & (right >= left[main] - reach))
-
-    keep = near(PART_REACH * size) & ((mass >= PART_SHARE * mass[main]) | (peak >= MARK_PEAK * peak[main]))
-    keep |= near(ADJACENT)
-    ink *= np.take(np.concatenate([[False], keep]), labels)
-    return ink
-
-
-def _mnist_form(ink):
-    """The (28, 28) uint8 MNIST image of an ink map as _ink gives it (module docstring, steps 6-8): cropped to
-    its strong ink, scaled to the 20-pixel box, levels stretched, centre of mass at the field's centre."""
-    strong = ink >= INK_THRESHOLD * ink.max()
-    rows = np.flatnonzero(strong.any(axis=1))
-    cols = np.flatnonzero(strong.any(axis=0))
-    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    h, w = ink.shape
-    scale = BOX / max(h, w)
-    bh, bw = max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
-    box = _area_weights(h, bh) @ ink @ _area_weights(w, bw).T
-    box /= box.max()
-    mass = box.sum()
-    top = _offset(box.sum(axis=1) @ np.arange(bh) / mass, bh)
-    left = _offset(box.sum(axis=0) @ np.arange(bw) / mass, bw)
-    out = np.zeros((SIZE, SIZE))
-    out[top:top + bh, left:left + bw] = box
-    return np.floor(out * 255 + 0.5).astype(np.uint8)
-
-
-@functools.lru_cache(maxsize=1024)
-def _area_weights(n_in, n_out):
-    """(n_out, n_in) box-filter resampling matrix: output pixel i averages the input over its footprint
-    [i, i + 1) * n_in / n_out, each input pixel weighted by the length it overlaps. Kept for reuse (read-only):
-    digits come in a few hundred sizes, and building one costs more than using it."""
-    edges = np.arange(n_out + 1) * (n_in / n_out)
-    pixels = np.arange(n_in)
-    overlap = np.minimum(edges[1:, None], pixels + 1.0) - np.maximum(edges[:-1, None], pixels)
-    weights = np.maximum(overlap, 0.0) * (n_out / n_in)
-    weights.flags.writeable = False
-    return weights
-
-
-def _offset(centre_of_mass, length):
-    """Where a box of this length starts so that its centre of mass lands on CENTRE, in whole pixels
-    (rounded half up), kept inside the field."""
-    return min(max(int(np.floor(CENTRE - centre_of_mass + 0.5)), 0), SIZE - length)

@@ -3,12 +3,13 @@
 The picture goes through read_digit's first steps (images: gray levels, the paper under uneven light, the
 noise floor), and then:
 
-0. Polarity. Both paper estimates are made (images._paper: the closing, which removes dark ink, and the
-   opening, which removes light ink, over a window wider than a stroke) and the smoother one, the least total
-   variation, is the paper: the wrong one keeps the digits' shapes. read_digit decides on a coarse copy of
-   the picture instead, which suits one digit in the frame but not a row, where the digits fill the coarse
-   copy's window; a row read in the wrong polarity has the paper between its strokes for ink. When neither
-   polarity leaves ink above the noise floor, images._ink decides (and refuses a picture with no ink).
+0. Polarity. Both paper estimates are made (read_digit's paper under uneven light: the closing, which
+   removes dark ink, and the opening, which removes light ink, over a window wider than a stroke) and the
+   smoother one, the least total variation, is the paper: the wrong one keeps the digits' shapes. read_digit
+   decides on a coarse copy of the picture instead, which suits one digit in the frame but not a row, where
+   the digits fill the coarse copy's window; a row read in the wrong polarity has the paper between its
+   strokes for ink. When neither polarity leaves ink above the noise floor, read_digit's ink step decides
+   (and refuses a picture with no ink).
 1. Ink mask. A pixel is ink when its ink level is above Otsu's threshold of the ink levels (the level that
    best splits them into two classes: residual paper and strokes); a faint part of a stroke that touches a
    strong part is kept (hysteresis down to half the threshold), so that thin or pale strokes do not break.
@@ -105,15 +106,23 @@ def _default_model():
 
 
 def _ink(gray, name):
-    """The row's ink map (module docstring, step 0): images._ink's paper estimates and noise floor, the
-    polarity the one whose paper estimate varies least; images._ink itself (its no-digit error) when neither
-    polarity leaves ink above the noise. gray: float (H, W) in [0, 1], not modified."""
-    closing, opening = images._paper(gray, True), images._paper(gray, False)
-    dark = images._variation(closing) <= images._variation(opening)
-    ink, _, _ = images._above_floor(gray, closing if dark else opening, dark)
+    """The row's ink map (module docstring, step 0): read_digit's paper estimates and noise floor, the
+    polarity the one whose paper estimate varies least; read_digit's ink step itself (its no-digit error)
+    when neither polarity leaves ink above the noise. gray: float (H, W) in [0, 1], not modified."""
+    closing, opening = (_core.paper(gray, dark, images.PICTURE_PARAMS) for dark in (True, False))
+    dark = _variation(closing) <= _variation(opening)
+    ink, _, _ = _core.ink_above_floor(gray, closing if dark else opening, dark, images.MIN_PAPER,
+                                      images.NOISE_SIGMAS, images.MIN_CONTRAST)
     if ink is None:
-        return images._ink(gray, name)
+        ink, contrast, floor = _core.picture_ink(gray, images.PICTURE_PARAMS)
+        if ink is None:
+            raise images._no_ink(name, contrast, floor)
     return ink
+
+
+def _variation(a):
+    """The total variation of a 2-D array: the sum of its neighbours' absolute differences."""
+    return np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum()
 
 
 def _mask(ink):
@@ -198,7 +207,7 @@ def _segment(ink, labels, boxes, groups, height, model):
             rows = np.flatnonzero(part.any(axis=1))
             cols = np.flatnonzero(part.any(axis=0)) + left + cuts[i]
             pieces.append((top + rows[0], cols[0], top + rows[-1] + 1, cols[-1] + 1))
-            forms.append(images._mnist_form(_shrunk(part)))
+            forms.append(_core.mnist_form(_shrunk(part), images.PICTURE_PARAMS))
             kept.append((i, j))
         paths.append((cuts, kept, at, len(pieces)))  # the group's segments are pieces[at:stop]
     forms = np.stack(forms)

@@ -19,7 +19,7 @@ Levenberg-Marquardt (gauss_newton_diagonal) and the optimizer steps
 
 And the picture steps that find a digit in a photo (ink_above_floor, morphology, components), written the
 slow and obvious way: every window taken whole, every median by a full sort, every component flooded from a
-seed.
+seed; and built from them, read_digit's whole way from a gray picture to its MNIST form (read_digit).
 
 Conventions of the backward functions: dy is always the gradient of a scalar
 loss with respect to the function's output; parameter gradients are SUMMED
@@ -726,3 +726,143 @@ def ink_above_floor(gray, paper, dark, min_paper, sigmas, min_contrast):
     if contrast < max(min_contrast, sigmas * sigma):
         return None, contrast, floor
     return np.maximum(ink - np.float32(floor), np.float32(0)), contrast, floor
+
+
+def read_digit(gray, params):
+    """(digit, status, speck, contrast, floor): a gray picture (float32 (H, W), 1 white) through read_digit's
+    steps 2-8 (lenet_fast/images.py's module docstring), in NumPy: digit the (size, size) uint8 MNIST form
+    or None; status 0 for a digit, 1 for no ink (contrast and floor say by how little), 2 for a speck (speck
+    its size). params: images.PICTURE_PARAMS's fields by name."""
+    p = params
+    gray = picture_shrink(gray, p["work_size"])
+    if gray.size == 0:  # a sliver thinner than the block factor
+        return None, 1, 0, 0.0, 0.0
+    ink, contrast, floor = picture_ink(gray, p)
+    if ink is None:
+        return None, 1, 0, contrast, floor
+    ink, speck = picture_digit(ink, p)
+    if ink is None:
+        return None, 2, speck, contrast, floor
+    return mnist_form(ink, p), 0, 0, contrast, floor
+
+
+def picture_shrink(gray, size):
+    """gray reduced by area averaging over whole blocks of f x f pixels, f the smallest integer that brings
+    its longer side to at most size (the last partial row and column of blocks dropped); gray itself when
+    f is 1. Sums in float32, down the block's rows, then across."""
+    f = -(-max(gray.shape) // size)
+    if f == 1:
+        return gray
+    h, w = gray.shape[0] // f, gray.shape[1] // f
+    rows = gray[:h * f, :w * f].reshape(h, f, w * f).sum(axis=1)
+    return rows.reshape(h, w, f).sum(axis=2) / (f * f)
+
+
+def picture_ink(gray, p):
+    """(ink or None, contrast, floor): steps 3-4, polarity and paper, then ink_above_floor; the other
+    polarity when nothing stands out in the first."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    ranked = np.sort(border)
+    if ranked[len(ranked) * 9 // 10] - ranked[len(ranked) // 10] <= np.float32(p["flat_paper"]):
+        level = np.median(border)
+        dark = gray.mean() < level
+
+        def paper(dark):
+            return level
+    else:
+        coarse = picture_shrink(gray, p["polarity_size"])
+        k = max(3, max(coarse.shape) // 2 | 1)
+        # a strip thinner than the coarse blocks leaves no coarse image: no evidence either way, the tie's answer
+        dark = coarse.size == 0 or (_variation(morphology(coarse, k, True))
+                                    <= _variation(morphology(coarse, k, False)))
+
+        def paper(dark):
+            return picture_paper(gray, dark, p)
+    found = ink_above_floor(gray, paper(dark), dark, p["min_paper"], p["noise_sigmas"], p["min_contrast"])
+    if found[0] is None:
+        found = ink_above_floor(gray, paper(not dark), not dark, p["min_paper"], p["noise_sigmas"],
+                                p["min_contrast"])
+    return found
+
+
+def picture_paper(gray, dark, p):
+    """The paper under uneven light: gray's closing (dark) or opening over a window of a light_window-th of
+    its longer side and at least min_window pixels; with both sides at least 2 * min_window, of gray's 2x2
+    means, each result pixel then repeated 2x2 (an odd last row or column repeating its neighbour)."""
+    h, w = gray.shape
+    if min(h, w) < 2 * p["min_window"]:
+        return morphology(gray, max(p["min_window"], max(h, w) // p["light_window"]) | 1, dark)
+    even = gray[:h // 2 * 2, :w // 2 * 2]
+    small = (even[0::2, 0::2] + even[1::2, 0::2] + even[0::2, 1::2] + even[1::2, 1::2]) * np.float32(0.25)
+    window = max(p["min_window"] // 2, max(small.shape) // p["light_window"]) | 1
+    paper = np.repeat(np.repeat(morphology(small, window, dark), 2, axis=0), 2, axis=1)
+    return np.pad(paper, ((0, h % 2), (0, w % 2)), mode="edge")
+
+
+def _variation(a):
+    """The total variation of a 2-D array: the sum of its neighbours' absolute differences (float32 sums)."""
+    return np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum()
+
+
+def picture_digit(ink, p):
+    """(ink keeping only the digit, or None; the digit's size): step 5. The component (components) holding
+    the most ink, with the pieces within part_reach of its box that hold part_share as much or are
+    mark_peak as dark, and any within adjacent pixels; None when the digit is under min_size both ways."""
+    labels, count = components(ink > 0)
+    mass = np.bincount(labels.ravel(), weights=ink.ravel().astype(np.float64), minlength=count + 1)[1:]
+    peak = np.full(count + 1, -np.inf, np.float32)
+    np.maximum.at(peak, labels.ravel(), ink.ravel())
+    peak = peak[1:]
+    ys, xs = np.nonzero(labels)
+    top, left = np.full(count + 1, ink.shape[0]), np.full(count + 1, ink.shape[1])
+    bottom, right = np.full(count + 1, -1), np.full(count + 1, -1)  # inclusive
+    np.minimum.at(top, labels[ys, xs], ys)
+    np.minimum.at(left, labels[ys, xs], xs)
+    np.maximum.at(bottom, labels[ys, xs], ys)
+    np.maximum.at(right, labels[ys, xs], xs)
+    top, left, bottom, right = top[1:], left[1:], bottom[1:], right[1:]
+    main = int(np.argmax(mass))
+    size = max(bottom[main] - top[main], right[main] - left[main]) + 1
+    if size < p["min_size"]:
+        return None, int(size)
+
+    def near(reach):
+        return ((top <= bottom[main] + reach) & (bottom >= top[main] - reach)
+                & (left <= right[main] + reach) & (right >= left[main] - reach))
+
+    part = (mass >= p["part_share"] * mass[main]) | (peak >= p["mark_peak"] * peak[main])
+    keep = (near(p["part_reach"] * size) & part) | near(p["adjacent"])
+    return ink * np.concatenate([[False], keep])[labels], int(size)
+
+
+def mnist_form(ink, p):
+    """Steps 6-8: ink cropped to its strong pixels (ink_threshold of the strongest), resampled by area to
+    the box (its longer side box pixels) in float64, stretched to 1, pasted with its centre of mass at the
+    centre (offset rounded half up, kept inside the field), times 255 rounded half up: (size, size) uint8."""
+    strong = ink >= p["ink_threshold"] * ink.max()
+    rows, cols = np.flatnonzero(strong.any(axis=1)), np.flatnonzero(strong.any(axis=0))
+    ink = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = ink.shape
+    scale = p["box"] / max(h, w)
+    bh, bw = max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
+    box = area_weights(h, bh) @ ink @ area_weights(w, bw).T
+    box /= box.max()
+    mass = box.sum()
+
+    def offset(centre_of_mass, length):
+        return min(max(int(np.floor(p["centre"] - centre_of_mass + 0.5)), 0), p["size"] - length)
+
+    top = offset(box.sum(axis=1) @ np.arange(bh) / mass, bh)
+    left = offset(box.sum(axis=0) @ np.arange(bw) / mass, bw)
+    out = np.zeros((p["size"], p["size"]))
+    out[top:top + bh, left:left + bw] = box
+    return np.floor(out * 255 + 0.5).astype(np.uint8)
+
+
+def area_weights(n_in, n_out):
+    """(n_out, n_in) area-resampling matrix: output pixel i averages the input over [i, i + 1) * n_in / n_out,
+    each input pixel weighted by the length it overlaps."""
+    edges = np.arange(n_out + 1) * (n_in / n_out)
+    pixels = np.arange(n_in)
+    overlap = np.minimum(edges[1:, None], pixels + 1.0) - np.maximum(edges[:-1, None], pixels)
+    return np.maximum(overlap, 0.0) * (n_out / n_in)

@@ -17,6 +17,7 @@ import pytest
 
 from lenet_fast import images
 from lenet_fast.images import read_digit, read_digits, sample_paths
+from lenet_fast.reference import area_weights
 
 # ---- helpers -------------------------------------------------------------------------------------------
 
@@ -180,11 +181,11 @@ def test_mnist_digits_come_back_as_they_are(mnist_folder):
 def test_area_resampling():
     rng = np.random.default_rng(1)
     a = rng.random((60, 40))
-    w = images._area_weights(60, 20)
+    w = area_weights(60, 20)
     assert np.allclose(w @ a, a.reshape(20, 3, 40).mean(axis=1))  # 3x down: block means
-    assert np.allclose(images._area_weights(10, 20) @ a[:10], np.repeat(a[:10], 2, axis=0))  # 2x up
+    assert np.allclose(area_weights(10, 20) @ a[:10], np.repeat(a[:10], 2, axis=0))  # 2x up
     for n_in, n_out in [(7, 20), (20, 7), (133, 20), (3, 20), (1, 20), (20, 1)]:
-        w = images._area_weights(n_in, n_out)
+        w = area_weights(n_in, n_out)
         assert np.allclose(w.sum(axis=1), 1)  # each output is a mean
         assert np.allclose(w.sum(axis=0), n_out / n_in)  # each input counts by its area
 
@@ -456,7 +457,7 @@ def test_read_digits_never_swallows_interrupts_or_memory_errors(monkeypatch):
     for exc in (KeyboardInterrupt, MemoryError):
         def refuse(source, exc=exc):
             raise exc()
-        monkeypatch.setattr(images, "read_digit", refuse)
+        monkeypatch.setattr(images, "_source_gray", refuse)  # each source's first step, in a batch too
         with pytest.raises(exc):
             read_digits([CENTRED["ring"]], errors="skip")
 
