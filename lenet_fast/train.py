@@ -76,7 +76,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             bar = _progress(verbose, len(x), f"epoch {epoch + 1}/{epochs}")
             for s in range(0, len(x), chunk):
                 losses, out = trainer.train(xe[s : s + chunk], ye[s : s + chunk], batch_size, opt, loss, j,
-                                            normalize)
+                                            normalize, dropout=(seed, epoch, s))
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is not finite "
                                              "(lower the learning rate); the last checkpoint is intact")
@@ -162,6 +162,7 @@ def save_checkpoint(path, model, opt, rng, history, settings):
         "__checkpoint__": np.array(record),
         "__variant__": np.array(model.variant),
     }
+    arrays.update(model.option_entries())
     arrays.update(model.params)
     arrays.update(("optimizer." + k, v) for k, v in opt.state().items())
     storage.write_npz(path, arrays)
@@ -171,7 +172,8 @@ def checkpoint_limits(sizes, opt=None):
     """storage.read_npz's limits for a checkpoint of a model whose parameters have sizes (name -> number of
     values), holding opt's state (None: any optimizer's)."""
     limits = {"__format__": storage.NUMBER_BYTES, "__variant__": storage.text_bytes(storage.NAME_CHARS),
-              "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS)}
+              "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS),
+              "__activation__": storage.text_bytes(storage.NAME_CHARS), "__dropout__": storage.NUMBER_BYTES}
     limits.update((name, storage.NUMBER_BYTES * size) for name, size in sizes.items())
     for o in [opt] if opt is not None else [optim.make(kind) for kind in optim.OPTIMIZERS]:
         o.bind(sum(sizes.values()))  # the state's sizes (nothing changes if bound already)
@@ -191,6 +193,9 @@ def _restore(path, model, opt, rng, settings):
         if not (isinstance(saved, dict) and isinstance(history, list) and all(isinstance(r, dict) for r in history)):
             raise ValueError("a malformed record of the run")
         arrays.pop("__variant__")
+        for name, value in model.option_entries().items():  # a run resumes on the same network
+            if name in arrays and str(arrays.pop(name)) != str(value):
+                raise ValueError(f"it was made by a model with another {name.strip('_')}")
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: not a lenet_fast checkpoint ({exc})") from None
     differ = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
