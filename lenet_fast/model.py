@@ -145,9 +145,9 @@ def fan_outs(variant):
     """name -> the fan-out of each weight (a number, or an array broadcastable to its shape): how many
     outputs one input of the weight's layer feeds through one weight each. A convolution's input pixel
     feeds k*k positions of every output map connected to it: C1 6 * 25 = 150; C3 by Table I, input map c
-    of S2 feeding the maps of its column (C3_TABLE[:, c].sum(): 6 to 10, 150 to 250), per packed kernel;
-    dense C3 (modern) 16 * 25 = 400; a full layer its units; a trainable subsampling coefficient the one
-    output of its window (1)."""
+    of S2 feeding the maps of its column (C3_TABLE[:, c].sum(): 10 for every S2 map, so 250), per packed
+    kernel; dense C3 (modern) 16 * 25 = 400; a full layer its units; a trainable subsampling coefficient
+    the one output of its window (1)."""
     out = OrderedDict()
     for layer, shape in layers.walk(_layers(variant), INPUT_SHAPE):
         for p, (pshape, _) in layer.params(shape).items():
@@ -156,7 +156,7 @@ def fan_outs(variant):
                 continue
             if layer.kind == "conv" and layer.table is not None:
                 per_input = layer.table.sum(axis=0) * layer.kernel ** 2  # (input maps,)
-                rows, cols = np.nonzero(layer.table)  # the packed kernels' order
+                _, cols = np.nonzero(layer.table)  # the packed kernels' order
                 out[name] = per_input[cols].astype(np.float64)[:, None, None]
             elif layer.kind == "conv":
                 out[name] = layer.maps * layer.kernel ** 2
@@ -484,10 +484,13 @@ class LeNet5:
         return opts
 
     def option_entries(self):
-        """The options a model file and a checkpoint carry (the architecture's: activation and dropout; the
-        initialisation is spent once the weights exist)."""
-        entries = {"__dropout__": np.array(self.dropout, dtype=np.float64)}
-        if self.activation is not None:
+        """The options a model file and a checkpoint carry: the architecture's (activation and dropout; the
+        initialisation is spent once the weights exist), each only when it is not its default, so that a
+        default model's file is the one earlier versions wrote and read."""
+        entries = {}
+        if self.dropout:
+            entries["__dropout__"] = np.array(self.dropout, dtype=np.float64)
+        if self.activation not in (None, "relu"):
             entries["__activation__"] = np.array(self.activation)
         return entries
 

@@ -193,9 +193,9 @@ def _restore(path, model, opt, rng, settings):
         if not (isinstance(saved, dict) and isinstance(history, list) and all(isinstance(r, dict) for r in history)):
             raise ValueError("a malformed record of the run")
         arrays.pop("__variant__")
-        for name, value in model.option_entries().items():  # a run resumes on the same network
-            if name in arrays and str(arrays.pop(name)) != str(value):
-                raise ValueError(f"it was made by a model with another {name.strip('_')}")
+        saved_options = {k: str(arrays.pop(k)) for k in ("__activation__", "__dropout__") if k in arrays}
+        if saved_options != {k: str(v) for k, v in model.option_entries().items()}:  # the same network
+            raise ValueError(f"it was made by a model with other options ({saved_options or 'the defaults'})")
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: not a lenet_fast checkpoint ({exc})") from None
     differ = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}
