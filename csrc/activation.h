@@ -44,6 +44,18 @@ static inline __attribute__((always_inline)) lf_vf lf_scaled_tanh(lf_vf x, float
     return lf_max(-limit, lf_min(limit, x * (p / q)));
 }
 
+/* The activations that need exp, one vector at a time out of line: inlined, their polynomials change how
+ * the compiler allocates registers in every kernel that fuses an activation, slowing the default ones. */
+static inline __attribute__((noinline)) lf_vf lf_elu(lf_vf v)
+{
+    return lf_select(v > lf_set1(0.0f), v, lf_set1(LF_ELU_ALPHA) * lf_expm1(v));
+}
+
+static inline __attribute__((noinline)) lf_vf lf_sigmoid(lf_vf v)
+{
+    return lf_set1(1.0f) / (lf_set1(1.0f) + lf_exp(-v));
+}
+
 /* The activation of n vectors in place. The switch stands outside the loop, so that a kernel's tile of
  * accumulators becomes one straight run of independent arithmetic that the processor overlaps (a switch per
  * vector serialises the polynomial chains). */
@@ -68,11 +80,11 @@ static inline __attribute__((always_inline)) void lf_activate_all(lf_vf *v, int 
         break;
     case LF_ACT_ELU: /* alpha (exp(a) - 1) below 0; NaN fails the comparison and takes that branch, still NaN */
         for (int i = 0; i < n; i++)
-            v[i] = lf_select(v[i] > lf_set1(0.0f), v[i], lf_set1(LF_ELU_ALPHA) * lf_expm1(v[i]));
+            v[i] = lf_elu(v[i]);
         break;
     case LF_ACT_SIGMOID:
         for (int i = 0; i < n; i++)
-            v[i] = lf_set1(1.0f) / (lf_set1(1.0f) + lf_exp(-v[i]));
+            v[i] = lf_sigmoid(v[i]);
         break;
     case LF_ACT_NONE: break;
     }
