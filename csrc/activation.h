@@ -46,12 +46,12 @@ static inline __attribute__((always_inline)) lf_vf lf_scaled_tanh(lf_vf x, float
 
 /* The activations that need exp, one vector at a time out of line: inlined, their polynomials change how
  * the compiler allocates registers in every kernel that fuses an activation, slowing the default ones. */
-static inline __attribute__((noinline)) lf_vf lf_elu(lf_vf v)
+static __attribute__((noinline, unused)) lf_vf lf_elu(lf_vf v)
 {
     return lf_select(v > lf_set1(0.0f), v, lf_set1(LF_ELU_ALPHA) * lf_expm1(v));
 }
 
-static inline __attribute__((noinline)) lf_vf lf_sigmoid(lf_vf v)
+static __attribute__((noinline, unused)) lf_vf lf_sigmoid(lf_vf v)
 {
     return lf_set1(1.0f) / (lf_set1(1.0f) + lf_exp(-v));
 }

@@ -119,10 +119,9 @@ def init_params(variant, seed=0, init=None):
     params = OrderedDict()
     outs = fan_outs(variant)
     for name, (shape, fan) in param_shapes(variant).items():
-        weight = not name.endswith(".bias")
         if init == "paper":
             a = rng.uniform(-1.0, 1.0, size=shape) * (paper.INIT_SCALE / fan)
-        elif not weight:
+        elif name.endswith(".bias"):
             a = np.zeros(shape)
         elif init == "he":
             a = rng.standard_normal(shape) * np.sqrt(2.0 / fan)
@@ -135,7 +134,8 @@ def init_params(variant, seed=0, init=None):
 def check_init(variant, init):
     """init for variant: a name in INITS, None its default."""
     if init is None:
-        return DEFAULT_INIT[_variant_name(variant)]
+        _layers(variant)  # an unknown variant's error first
+        return DEFAULT_INIT[variant]
     if init not in INITS:
         raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
     return init
@@ -150,7 +150,7 @@ def fan_outs(variant):
     the one output of its window (1)."""
     out = OrderedDict()
     for layer, shape in layers.walk(_layers(variant), INPUT_SHAPE):
-        for p, (pshape, _) in layer.params(shape).items():
+        for p in layer.params(shape):
             name = f"{layer.name}.{p}"
             if p == "bias":
                 continue
@@ -165,11 +165,6 @@ def fan_outs(variant):
             else:
                 out[name] = 1
     return out
-
-
-def _variant_name(variant):
-    _layers(variant)
-    return variant
 
 
 def flat_params(arrays):
