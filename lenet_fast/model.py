@@ -393,10 +393,11 @@ class LeNet5:
 
         optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default), "sgd", "adam"
         (modern's default, batch_size 32), or an instance from lenet_fast.optim with its own settings and
-        schedule. loss: "map" (classic's default, with the constant j), "rbf" (the plain distance), or
-        "xent" (modern). seed fixes the shuffling. verbose: 0 silent, 1 a progress bar (tqdm, when
-        installed) or a line per epoch, 2 a line per epoch. checkpoint=path saves after every epoch;
-        resume=path continues such a run exactly (same data and settings; epochs is the total).
+        schedule. loss: "map" (classic's default, with the constant j), "rbf" (the plain distance),
+        "xent" (modern), or "hinge" (either; not with SDLM: docs/training.md#losses). seed fixes the
+        shuffling and dropout's masks (docs/training.md#dropout). verbose: 0 silent, 1 a progress bar
+        (tqdm, when installed) or a line per epoch, 2 a line per epoch. checkpoint=path saves after every
+        epoch; resume=path continues such a run exactly (same data and settings; epochs is the total).
         augment(images, rng) -> images, if given, transforms each epoch's shuffled images (e.g.
         lenet_fast.distort.random_affine) with fit's seeded generator. Every argument is checked before
         any work starts."""
