@@ -5,6 +5,8 @@
  * [-LF_TANH_CLAMP, LF_TANH_CLAMP], where float32 tanh has already rounded to +-1. It is odd by
  * construction, exact at 0 and accurate to a few 1e-7 relative everywhere (tests/kernels/test_activation.py checks it
  * against numpy over the whole float range); libm's scalar tanhf would cost more than the convolutions.
+ * ELU and the sigmoid go through simd.h's lf_expm1 and lf_exp. Every derivative is computed from the output y, which
+ * training keeps (the input a is gone by then): each of these activations is monotonic, so y determines a.
  */
 #ifndef LENET_FAST_ACTIVATION_H
 #define LENET_FAST_ACTIVATION_H
@@ -42,6 +44,18 @@ static inline __attribute__((always_inline)) lf_vf lf_scaled_tanh(lf_vf x, float
     return lf_max(-limit, lf_min(limit, x * (p / q)));
 }
 
+/* The activations that need exp, one vector at a time out of line: inlined, their polynomials change how
+ * the compiler allocates registers in every kernel that fuses an activation, slowing the default ones. */
+static __attribute__((noinline, unused)) lf_vf lf_elu(lf_vf v)
+{
+    return lf_select(v > lf_set1(0.0f), v, lf_set1(LF_ELU_ALPHA) * lf_expm1(v));
+}
+
+static __attribute__((noinline, unused)) lf_vf lf_sigmoid(lf_vf v)
+{
+    return lf_set1(1.0f) / (lf_set1(1.0f) + lf_exp(-v));
+}
+
 /* The activation of n vectors in place. The switch stands outside the loop, so that a kernel's tile of
  * accumulators becomes one straight run of independent arithmetic that the processor overlaps (a switch per
  * vector serialises the polynomial chains). */
@@ -60,6 +74,18 @@ static inline __attribute__((always_inline)) void lf_activate_all(lf_vf *v, int 
         for (int i = 0; i < n; i++)
             v[i] = lf_max(lf_set1(0.0f), v[i]);
         break;
+    case LF_ACT_LEAKY_RELU:
+        for (int i = 0; i < n; i++)
+            v[i] = lf_select(v[i] > lf_set1(0.0f), v[i], lf_set1(LF_LEAKY_SLOPE) * v[i]);
+        break;
+    case LF_ACT_ELU: /* alpha (exp(a) - 1) below 0; NaN fails the comparison and takes that branch, still NaN */
+        for (int i = 0; i < n; i++)
+            v[i] = lf_elu(v[i]);
+        break;
+    case LF_ACT_SIGMOID:
+        for (int i = 0; i < n; i++)
+            v[i] = lf_sigmoid(v[i]);
+        break;
     case LF_ACT_NONE: break;
     }
 }
@@ -71,7 +97,8 @@ static inline __attribute__((always_inline)) lf_vf lf_activate(lf_vf v, lf_act a
 }
 
 /* f'(a) from the output y = f(a), which training keeps: squash A tanh(S a) has f' = (S / A)(A^2 - y^2),
- * tanh 1 - y^2, ReLU 1 where y > 0 (0 at the kink). */
+ * tanh 1 - y^2, ReLU 1 where y > 0 (0 at the kink), leaky ReLU 1 or the slope, ELU 1 or y + alpha (alpha
+ * exp(a) = y + alpha), the sigmoid y (1 - y). */
 static inline __attribute__((always_inline)) lf_vf lf_derivative(lf_vf y, lf_act act)
 {
     switch (act) {
@@ -81,6 +108,9 @@ static inline __attribute__((always_inline)) lf_vf lf_derivative(lf_vf y, lf_act
     }
     case LF_ACT_TANH: return lf_set1(1.0f) - y * y;
     case LF_ACT_RELU: return lf_select(y > lf_set1(0.0f), lf_set1(1.0f), lf_set1(0.0f));
+    case LF_ACT_LEAKY_RELU: return lf_select(y > lf_set1(0.0f), lf_set1(1.0f), lf_set1(LF_LEAKY_SLOPE));
+    case LF_ACT_ELU: return lf_select(y > lf_set1(0.0f), lf_set1(1.0f), y + lf_set1(LF_ELU_ALPHA));
+    case LF_ACT_SIGMOID: return y * (lf_set1(1.0f) - y);
     case LF_ACT_NONE: break;
     }
     return lf_set1(1.0f);

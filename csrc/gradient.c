@@ -43,6 +43,7 @@ typedef struct {
     int n, nblocks;
     const int64_t *labels;
     const lf_loss *loss;
+    int64_t offset; /* the position of image 0 in the lf_train call (dropout's masks) */
     float scale;
     int second;
     float *losses, *out, *dinput;
@@ -79,7 +80,12 @@ static int run_item(const batch_t *bt, int it, float *slot, int assign)
         return -1;
     clear_tails(f, nl, ws);
     LF_ISA(pack_input)(bt->input, first, count, &f->g[0], ws);
-    LF_ISA(run_block)(layers, nl, f, ws);
+    const int64_t image = (int64_t)first + bt->offset;
+    for (int i = 0; i < nl; i++) { /* run_block's loop, with dropout's masks (training only) */
+        lf_ops(&layers[i])->forward(&layers[i], ws + f->off[i], &f->g[i], ws + f->off[i + 1], &f->g[i + 1]);
+        if (layers[i].kind == LF_LAYER_DROPOUT)
+            LF_ISA(dropout_mask)(&layers[i], ws + f->off[i + 1], &f->g[i + 1], image + layers[i].first, count, 0);
+    }
     LF_ISA(unpack_output)(ws + f->off[nl], &f->g[nl], first, count, bt->out);
     LF_ISA(loss_block)(bt->loss, ws + f->off[nl], &f->g[nl], bt->labels, first, count, bt->scale, bt->second,
                        ws + p->grad[nl], bt->losses);
@@ -106,6 +112,8 @@ static int run_item(const batch_t *bt, int it, float *slot, int assign)
             .transposed = &t->transposed[i],
             .second = bt->second,
             .assign = assign,
+            .image = image + layers[i].first,
+            .count = count,
         };
         lf_ops(&layers[i])->backward(&layers[i], &b);
     }
@@ -123,8 +131,10 @@ static int run_slot(const batch_t *bt, int s, int nslots, int nitems, float *slo
     return 0;
 }
 
-int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
-                     float scale, int second, float *grad, float *losses, float *out, float *dinput)
+/* lf_gradient on images that start at position offset of an lf_train call. */
+static int gradient_at(lf_trainer *t, const lf_input *input, int n, int64_t offset, const int64_t *labels,
+                       const lf_loss *loss, float scale, int second, float *grad, float *losses, float *out,
+                       float *dinput)
 {
     if (n <= 0) {
         memset(grad, 0, t->nparams * sizeof(float));
@@ -136,7 +146,7 @@ int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t 
     make_grad_plan(t, 1, &plans[1]);
     const int nblocks = lf_blocks(n), nitems = lf_items(n, nblocks);
     const int nslots = nitems < LF_GRAD_SLOTS ? nitems : LF_GRAD_SLOTS;
-    const batch_t bt = {t, plans, input, n, nblocks, labels, loss, scale, second, losses, out, dinput};
+    const batch_t bt = {t, plans, input, n, nblocks, labels, loss, offset, scale, second, losses, out, dinput};
     if (nslots == 1) /* one item: no thread team */
         return run_slot(&bt, 0, 1, nitems, grad);
 
@@ -160,6 +170,12 @@ int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t 
     return failed ? -1 : 0;
 }
 
+int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
+                     float scale, int second, float *grad, float *losses, float *out, float *dinput)
+{
+    return gradient_at(t, input, n, 0, labels, loss, scale, second, grad, losses, out, dinput);
+}
+
 int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
                   int batch_size, int summed, lf_optimizer *opt, float *params, float *grad, float *losses,
                   float *out)
@@ -172,7 +188,7 @@ int LF_ISA(train)(lf_trainer *t, const lf_input *input, int n, const int64_t *la
         lf_input batch = *input;
         batch.data = (const char *)input->data + s * image;
         const float scale = summed ? 1.0f : 1.0f / m;
-        if (LF_ISA(gradient)(t, &batch, m, labels + s, loss, scale, 0, grad, losses + s, out + s * k, NULL) != 0)
+        if (gradient_at(t, &batch, m, s, labels + s, loss, scale, 0, grad, losses + s, out + s * k, NULL) != 0)
             return -1;
         LF_ISA(update)(opt, params, grad, t->nparams);
     }

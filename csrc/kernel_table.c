@@ -9,6 +9,7 @@ const lf_layer_ops *const LF_ISA(layer_ops)[LF_LAYER_KINDS] = {
     [LF_LAYER_SUBSAMPLE] = &LF_ISA(subsample_ops),
     [LF_LAYER_FULL] = &LF_ISA(full_ops),
     [LF_LAYER_RBF] = &LF_ISA(rbf_ops),
+    [LF_LAYER_DROPOUT] = &LF_ISA(dropout_ops),
 };
 
 const lf_kernel_table LF_ISA(lf_kernels) = {

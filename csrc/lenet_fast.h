@@ -20,9 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { LF_ACT_NONE = 0, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU } lf_act;
+/* Activations. LEAKY_RELU has slope LF_LEAKY_SLOPE below 0 and ELU alpha LF_ELU_ALPHA (PyTorch's defaults). */
+typedef enum {
+    LF_ACT_NONE = 0, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU, LF_ACT_LEAKY_RELU, LF_ACT_ELU, LF_ACT_SIGMOID
+} lf_act;
+#define LF_LEAKY_SLOPE 0.01f
+#define LF_ELU_ALPHA 1.0f
 typedef enum { LF_POOL_TRAINABLE = 0, LF_POOL_AVERAGE, LF_POOL_MAX } lf_pool;
-typedef enum { LF_LAYER_CONV = 0, LF_LAYER_SUBSAMPLE, LF_LAYER_FULL, LF_LAYER_RBF } lf_layer_kind;
+typedef enum { LF_LAYER_CONV = 0, LF_LAYER_SUBSAMPLE, LF_LAYER_FULL, LF_LAYER_RBF, LF_LAYER_DROPOUT } lf_layer_kind;
 
 /* The most layers a network has: a block's plan keeps every layer's tensor in fixed arrays. */
 #define LF_MAX_LAYERS 16
@@ -40,6 +45,12 @@ typedef struct {
     const float *bias;         /* conv, full: (Out,); subsample: (C,); rbf: unused */
     ptrdiff_t weight_at, bias_at; /* training: where weight's and bias's gradients sit in the flat gradient
                                    * vector (same shapes as weight and bias), or -1 when not trained */
+    /* dropout (inverted: kept units scaled by 1 / (1 - rate)): the identity at inference and wherever rate
+     * is 0; in training, unit u of the image at position p of the epoch is dropped as a pure function of
+     * (key, p, u) (dropout.c), so that masks do not depend on threads, batches or chunks. */
+    float rate;                /* the share of units dropped in training */
+    uint64_t key;              /* the masks' key: fit's seed, the epoch and the layer (lenet_fast/_core.pyx) */
+    int64_t first;             /* the epoch position of the first image of the call (lf_gradient, lf_train) */
 } lf_layer;
 
 typedef enum { LF_U8 = 0, LF_F32 } lf_dtype;
@@ -82,7 +93,7 @@ void lf_activation(const float *x, size_t count, lf_act act, float *y);
  * order. */
 #define LF_GRAD_SLOTS 16
 
-typedef enum { LF_LOSS_MAP = 0, LF_LOSS_RBF, LF_LOSS_XENT, LF_LOSS_LINEAR } lf_loss_kind;
+typedef enum { LF_LOSS_MAP = 0, LF_LOSS_RBF, LF_LOSS_XENT, LF_LOSS_LINEAR, LF_LOSS_HINGE } lf_loss_kind;
 typedef struct {
     lf_loss_kind kind; /* MAP criterion or plain distance (RBF head: the distances y); softmax
                         * cross-entropy (a full head: the logits); linear (any last layer, below) */
@@ -90,7 +101,11 @@ typedef struct {
     const float *dout; /* LINEAR: (n, out_c, out_h, out_w), the gradient wanted at the output: image i's loss
                         * is sum(out_i * dout_i), so the backward pass runs from dout as it is (a network's, or
                         * one layer's, backward for a chosen output gradient). Labels are not read; its second
-                        * derivatives are zero. */
+                        * derivatives are zero.
+                        * HINGE: the multiclass SVM loss (Weston-Watkins) on scores s, the logits or, for an RBF
+                        * head, the negative distances: sum over i != D of max(0, s_i - s_D + 1). Piecewise
+                        * linear: no Gauss-Newton curvature (the Cython layer refuses second derivatives). */
+    float sign;        /* HINGE: the scores are sign * the outputs (1 for logits, -1 for RBF distances) */
 } lf_loss;
 
 /* The update rules, PyTorch's forms, are written out in optimizer.c. */

@@ -6,6 +6,9 @@
  *  - plain RBF: E = y_D; dE/dy_i = [i = D].
  *  - cross-entropy (logits z): E = log sum_i exp(z_i) - z_D; dE/dz_i = p_i - [i = D], p the softmax.
  *  - linear (any output shape): E = sum_i y_i G_i for the caller's G; dE/dy = G, second derivatives 0.
+ *  - multiclass hinge (Weston-Watkins) on scores s = sign y: E = sum_{i != D} max(0, s_i - s_D + 1);
+ *    dE/ds_i = [s_i - s_D + 1 > 0] for i != D, dE/ds_D = -(the number of those), the kink's side taken as
+ *    0; dy = sign ds. Piecewise linear: second derivatives 0 (the Cython layer refuses SDLM with it).
  * Per image in double (ten outputs: cheap), the log-sum-exps shifted by their largest exponent so that
  * huge distances or logits give finite values.
  */
@@ -79,6 +82,19 @@ void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, c
                 const double p = exp(v[i * cs] - m) / s;
                 dy[i * cs + b] = (float)(scale * (second ? p * (1.0 - p) : p - (i == label)));
             }
+            break;
+        }
+        case LF_LOSS_HINGE: {
+            const double sd = loss->sign * v[label * cs];
+            int active = 0;
+            for (int i = 0; i < k; i++) {
+                const double margin = loss->sign * v[i * cs] - sd + 1.0;
+                const int on = i != label && margin > 0.0;
+                e += on ? margin : 0.0;
+                active += on;
+                dy[i * cs + b] = second ? 0.0f : (float)(scale * loss->sign * on);
+            }
+            dy[label * cs + b] = second ? 0.0f : (float)(-scale * loss->sign * active);
             break;
         }
         case LF_LOSS_LINEAR: /* above */

@@ -55,7 +55,7 @@ typedef struct {
     void (*geometry)(const lf_layer *l, int lanes, int for_backward, lf_geom *gi, lf_geom *go);
 } lf_layer_ops;
 
-#define LF_LAYER_KINDS (LF_LAYER_RBF + 1) /* lf_layer_kind's last value, plus one */
+#define LF_LAYER_KINDS (LF_LAYER_DROPOUT + 1) /* lf_layer_kind's last value, plus one */
 
 /* The per-instruction-set kernel table: the entry points dispatch.c forwards to (kernel_table.c). */
 typedef struct {
@@ -75,7 +75,11 @@ extern const lf_kernel_table lf_kernels_avx512, lf_kernels_avx2, lf_kernels_base
 #ifdef LF_ISA_SUFFIX
 /* Each layer kind's record (conv.c, subsample.c, full.c, rbf.c), and the table of them by kind
  * (kernel_table.c). */
-extern const lf_layer_ops LF_ISA(conv_ops), LF_ISA(subsample_ops), LF_ISA(full_ops), LF_ISA(rbf_ops);
+extern const lf_layer_ops LF_ISA(conv_ops), LF_ISA(subsample_ops), LF_ISA(full_ops), LF_ISA(rbf_ops),
+    LF_ISA(dropout_ops);
+/* dropout.c: a training item's masks on the dropout layer l's output t (geometry g) of count images, the
+ * first at epoch position image (l->first included); second squares the multipliers. */
+void LF_ISA(dropout_mask)(const lf_layer *l, float *t, const lf_geom *g, int64_t image, int count, int second);
 extern const lf_layer_ops *const LF_ISA(layer_ops)[LF_LAYER_KINDS];
 static inline const lf_layer_ops *lf_ops(const lf_layer *l) { return LF_ISA(layer_ops)[l->kind]; }
 

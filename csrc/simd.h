@@ -167,6 +167,53 @@ static inline __attribute__((always_inline)) void lf_transpose(lf_vf r[LF_LANES]
     }
 }
 
+/* exp(x) - 1 = 2^n (1 + q) - 1, in parts: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two so that
+ * n ln2 is exact for the n that occur) and q = exp(r) - 1 by its Taylor series to r^7, whose remainder
+ * (r^8 / 8! < 6e-9) is far below float32's rounding. x is first clamped to [-104, 89] (outside, exp is 0
+ * or inf either way); NaN passes through the clamp (lf_min/lf_max return their second operand) and gives
+ * NaN. Sets *n (an integer in a float) and returns q. */
+static inline __attribute__((always_inline)) lf_vf lf_exp_parts(lf_vf x, lf_vf *n)
+{
+    x = lf_max(lf_set1(-104.0f), lf_min(lf_set1(89.0f), x));
+    /* round(x / ln2): adding 1.5 * 2^23 rounds to an integer in float arithmetic */
+    const lf_vf magic = lf_set1(12582912.0f);
+    *n = (x * lf_set1(1.44269504f) + magic) - magic;
+    const lf_vf r = (x - *n * lf_set1(0.693145752f)) - *n * lf_set1(1.42860677e-6f);
+    lf_vf p = lf_set1(1.0f / 5040.0f);
+    p = p * r + lf_set1(1.0f / 720.0f);
+    p = p * r + lf_set1(1.0f / 120.0f);
+    p = p * r + lf_set1(1.0f / 24.0f);
+    p = p * r + lf_set1(1.0f / 6.0f);
+    p = p * r + lf_set1(0.5f);
+    return (p * r) * r + r;
+}
+
+/* 2^n v for an integer n in [-150, 128], in two halves so that results that are subnormal (x down to
+ * -103) or overflow (x above 88.7: inf) come out as IEEE's. */
+static inline __attribute__((always_inline)) lf_vf lf_scale2(lf_vf v, lf_vf n)
+{
+    const lf_vi k = __builtin_convertvector(n, lf_vi);
+    const lf_vi half = k / 2;
+    return (v * (lf_vf)((half + 127) << 23)) * (lf_vf)((k - half + 127) << 23);
+}
+
+/* exp(x) to a few ulp (tests/kernels/test_activation.py checks it against numpy through the sigmoid). */
+static inline __attribute__((always_inline)) lf_vf lf_exp(lf_vf x)
+{
+    lf_vf n;
+    const lf_vf q = lf_exp_parts(x, &n);
+    return lf_scale2(q + lf_set1(1.0f), n);
+}
+
+/* exp(x) - 1 without the cancellation near 0: q itself where n = 0 (|x| < ln2 / 2), else exp(x) - 1, where
+ * |exp(x) - 1| >= 0.29 loses nothing. */
+static inline __attribute__((always_inline)) lf_vf lf_expm1(lf_vf x)
+{
+    lf_vf n;
+    const lf_vf q = lf_exp_parts(x, &n);
+    return lf_select(n == lf_set1(0.0f), q, lf_scale2(q + lf_set1(1.0f), n) - lf_set1(1.0f));
+}
+
 /* The lanes of v summed in lane order (a fixed order: the same bits on every run). */
 static inline float lf_hsum(lf_vf v)
 {

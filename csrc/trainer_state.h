@@ -50,6 +50,8 @@ typedef struct {
     const lf_layer *transposed; /* conv: the convolution that gives dx */
     int second;           /* Gauss-Newton second derivatives instead of gradients */
     int assign;           /* the slot is fresh: gradients are stored into it, not added (no zeroing pass) */
+    int64_t image;        /* the epoch position of the block's first image (dropout's masks) */
+    int count;            /* the images in the block */
 } lf_backward;
 
 /* One gradient entry into a slot (lf_backward.assign). */

@@ -17,9 +17,20 @@ cnp.import_array()
 
 from lenet_fast._engine cimport *
 
-ACTIVATIONS = {"none": LF_ACT_NONE, "squash": LF_ACT_SQUASH, "tanh": LF_ACT_TANH, "relu": LF_ACT_RELU}
+ACTIVATIONS = {"none": LF_ACT_NONE, "squash": LF_ACT_SQUASH, "tanh": LF_ACT_TANH, "relu": LF_ACT_RELU,
+               "leaky_relu": LF_ACT_LEAKY_RELU, "elu": LF_ACT_ELU, "sigmoid": LF_ACT_SIGMOID}
 POOLS = {"trainable": LF_POOL_TRAINABLE, "average": LF_POOL_AVERAGE, "max": LF_POOL_MAX}
-_KINDS = {"conv": LF_LAYER_CONV, "subsample": LF_LAYER_SUBSAMPLE, "full": LF_LAYER_FULL, "rbf": LF_LAYER_RBF}
+_KINDS = {"conv": LF_LAYER_CONV, "subsample": LF_LAYER_SUBSAMPLE, "full": LF_LAYER_FULL, "rbf": LF_LAYER_RBF,
+          "dropout": LF_LAYER_DROPOUT}
+_KEY_MASK = (1 << 64) - 1
+
+
+def dropout_key(seed, epoch, layer):
+    """The key of dropout layer `layer`'s masks in epoch `epoch` of a fit with seed `seed` (integers): the
+    masks are a pure function of it, the image's position in the epoch and the unit (csrc/dropout.c), so
+    each epoch and each layer draws afresh and a resumed run draws what the uninterrupted one did."""
+    return ((int(seed) & _KEY_MASK) * 0x100000001B3 + int(epoch) * 0xC2B2AE3D27D4EB4F
+            + int(layer) * 0x165667B19E3779F9) & _KEY_MASK
 _MAX_LAYERS = LF_MAX_LAYERS  # csrc/lenet_fast.h: a plan keeps at most this many
 _MAX_DIM = 1 << 15  # keeps every index and size well inside a C int
 _MAX_TENSOR = 1 << 24  # floats in one image's tensor at any layer
@@ -317,7 +328,10 @@ cdef class Network:
        2x2 windows, stride 2; coef and bias (C,) for "trainable" only;
       {"kind": "full", "out": K, "weight": w (In, K), "bias": b (K,), "act": a}: In is the previous
        output's C*H*W (flattened channel-major);
-      {"kind": "rbf", "centers": c (K, In)}: squared Euclidean distances to the K centres.
+      {"kind": "rbf", "centers": c (K, In)}: squared Euclidean distances to the K centres;
+      {"kind": "dropout", "rate": p}: inverted dropout of the share p in [0, 1) of its input's units in
+       training (Trainer's dropout argument), the identity otherwise; it takes a subsampling or full
+       layer's output.
     Parameter arrays must be float32 and C-contiguous: they are used in place, not copied, so updates made
     to them in place (training) take effect at once. The Network keeps them alive.
 
@@ -397,6 +411,18 @@ cdef class Network:
         l.act = _choice(spec.get("act", "none"), ACTIVATIONS, f"{where}: act")
         l.weight = l.bias = NULL
         l.weight_at = l.bias_at = -1
+        l.rate, l.key, l.first = 0.0, 0, 0
+        if l.kind == LF_LAYER_DROPOUT:
+            if i > 0 and self.layers[i - 1].kind == LF_LAYER_CONV:
+                raise ValueError(f"{where}: dropout takes a subsampling or full layer's output")
+            rate = spec.get("rate")
+            if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
+                raise ValueError(f"{where}: rate must be a number in [0, 1), got {rate!r}")
+            if spec.get("act", "none") != "none":
+                raise ValueError(f"{where}: a dropout layer has no activation")
+            l.rate = rate
+            l.out_c, l.out_h, l.out_w = c, h, w
+            return c, h, w
         if l.kind == LF_LAYER_CONV:
             co = positive_int(spec.get("out"), f"{where}: out")
             try:
@@ -559,7 +585,7 @@ cdef class Network:
 # ---------------------------------------------------------------------------------------------------------
 # Training
 
-LOSSES = {"map": LF_LOSS_MAP, "rbf": LF_LOSS_RBF, "xent": LF_LOSS_XENT}
+LOSSES = {"map": LF_LOSS_MAP, "rbf": LF_LOSS_RBF, "xent": LF_LOSS_XENT, "hinge": LF_LOSS_HINGE}
 OPTIMIZERS = {"sgd": LF_OPT_SGD, "adam": LF_OPT_ADAM, "sdlm": LF_OPT_SDLM, "adagrad": LF_OPT_ADAGRAD,
               "rmsprop": LF_OPT_RMSPROP, "adamw": LF_OPT_ADAMW}
 
@@ -612,14 +638,16 @@ cdef class Trainer:
 
     def check_loss(self, loss, j):
         """ValueError unless loss (a name in LOSSES) fits the network's output layer ("map" and "rbf" an
-        RBF layer, "xent" a full one) and j is a positive number."""
+        RBF layer, "xent" a full one, "hinge" either) and j is a positive number."""
         self._loss(loss, j)
 
     cdef lf_loss _loss(self, loss, j) except *:
         cdef lf_loss out
         out.kind = _choice(loss, LOSSES, "loss")
         rbf_head = self.layers[self.network.nlayers - 1].kind == LF_LAYER_RBF
-        if rbf_head != (out.kind != LF_LOSS_XENT):
+        # hinge scores the logits, or the negative distances of an RBF head (the nearest centre scores best)
+        out.sign = -1.0 if rbf_head else 1.0
+        if out.kind != LF_LOSS_HINGE and rbf_head != (out.kind != LF_LOSS_XENT):
             raise ValueError(f"loss {loss!r} does not fit the network's "
                              f"{'RBF' if rbf_head else 'full'} output layer")
         if isinstance(j, bool) or not isinstance(j, (int, float, np.floating)) or not 0 < j < 1e30:
@@ -631,28 +659,61 @@ cdef class Trainer:
     cdef cnp.ndarray _labels(self, labels, Py_ssize_t n):
         return check_labels(labels, n, self.network.out_c * self.network.out_h * self.network.out_w)
 
+    cdef tuple _check_dropout(self, dropout):
+        """dropout (None, or (seed, epoch, offset) of integers, offset >= 0) as _set_dropout takes it."""
+        if dropout is None:
+            return None
+        try:
+            seed, epoch, offset = (operator.index(v) for v in dropout)
+        except (TypeError, ValueError):
+            raise ValueError(f"dropout must be None or (seed, epoch, offset) integers, got {dropout!r}") from None
+        if offset < 0:
+            raise ValueError(f"dropout's offset must be at least 0, got {offset!r}")
+        return seed, epoch, offset
+
+    cdef int _set_dropout(self, tuple dropout) except -1:
+        """Sets the dropout layers for the next call (under the trainer's lock): None, the identity
+        (evaluation); else (seed, epoch, offset): training masks of fit's seed and epoch, the call's first
+        image at position offset of the epoch."""
+        cdef lf_layer *l
+        if dropout is not None:
+            seed, epoch, offset = dropout
+        for i in range(self.network.nlayers):
+            l = &self.layers[i]
+            if l.kind == LF_LAYER_DROPOUT:
+                l.rate = 0.0 if dropout is None else self.network.layers[i].rate
+                l.key = 0 if dropout is None else dropout_key(seed, epoch, i)
+                l.first = 0 if dropout is None else offset
+        return 0
+
     def gradient(self, x, labels, loss, j=10.0, double scale=1.0, bint second=False,
-                 bint normalize=True):
+                 bint normalize=True, dropout=None):
         """(grad, losses, out): the gradient of scale * (sum of the images' losses) in params' layout,
         each image's loss (N,) and the network's output (N, ...). second=True: the diagonal Gauss-Newton
-        second derivatives instead of the gradient (lenet_fast.h)."""
+        second derivatives instead of the gradient (lenet_fast.h). dropout: None (dropout layers are the
+        identity) or (seed, epoch, offset), the masks of training (_dropout)."""
         cdef lf_input inp
         cdef lf_loss ls = self._loss(loss, j)
+        if second and ls.kind == LF_LOSS_HINGE:
+            raise ValueError("loss 'hinge' has no Gauss-Newton curvature (it is piecewise linear): SDLM cannot "
+                             "train with it; use optimizer 'sgd' or 'adam', or loss "
+                             f"{'map' if ls.sign < 0 else 'xent'!r}")
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
         cdef cnp.ndarray y = self._labels(labels, n), out = self.network._output(n)
         cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
         self._gradient(&inp, n, <const int64_t *>cnp.PyArray_DATA(y), &ls, scale, second, grad, losses, out,
-                       NULL)
+                       NULL, self._check_dropout(dropout))
         return grad, losses, out
 
     cdef int _gradient(self, const lf_input *inp, Py_ssize_t n, const int64_t *labels, const lf_loss *ls,
                        float scale, int second, cnp.ndarray grad, cnp.ndarray losses, cnp.ndarray out,
-                       float *dinput) except -1:
+                       float *dinput, tuple dropout) except -1:
         """lf_gradient on checked arguments, the GIL released, one call at a time."""
         cdef int rc
         if not self._lock.acquire(False):
             raise RuntimeError("this trainer is in use by another thread")
         try:
+            self._set_dropout(dropout)
             with nogil:
                 rc = lf_gradient(self.trainer, inp, <int>n, labels, ls, scale, second,
                                  <float *>cnp.PyArray_DATA(grad), <float *>cnp.PyArray_DATA(losses),
@@ -675,14 +736,16 @@ cdef class Trainer:
         cdef cnp.ndarray g = d
         cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
         cdef cnp.ndarray dx = np.empty((n,) + self.network.input_shape, dtype=np.float32)
-        ls.kind, ls.j, ls.dout = LF_LOSS_LINEAR, 0, <const float *>cnp.PyArray_DATA(g)
-        self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx))
+        ls.kind, ls.j, ls.dout, ls.sign = LF_LOSS_LINEAR, 0, <const float *>cnp.PyArray_DATA(g), 1.0
+        self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx), None)
         return grad, dx, out
 
-    def train(self, x, labels, batch_size, optimizer, loss, j=10.0, bint normalize=True, bint summed=False):
+    def train(self, x, labels, batch_size, optimizer, loss, j=10.0, bint normalize=True, bint summed=False,
+              dropout=None):
         """Train on the images in order, batch_size at a time, each batch's mean gradient (its summed one
         with summed) followed by an update of params by optimizer (see _optimizer). Returns (losses, out)
-        for every image, each from before its batch's update."""
+        for every image, each from before its batch's update. dropout: as in gradient (fit passes its seed,
+        the epoch and the position of x's first image in the epoch)."""
         cdef lf_input inp
         cdef lf_loss ls = self._loss(loss, j)
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
@@ -692,11 +755,13 @@ cdef class Trainer:
         cdef lf_optimizer opt
         cdef int rc, bs = positive_int(batch_size, "batch_size")
         keep = _optimizer(optimizer, self.params.shape[0], &opt)
+        drop = self._check_dropout(dropout)
         if n == 0:
             return losses, out
         if not self._lock.acquire(False):
             raise RuntimeError("this trainer is in use by another thread")
         try:
+            self._set_dropout(drop)
             with nogil:
                 rc = lf_train(self.trainer, &inp, <int>n, <const int64_t *>cnp.PyArray_DATA(y), &ls, bs, summed,
                               &opt, <float *>cnp.PyArray_DATA(params), <float *>cnp.PyArray_DATA(grad),

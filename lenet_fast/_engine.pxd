@@ -1,17 +1,17 @@
 # The C engine's public interface (csrc/lenet_fast.h) as Cython sees it; _core.pyx cimports it. Its
 # constants come from the header, so that Python never keeps a copy that could drift.
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 cdef extern from "lenet_fast.h" nogil:
     enum: LF_MAX_LAYERS
     enum: LF_ERR_THREADS, LF_ERR_FORKED, LF_MAX_THREADS
     enum: LF_PICTURE_OK, LF_PICTURE_NO_INK, LF_PICTURE_SPECK
     ctypedef enum lf_act:
-        LF_ACT_NONE, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU
+        LF_ACT_NONE, LF_ACT_SQUASH, LF_ACT_TANH, LF_ACT_RELU, LF_ACT_LEAKY_RELU, LF_ACT_ELU, LF_ACT_SIGMOID
     ctypedef enum lf_pool:
         LF_POOL_TRAINABLE, LF_POOL_AVERAGE, LF_POOL_MAX
     ctypedef enum lf_layer_kind:
-        LF_LAYER_CONV, LF_LAYER_SUBSAMPLE, LF_LAYER_FULL, LF_LAYER_RBF
+        LF_LAYER_CONV, LF_LAYER_SUBSAMPLE, LF_LAYER_FULL, LF_LAYER_RBF, LF_LAYER_DROPOUT
     ctypedef enum lf_dtype:
         LF_U8, LF_F32
     ctypedef struct lf_layer:
@@ -24,6 +24,9 @@ cdef extern from "lenet_fast.h" nogil:
         const float *weight
         const float *bias
         ptrdiff_t weight_at, bias_at
+        float rate
+        uint64_t key
+        int64_t first
     ctypedef struct lf_input:
         const void *data
         lf_dtype dtype
@@ -31,11 +34,12 @@ cdef extern from "lenet_fast.h" nogil:
         int normalize
     int lf_forward(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out)
     ctypedef enum lf_loss_kind:
-        LF_LOSS_MAP, LF_LOSS_RBF, LF_LOSS_XENT, LF_LOSS_LINEAR
+        LF_LOSS_MAP, LF_LOSS_RBF, LF_LOSS_XENT, LF_LOSS_LINEAR, LF_LOSS_HINGE
     ctypedef struct lf_loss:
         lf_loss_kind kind
         float j
         const float *dout
+        float sign
     ctypedef enum lf_opt_kind:
         LF_OPT_SGD, LF_OPT_ADAM, LF_OPT_SDLM, LF_OPT_ADAGRAD, LF_OPT_RMSPROP, LF_OPT_ADAMW
     ctypedef struct lf_optimizer:

@@ -105,6 +105,29 @@ class Full(NamedTuple):
                     bias=params[p + "bias"])
 
 
+class Dropout(NamedTuple):
+    """Inverted dropout of the share `rate` of its input's units in training (kept units scaled by
+    1 / (1 - rate)), the identity at inference; nothing trained, the shape unchanged."""
+
+    name: str
+    rate: float
+
+    kind = "dropout"
+    act = "none"
+
+    def output_shape(self, shape):
+        return tuple(shape)
+
+    def params(self, shape):
+        return OrderedDict()
+
+    def macs(self, shape):
+        return 0
+
+    def spec(self, params, rbf_centers=None):
+        return dict(kind=self.kind, rate=self.rate)
+
+
 class RBF(NamedTuple):
     """Squared Euclidean distances to `units` fixed centres (docs/paper.md#rbf-output): nothing trained."""
 

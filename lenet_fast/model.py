@@ -8,6 +8,9 @@ lenet_fast.paper for the constants):
   trainable parameters.
 - ``modern``: what most tutorials call LeNet-5: ReLU, max pooling, C3 connected to all six S2 maps, a
   linear 84 -> 10 output read through softmax, He initialisation.
+
+Options (docs/training.md): the modern variant's activation, dropout before C5 and F6 (rows of the
+table, as in AlexNet before its full layers), and the initialisation.
 """
 import functools
 import math
@@ -18,7 +21,7 @@ import numpy as np
 
 from . import _core, calibration, evaluation, layers, paper, storage, train
 from .inputs import as_batch
-from .layers import RBF, Conv, Full, Subsample
+from .layers import RBF, Conv, Dropout, Full, Subsample
 
 
 #             layer       maps  kernel  activation       connections
@@ -44,6 +47,44 @@ MODERN = (
 
 VARIANTS = {"classic": CLASSIC, "modern": MODERN}
 INPUT_SHAPE = (1, paper.INPUT_SIZE, paper.INPUT_SIZE)
+# The modern variant's activations (PyTorch's defaults: leaky slope 0.01, ELU alpha 1: csrc/lenet_fast.h)
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
+INITS = ("paper", "xavier", "he")
+DEFAULT_INIT = {"classic": "paper", "modern": "he"}
+DROPOUT_BEFORE = ("c5", "f6")  # every full layer but the output, as AlexNet's classifier
+
+
+def network_layers(variant, activation=None, dropout=0.0):
+    """The variant's table with the options: activation (modern only; None: relu) in place of ReLU in c1,
+    c3, c5 and f6, and with dropout > 0 a Dropout row before c5 and f6. ValueError for a bad option."""
+    table = _layers(variant)
+    activation = check_activation(variant, activation)
+    dropout = check_dropout(dropout)
+    rows = []
+    for layer in table:
+        if dropout and layer.name in DROPOUT_BEFORE:
+            rows.append(Dropout("drop_" + layer.name, dropout))
+        rows.append(layer._replace(act=activation) if layer.act == "relu" else layer)
+    return tuple(rows)
+
+
+def check_activation(variant, activation):
+    """activation for variant: the modern one's name (None: "relu"); classic takes None only."""
+    if variant == "classic":
+        if activation is not None:
+            raise ValueError("activation is for the modern variant: the classic one is the paper's network, "
+                             f"its squashing function fixed (got activation={activation!r})")
+        return None
+    if activation is None:
+        return "relu"
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+    return activation
+
+
+def check_dropout(dropout):
+    """dropout as a float in [0, 1): the share of C5's and F6's inputs dropped in training."""
+    return _unit_number(dropout, "dropout must be a number in [0, 1)", top=False)
 
 
 def param_shapes(variant):
@@ -65,21 +106,65 @@ def _layers(variant):
         raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}") from None
 
 
-def init_params(variant, seed=0):
-    """Freshly initialised parameters: classic, every weight, bias and coefficient uniform in
-    (-2.4/F, 2.4/F) with F the unit's fan-in (docs/paper.md#initialisation); modern, He-normal weights
-    (std sqrt(2/F)) and zero biases."""
+def init_params(variant, seed=0, init=None):
+    """Freshly initialised parameters by init (None: the variant's default, DEFAULT_INIT):
+    - "paper" (classic's): every weight, bias and coefficient uniform in (-2.4/F, 2.4/F), F the unit's
+      fan-in (docs/paper.md#initialisation);
+    - "xavier": Glorot uniform weights in +-sqrt(6 / (F + fan_out)), zero biases;
+    - "he" (modern's): He-normal weights, std sqrt(2/F), zero biases.
+    Trainable subsampling coefficients (classic) count as weights (F 4, fan_out 1). fan_out: fan_outs
+    (C3's by Table I)."""
+    init = check_init(variant, init)
     rng = np.random.default_rng(seed)
     params = OrderedDict()
+    outs = fan_outs(variant)
     for name, (shape, fan) in param_shapes(variant).items():
-        if variant == "classic":
+        if init == "paper":
             a = rng.uniform(-1.0, 1.0, size=shape) * (paper.INIT_SCALE / fan)
-        elif name.endswith(".weight"):
+        elif name.endswith(".bias"):
+            a = np.zeros(shape)
+        elif init == "he":
             a = rng.standard_normal(shape) * np.sqrt(2.0 / fan)
         else:
-            a = np.zeros(shape)
+            a = rng.uniform(-1.0, 1.0, size=shape) * np.sqrt(6.0 / (fan + outs[name]))
         params[name] = np.ascontiguousarray(a, dtype=np.float32)
     return params
+
+
+def check_init(variant, init):
+    """init for variant: a name in INITS, None its default."""
+    if init is None:
+        _layers(variant)  # an unknown variant's error first
+        return DEFAULT_INIT[variant]
+    if init not in INITS:
+        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    return init
+
+
+def fan_outs(variant):
+    """name -> the fan-out of each weight (a number, or an array broadcastable to its shape): how many
+    outputs one input of the weight's layer feeds through one weight each. A convolution's input pixel
+    feeds k*k positions of every output map connected to it: C1 6 * 25 = 150; C3 by Table I, input map c
+    of S2 feeding the maps of its column (C3_TABLE[:, c].sum(): 10 for every S2 map, so 250), per packed
+    kernel; dense C3 (modern) 16 * 25 = 400; a full layer its units; a trainable subsampling coefficient
+    the one output of its window (1)."""
+    out = OrderedDict()
+    for layer, shape in layers.walk(_layers(variant), INPUT_SHAPE):
+        for p in layer.params(shape):
+            name = f"{layer.name}.{p}"
+            if p == "bias":
+                continue
+            if layer.kind == "conv" and layer.table is not None:
+                per_input = layer.table.sum(axis=0) * layer.kernel ** 2  # (input maps,)
+                _, cols = np.nonzero(layer.table)  # the packed kernels' order
+                out[name] = per_input[cols].astype(np.float64)[:, None, None]
+            elif layer.kind == "conv":
+                out[name] = layer.maps * layer.kernel ** 2
+            elif layer.kind == "full":
+                out[name] = layer.units
+            else:
+                out[name] = 1
+    return out
 
 
 def flat_params(arrays):
@@ -93,9 +178,11 @@ def flat_params(arrays):
     return flat, views
 
 
-def build_network(variant, params, rbf_centers=None):
-    """The C engine's Network for a variant, running on the given parameter arrays in place."""
-    return _core.Network(INPUT_SHAPE, [layer.spec(params, rbf_centers) for layer in _layers(variant)])
+def build_network(variant, params, rbf_centers=None, activation=None, dropout=0.0):
+    """The C engine's Network for a variant and its options (network_layers), running on the given
+    parameter arrays in place."""
+    return _core.Network(INPUT_SHAPE, [layer.spec(params, rbf_centers)
+                                       for layer in network_layers(variant, activation, dropout)])
 
 
 FORMAT_VERSION = 1
@@ -135,8 +222,12 @@ class Params(Mapping):
 class LeNet5:
     """LeNet-5 (LeCun et al., 1998) on the C engine.
 
-    LeNet5(variant="classic", seed=0): "classic" is the paper's network exactly, "modern" the common
-    simplification (module docstring). seed fixes the initialisation.
+    LeNet5(variant="classic", seed=0, activation=None, dropout=0.0, init=None): "classic" is the paper's
+    network exactly, "modern" the common simplification (module docstring). seed fixes the
+    initialisation. activation (modern only): "relu" (default), "leaky_relu", "elu", "tanh" or "sigmoid".
+    dropout: the share in [0, 1) of C5's and F6's inputs dropped in training (inverted dropout; the
+    identity in predict and forward). init: "paper", "xavier" or "he" (init_params; default "paper" for
+    classic, "he" for modern). A bad option raises ValueError naming it and the accepted values.
 
     Inputs, wherever an image batch is taken: one image or a batch of shape (28, 28), (32, 32),
     (N, 28, 28), (N, 32, 32) or (N, 1, 32, 32); uint8 pixels (or other integers) in 0-255 or floats in
@@ -145,13 +236,16 @@ class LeNet5:
     that form (float, (N, 32, 32) or (N, 1, 32, 32)) is passed with normalized=True and used as it is.
     """
 
-    def __init__(self, variant="classic", seed=0):
-        self.layers = _layers(variant)
+    def __init__(self, variant="classic", seed=0, activation=None, dropout=0.0, init=None):
+        self.layers = network_layers(variant, activation, dropout)
         self.variant = variant
-        self._flat, arrays = flat_params(init_params(variant, seed))
+        self.activation = check_activation(variant, activation)
+        self.dropout = check_dropout(dropout)
+        self.init = check_init(variant, init)
+        self._flat, arrays = flat_params(init_params(variant, seed, init))
         self._params = Params(arrays)
         self._centers = paper.rbf_centers() if variant == "classic" else None
-        self._net = build_network(variant, self._params, self._centers)
+        self._net = build_network(variant, self._params, self._centers, activation, self.dropout)
         self._trainer = None
         self._temperature = 1.0
         self._outlier_limit = None
@@ -319,10 +413,11 @@ class LeNet5:
         optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default), "sgd", "adagrad",
         "rmsprop", "adam" (modern's default), "adamw" (batch_size 32 by default), or an instance from
         lenet_fast.optim with its own settings and schedule (docs/training.md). loss: "map" (classic's
-        default, with the constant j), "rbf" (the plain distance), or "xent" (modern). seed fixes the
-        shuffling. verbose: 0 silent, 1 a progress bar (tqdm, when installed) or a line per epoch, 2 a line
-        per epoch. checkpoint=path saves after every epoch;
-        resume=path continues such a run exactly (same data and settings; epochs is the total).
+        default, with the constant j), "rbf" (the plain distance), "xent" (modern), or "hinge" (either; not
+        with SDLM: docs/training.md#losses). seed fixes the shuffling and dropout's masks
+        (docs/training.md#dropout). verbose: 0 silent, 1 a progress bar (tqdm, when installed) or a line per
+        epoch, 2 a line per epoch. checkpoint=path saves after every epoch; resume=path continues such a run
+        exactly (same data and settings; epochs is the total).
         augment(images, rng) -> images, if given, transforms each epoch's shuffled images (e.g.
         lenet_fast.distort.random_affine) with fit's seeded generator. early_stopping: a
         lenet_fast.EarlyStopping (stop when the validation error stops improving, and put back the best
@@ -396,8 +491,31 @@ class LeNet5:
             arrays = {name: np.array(a, copy=True) for name, a in _entries(self).items()}
         return _from_entries, (arrays, "a pickled LeNet5")
 
+    def options(self):
+        """The options other than their defaults (activation, dropout, init), as LeNet5 takes them."""
+        opts = {}
+        if self.activation not in (None, "relu"):
+            opts["activation"] = self.activation
+        if self.dropout:
+            opts["dropout"] = self.dropout
+        if self.init != DEFAULT_INIT[self.variant]:
+            opts["init"] = self.init
+        return opts
+
+    def option_entries(self):
+        """The options a model file and a checkpoint carry: the architecture's (activation and dropout; the
+        initialisation is spent once the weights exist), each only when it is not its default, so that a
+        default model's file is the one earlier versions wrote and read."""
+        entries = {}
+        if self.dropout:
+            entries["__dropout__"] = np.array(self.dropout, dtype=np.float64)
+        if self.activation not in (None, "relu"):
+            entries["__activation__"] = np.array(self.activation)
+        return entries
+
     def __repr__(self):
-        return f"LeNet5(variant={self.variant!r}, params={self.n_params})"
+        opts = "".join(f", {k}={v!r}" for k, v in self.options().items())
+        return f"LeNet5(variant={self.variant!r}{opts}, params={self.n_params})"
 
 
 def _check_params(variant, params):
@@ -456,7 +574,8 @@ def load(path):
     arrays = storage.read_npz(path, "model", _file_limits())
     if "__checkpoint__" in arrays:  # the weights of a checkpoint; its other entries are for resuming
         arrays = {k: v for k, v in arrays.items()
-                  if k in ("__variant__",) or not (k.startswith("__") or k.startswith("optimizer."))}
+                  if k in ("__variant__", "__activation__", "__dropout__")
+                  or not (k.startswith("__") or k.startswith("optimizer."))}
         arrays["__format__"] = np.array(FORMAT_VERSION)
     return _from_entries(arrays, path)
 
@@ -469,6 +588,7 @@ def _entries(model):
               "__temperature__": np.array(model.temperature, dtype=np.float64)}
     if model.outlier_limit is not None:
         arrays["__outlier_limit__"] = np.array(model.outlier_limit, dtype=np.float64)
+    arrays.update(model.option_entries())
     arrays.update(model.params)
     return arrays
 
@@ -490,7 +610,15 @@ def _from_entries(arrays, source):
         raise ValueError(f"{source}: model format {version} is not supported (this version reads {FORMAT_VERSION})")
     if variant not in VARIANTS:
         raise ValueError(f"{source}: unknown variant {variant!r}")
-    model = LeNet5(variant)
+    try:
+        # optional: files from before these options existed hold neither (relu, no dropout)
+        activation = arrays.pop("__activation__", None)
+        activation = None if activation is None else str(activation)
+        dropout = arrays.pop("__dropout__", 0.0)
+        dropout = float(dropout) if isinstance(dropout, np.ndarray) and dropout.shape == () else dropout
+        model = LeNet5(variant, activation=activation, dropout=dropout)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{source}: {exc}") from None
     try:
         # optional: files from before calibration existed hold neither (temperature 1, no outlier limit)
         model.temperature = arrays.pop("__temperature__", 1.0)

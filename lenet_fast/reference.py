@@ -76,7 +76,28 @@ def identity(a):
     return a
 
 
-ACTIVATIONS = {"squash": squash, "tanh": tanh, "relu": relu, "none": identity}
+LEAKY_SLOPE = 0.01  # PyTorch's defaults: LeakyReLU(negative_slope=0.01), ELU(alpha=1.0)
+ELU_ALPHA = 1.0
+
+
+def leaky_relu(a):
+    """a where a > 0, else LEAKY_SLOPE * a."""
+    return np.where(a > 0, a, LEAKY_SLOPE * a)
+
+
+def elu(a):
+    """a where a > 0, else ELU_ALPHA * (exp(a) - 1) (expm1: exact near 0)."""
+    return np.where(a > 0, a, ELU_ALPHA * np.expm1(np.minimum(a, 0)))
+
+
+def sigmoid(a):
+    """1 / (1 + exp(-a)), written so that neither branch overflows."""
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+ACTIVATIONS = {"squash": squash, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
+               "sigmoid": sigmoid, "none": identity}
 
 
 def activation(a, name):
@@ -88,7 +109,8 @@ def activation_derivative(a, name):
     """f'(a) of the activation called name, from the PRE-activation a.
 
     squash: A S (1 - tanh(S a)^2); tanh: 1 - tanh(a)^2; relu: 1 where a > 0,
-    else 0 (so 0 at a = 0); none: 1.
+    else 0 (so 0 at a = 0); leaky_relu: 1 or LEAKY_SLOPE; elu: 1 or ELU_ALPHA exp(a);
+    sigmoid: s (1 - s); none: 1.
     """
     if name == "squash":
         t = np.tanh(SQUASH_S * a)
@@ -98,6 +120,13 @@ def activation_derivative(a, name):
         return 1 - t * t
     if name == "relu":
         return (a > 0).astype(a.dtype)
+    if name == "leaky_relu":
+        return np.where(a > 0, 1, LEAKY_SLOPE).astype(a.dtype)
+    if name == "elu":
+        return np.where(a > 0, 1, ELU_ALPHA * np.exp(np.minimum(a, 0))).astype(a.dtype)
+    if name == "sigmoid":
+        s = sigmoid(a)
+        return s * (1 - s)
     if name == "none":
         return np.ones_like(a)
     raise ValueError(f"unknown activation {name!r}")
@@ -292,6 +321,32 @@ def log_softmax(z):
 
 
 # --- losses ----------------------------------------------------------------------------------------
+_U64 = np.uint64
+
+
+def _mix64(z):
+    """csrc/dropout.c's 64-bit mixer, on a uint64 array (NumPy's uint64 products wrap as C's do)."""
+    with np.errstate(over="ignore"):
+        z = z ^ (z >> _U64(32))
+        z = z * _U64(0xD6E8FEB86659FD93)
+        z = z ^ (z >> _U64(32))
+        z = z * _U64(0xD6E8FEB86659FD93)
+        return z ^ (z >> _U64(32))
+
+
+def dropout_mask(key, first, n, units, rate):
+    """(n, units) float32 multipliers of inverted dropout for the images at epoch positions first ..
+    first + n - 1: 0 for a dropped unit, 1 / (1 - rate) (in float32) for a kept one. Unit u of image p is
+    dropped when the top 24 bits of mix(mix(key ^ p * golden) + u) are below rate * 2^24 (rounded)."""
+    p = np.arange(first, first + n, dtype=np.int64).astype(_U64)[:, None]
+    u = np.arange(units, dtype=_U64)[None, :]
+    with np.errstate(over="ignore"):
+        h = _mix64(_mix64(_U64(key) ^ (p * _U64(0x9E3779B97F4A7C15))) + u)
+    threshold = int(np.float32(rate) * np.float32(16777216.0) + np.float32(0.5))
+    scale = np.float32(1) / (np.float32(1) - np.float32(rate))
+    return np.where((h >> _U64(40)) < threshold, np.float32(0), scale).astype(np.float32)
+
+
 # Each takes the network output (N, K) and the labels (N,) (integers in 0..K-1) and returns
 # (per-image loss (N,), gradient (N, K) of the SUM of the per-image losses w.r.t. the output).
 
@@ -335,7 +390,19 @@ def cross_entropy(z, labels):
     return -_pick(log_softmax(z), labels), softmax(z) - _one_hot(labels, z.shape[1], z.dtype)
 
 
-LOSSES = {"map": map_loss, "rbf": rbf_loss, "xent": cross_entropy}
+def hinge_loss(s, labels):
+    """The multiclass SVM (Weston-Watkins) loss on scores s (N, K): loss_p = sum over i != D_p of
+    max(0, s[p, i] - s[p, D_p] + 1); grad: 1 for each i != D with a positive margin, minus their count at
+    D (0 on the kink). For an RBF head the scores are the negative distances: hinge_loss(-y, labels) and
+    the gradient negated (backward does this)."""
+    margins = s - _pick(s, labels)[:, None] + 1
+    others = 1 - _one_hot(labels, s.shape[1], s.dtype)
+    on = (margins > 0) * others
+    grad = on - _one_hot(labels, s.shape[1], s.dtype) * on.sum(axis=1, keepdims=True)
+    return (margins * on).sum(axis=1), grad
+
+
+LOSSES = {"map": map_loss, "rbf": rbf_loss, "xent": cross_entropy, "hinge": hinge_loss}
 
 
 def normalize_input(images):
@@ -395,14 +462,31 @@ _NETWORKS = {
     ),
 }
 _DEFAULT_LOSS = {"classic": "map", "modern": "xent"}
-_VARIANT_LOSSES = {"classic": ("map", "rbf"), "modern": ("xent",)}
+_VARIANT_LOSSES = {"classic": ("map", "rbf", "hinge"), "modern": ("xent", "hinge")}
 
 
-def _network(variant):
+def _network(variant, activation=None):
+    """The variant's layer table; activation (modern only) replaces ReLU in c1, c3, c5 and f6."""
     try:
-        return _NETWORKS[variant]
+        table = _NETWORKS[variant]
     except (KeyError, TypeError):
         raise ValueError(f"unknown variant {variant!r}") from None
+    if activation is None:
+        return table
+    if variant != "modern":
+        raise ValueError("only the modern variant takes another activation")
+    return tuple((k, n, activation if a == "relu" else a, e) for k, n, a, e in table)
+
+
+def _loss_and_grad(out, labels, variant, loss, j):
+    """(losses, gradient of their sum w.r.t. the output) for a loss name; hinge scores the classic RBF
+    head's distances by their negatives."""
+    if loss == "map":
+        return map_loss(out, labels, j)
+    if loss == "hinge" and variant == "classic":
+        losses, g = hinge_loss(-out, labels)
+        return losses, -g
+    return LOSSES[loss](out, labels)
 
 
 def _loss_name(variant, loss):
@@ -441,14 +525,19 @@ def _layer_forward(layer, params, x):
     return rbf(x, params["rbf.centers"])
 
 
-def _forward_trace(params, x, variant):
+def _forward_trace(params, x, variant, activation_name=None, masks=None):
     """The forward pass, keeping what the backward passes need.
 
     Returns (trace, out): trace lists (layer, input, pre-activation) for every
-    layer in order, out is the network's output (N, 10).
+    layer in order, out is the network's output (N, 10). masks (dropout in
+    training): name -> (N, inputs) multipliers of a full layer's flattened input
+    (0 for a dropped unit, 1 / (1 - p) for a kept one); the trace then holds the
+    masked input.
     """
     trace = []
-    for layer in _network(variant):
+    for layer in _network(variant, activation_name):
+        if masks and layer[1] in masks:
+            x = _flatten(x) * masks[layer[1]]
         pre = _layer_forward(layer, params, x)
         trace.append((layer, x, pre))
         x = activation(pre, layer[2])
@@ -464,7 +553,7 @@ def with_centers(params, variant):
     return full
 
 
-def forward(params, x, variant):
+def forward(params, x, variant, activation=None, masks=None):
     """Run the whole network on normalized input x: (N, 1, 32, 32).
 
     params maps names (e.g. "c1.weight") to arrays; variant is "classic" (the
@@ -475,12 +564,13 @@ def forward(params, x, variant):
     params["rbf.centers"]. modern: C1 conv + relu, S2 max, C3 dense conv +
     relu, S4 max, C5 and F6 full + relu, "out" full (logits).
     C5 is a 5x5 convolution over 5x5 maps, i.e. a full layer on the 400
-    flattened S4 values (index c * 25 + i * 5 + j).
+    flattened S4 values (index c * 25 + i * 5 + j). activation (modern only)
+    replaces relu; masks: dropout's, as in _forward_trace.
     """
-    return _forward_trace(params, x, variant)[1]
+    return _forward_trace(params, x, variant, activation, masks)[1]
 
 
-def backward(params, x, labels, variant, loss=None, j=MAP_J):
+def backward(params, x, labels, variant, loss=None, j=MAP_J, activation=None, masks=None):
     """Loss and gradient of the whole network: returns (losses (N,), grads).
 
     x: (N, 1, 32, 32) normalized input; labels: (N,) integer classes. loss is
@@ -490,16 +580,18 @@ def backward(params, x, labels, variant, loss=None, j=MAP_J):
     parameter name (in the order of model.param_shapes) to the gradient of the
     SUM of the per-image losses, in the parameter's layout (C3's kernels packed
     by C3_TABLE for "classic"). The classic RBF centres are fixed: no gradient.
+    "hinge" (either variant) scores the logits or the negative distances.
+    activation and masks as in forward (the masks fixed: the gradient for that draw).
     """
     loss = _loss_name(variant, loss)
-    trace, out = _forward_trace(params, x, variant)
-    losses, g = map_loss(out, labels, j) if loss == "map" else LOSSES[loss](out, labels)
+    trace, out = _forward_trace(params, x, variant, activation, masks)
+    losses, g = _loss_and_grad(out, labels, variant, loss, j)
     grads = {}
     for (kind, name, act, extra), inp, pre in reversed(trace):
         if kind == "rbf":
             g = rbf_backward(inp, params["rbf.centers"], g)
             continue
-        g = activation_backward(pre, g, act)
+        g = activation_backward(pre, g.reshape(pre.shape), act)
         if kind == "conv":
             g, grads[name + ".weight"], grads[name + ".bias"] = conv2d_backward(
                 inp, params[name + ".weight"], g, table=extra
@@ -513,6 +605,8 @@ def backward(params, x, labels, variant, loss=None, j=MAP_J):
                 _flatten(inp), params[name + ".weight"], g
             )
             g = dx.reshape(inp.shape)
+            if masks and name in masks:
+                g = g * masks[name]  # through the mask, to the unmasked input (still flat)
     return losses, {name: grads[name] for name in _param_names(_network(variant))}
 
 
@@ -532,7 +626,7 @@ def _subsample_curvature(x, d2y, mode, coef=None):
     return subsample_backward(x, d2y, mode)[0], None, None
 
 
-def gauss_newton_diagonal(params, x, variant, loss=None):
+def gauss_newton_diagonal(params, x, variant, loss=None, activation=None):
     """Diagonal Gauss-Newton second derivatives d2E/dw2, summed over the images of x.
 
     The curvature estimate of the paper's stochastic diagonal Levenberg-Marquardt
@@ -558,7 +652,9 @@ def gauss_newton_diagonal(params, x, variant, loss=None):
                     input as the gradient (subsample_backward's tie rule).
     """
     loss = _loss_name(variant, loss)
-    trace, out = _forward_trace(params, x, variant)
+    if loss == "hinge":
+        raise ValueError("the hinge loss is piecewise linear: it has no Gauss-Newton curvature")
+    trace, out = _forward_trace(params, x, variant, activation)
     if loss == "xent":
         p = softmax(out)
         d2 = p * (1 - p)

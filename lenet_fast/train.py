@@ -99,7 +99,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             bar = _progress(verbose, len(x), f"epoch {epoch + 1}/{epochs}")
             for s in range(0, len(x), chunk):
                 losses, out = trainer.train(xe[s : s + chunk], ye[s : s + chunk], batch_size, opt, loss, j,
-                                            normalize, reduction == "sum")
+                                            normalize, reduction == "sum", dropout=(seed, epoch, s))
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is not finite "
                                              "(lower the learning rate); the last checkpoint is intact")
@@ -208,6 +208,7 @@ def save_checkpoint(path, model, opt, rng, history, settings, best=None):
     }
     if best is not None:
         arrays["__best__"] = best
+    arrays.update(model.option_entries())
     arrays.update(model.params)
     arrays.update(("optimizer." + k, v) for k, v in opt.state().items())
     storage.write_npz(path, arrays)
@@ -217,7 +218,8 @@ def checkpoint_limits(sizes, opt=None):
     """storage.read_npz's limits for a checkpoint of a model whose parameters have sizes (name -> number of
     values), holding opt's state (None: any optimizer's)."""
     limits = {"__format__": storage.NUMBER_BYTES, "__variant__": storage.text_bytes(storage.NAME_CHARS),
-              "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS)}
+              "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS),
+              "__activation__": storage.text_bytes(storage.NAME_CHARS), "__dropout__": storage.NUMBER_BYTES}
     limits.update((name, storage.NUMBER_BYTES * size) for name, size in sizes.items())
     limits["__best__"] = storage.NUMBER_BYTES * sum(sizes.values())
     for o in [opt] if opt is not None else [optim.make(kind) for kind in optim.OPTIMIZERS]:
@@ -243,6 +245,9 @@ def _restore(path, model, opt, rng, settings):
         if best is not None and (best.dtype != np.float32 or best.shape != model.params_vector.shape
                                  or not _core.all_finite(best)):
             raise ValueError("early stopping's best weights do not fit this model")
+        saved_options = {k: str(arrays.pop(k)) for k in ("__activation__", "__dropout__") if k in arrays}
+        if saved_options != {k: str(v) for k, v in model.option_entries().items()}:  # the same network
+            raise ValueError(f"it was made by a model with other options ({saved_options or 'the defaults'})")
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path}: not a lenet_fast checkpoint ({exc})") from None
     differ = {k: (saved.get(k), v) for k, v in settings.items() if saved.get(k) != v}

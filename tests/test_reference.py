@@ -217,7 +217,10 @@ def test_activations_match_their_definitions():
     np.testing.assert_allclose(ref.tanh(a), np.vectorize(math.tanh)(a), **TOL64)
     np.testing.assert_array_equal(ref.relu(a), np.where(a > 0, a, 0.0))
     assert ref.identity(a) is a
-    assert set(ref.ACTIVATIONS) == {"squash", "tanh", "relu", "none"}
+    np.testing.assert_allclose(ref.leaky_relu(a), np.where(a > 0, a, 0.01 * a), **TOL64)
+    np.testing.assert_allclose(ref.elu(a), np.where(a > 0, a, np.vectorize(math.expm1)(a)), **TOL64)
+    np.testing.assert_allclose(ref.sigmoid(a), 1 / (1 + np.vectorize(math.exp)(-a)), **TOL64)
+    assert set(ref.ACTIVATIONS) == {"squash", "tanh", "relu", "leaky_relu", "elu", "sigmoid", "none"}
     for name, fn in ref.ACTIVATIONS.items():
         np.testing.assert_array_equal(ref.activation(a, name), fn(a))
 

@@ -110,7 +110,7 @@ def perturbed(g, factor=1.01):
 # --- activations ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["squash", "tanh", "relu", "none"])
+@pytest.mark.parametrize("name", ["squash", "tanh", "relu", "leaky_relu", "elu", "sigmoid", "none"])
 def test_activation_backward_matches_finite_differences(name):
     rng = np.random.default_rng(100)
     a = rng.normal(size=(3, 7)) * 2
@@ -331,6 +331,7 @@ def loss_case(name, seed=8):
         ("map_j3", lambda y, lab: ref.map_loss(y, lab, j=3.0)),
         ("rbf", ref.rbf_loss),
         ("xent", ref.cross_entropy),
+        ("hinge", ref.hinge_loss),
     ],
 )
 def test_loss_gradients_match_finite_differences(name, fn):
@@ -888,3 +889,47 @@ def test_float32_network_gradients_agree_with_float64(variant):
     g64 = _network_grads(np.float64, 3, variant, "backward") + _network_grads(np.float64, 3, variant, "gn")
     for a, b in zip(g32, g64):
         assert np.max(np.abs(a - b)) <= 1e-3 * np.max(np.abs(b))
+
+
+# --- the options: activations, hinge loss, dropout (masks fixed) ----------------------------------------
+
+
+def option_loss(params, x, labels, variant, loss, activation=None, masks=None):
+    out = ref.forward(params, x, variant, activation, masks)
+    return np.sum(ref._loss_and_grad(out, labels, variant, loss, paper.MAP_J)[0])
+
+
+def check_option_gradient(variant, loss, activation=None, masks=None):
+    params, x, labels = network_case(variant)
+    losses, grads = ref.backward(params, x, labels, variant, loss=loss, activation=activation, masks=masks)
+    f = lambda: option_loss(params, x, labels, variant, loss, activation, masks)  # noqa: E731
+    np.testing.assert_allclose(np.sum(losses), f(), **TOL64)
+    for k, name in enumerate(model.param_shapes(variant)):
+        rng = np.random.default_rng(k)
+        entries = np.union1d(rng.choice(params[name].size, size=min(params[name].size, 6), replace=False),
+                             [np.argmax(np.abs(grads[name]))])
+        check_gradient(grads[name], f, params[name], entries, h=NETWORK_STEP[variant])
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "tanh", "sigmoid"])
+def test_backward_with_each_activation_matches_finite_differences(activation):
+    check_option_gradient("modern", "xent", activation=activation)
+
+
+@pytest.mark.parametrize("variant", ["classic", "modern"])
+def test_backward_with_the_hinge_loss_matches_finite_differences(variant):
+    check_option_gradient(variant, "hinge")
+
+
+@pytest.mark.parametrize("variant", ["classic", "modern"])
+def test_backward_with_dropout_masks_matches_finite_differences(variant):
+    """The gradient for one fixed draw of the masks (rate 0.5 before C5 and F6)."""
+    masks = {"c5": ref.dropout_mask(11, 0, 2, 400, 0.5).astype(np.float64),
+             "f6": ref.dropout_mask(12, 0, 2, 120, 0.5).astype(np.float64)}
+    assert 0.3 < np.mean(masks["c5"] == 0) < 0.7
+    check_option_gradient(variant, model.LeNet5(variant).default_loss, masks=masks)
+
+
+def test_activation_options_only_for_modern():
+    with pytest.raises(ValueError, match="only the modern variant"):
+        ref.forward({}, np.zeros((1, 1, 32, 32)), "classic", activation="elu")

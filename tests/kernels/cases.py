@@ -36,7 +36,7 @@ ISAS = _available_isas()
 BATCHES = (0, 1, 2, 5, 6, 7, 8, 9, 13, 14, 16, 17, 22, 37)
 # The same for the backward checks, fewer: single images, a block, blocks + a partial block + singles.
 BACKWARD_BATCHES = (1, 3, 8, 13, 21)
-ACTS = ("none", "squash", "tanh", "relu")
+ACTS = ("none", "squash", "tanh", "relu", "leaky_relu", "elu", "sigmoid")
 POOLS = ("trainable", "average", "max")
 SEEDS = st.integers(0, 2**32 - 1)
 # Full-layer widths: below 8 lanes, multiples of 8 and 16, ragged ones (LeNet's own 84 and 120), around

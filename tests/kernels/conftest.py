@@ -38,7 +38,8 @@ from lenet_fast.model import _views, flat_params
 
 from cases import ACC_RTOL, ACT_RTOL, ISAS
 
-LIPSCHITZ = {"none": 1.0, "relu": 1.0, "tanh": 1.0, "squash": ref.SQUASH_A * ref.SQUASH_S}
+LIPSCHITZ = {"none": 1.0, "relu": 1.0, "leaky_relu": 1.0, "elu": ref.ELU_ALPHA, "tanh": 1.0, "sigmoid": 0.25,
+             "squash": ref.SQUASH_A * ref.SQUASH_S}
 
 
 # ---- the oracle ----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """csrc/activation.c and activation.h: the activations (squash, the paper's scaled tanh; tanh, a fitted
-rational function, csrc/tanh_coefficients.h; relu; none) through _core.activation, on every instruction-set
-path: against lenet_fast.reference on arrays of any shape, and tanh and squash over the whole float32 range.
+rational function, csrc/tanh_coefficients.h; relu, leaky relu, ELU, the sigmoid; none) through
+_core.activation, on every instruction-set path: against lenet_fast.reference on arrays of any shape, tanh
+and squash over the whole float32 range, and simd.h's exp (through the sigmoid and ELU) to a few ulp.
 (The activations fused into the layer kernels are checked with each layer: test_conv.py, ...)"""
 import numpy as np
 import pytest
@@ -61,7 +62,7 @@ def test_activation_converts_and_copies_its_input():
         (np.arange(5), "tanh", TypeError, "floating-point"),
         (np.ones(3, bool), "tanh", TypeError, "floating-point"),
         (np.ones(3, complex), "tanh", TypeError, "floating-point"),
-        (np.ones(3, np.float32), "sigmoid", ValueError, "act must be one of"),
+        (np.ones(3, np.float32), "swish", ValueError, "act must be one of"),
         (np.array([0.0, np.nan], np.float32), "relu", ValueError, "NaN or infinity"),
     ],
 )
@@ -155,3 +156,47 @@ def test_squash_maps_one_to_one(path):
     want = ref.squash(np.array([1.0, -1.0]))
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
     np.testing.assert_allclose(got, [1.0, -1.0], rtol=1e-5)
+
+
+# ---- exp (simd.h), through the sigmoid and ELU ----------------------------------------------------------
+
+ULP = 2.0 ** -23  # float32's relative spacing at 1 (the largest relative ulp of any normal float)
+
+
+@pytest.mark.parametrize("points", [every_997th_float32, dense_grid, tiny_and_huge])
+def test_sigmoid_is_accurate_to_a_few_ulp_over_the_float32_range(points, path):
+    """1 / (1 + exp(-x)) within 3 ulp (relative 3 * 2^-23) of numpy's float64 value wherever that is a
+    normal float32, and within 1e-38 absolutely below (exp(-x) overflowing to inf gives 0 there). Far
+    below 0 the sigmoid is exp(x) itself, so this bounds lf_exp's error too."""
+    x = points()
+    got, want = np.float64(_core.activation(x, "sigmoid")), ref.sigmoid(np.float64(x))
+    bad = np.abs(got - want) > 3 * ULP * want + 1e-38
+    assert not bad.any(), f"x = {x[bad][:5]}: got {got[bad][:5]}, want {want[bad][:5]}"
+    assert np.all((got >= 0) & (got <= 1))
+
+
+def test_sigmoid_far_out_is_exactly_0_or_1(path):
+    far = np.float32([120, 1e3, 1e30, FLT_MAX])
+    np.testing.assert_array_equal(_core.activation(far, "sigmoid"), np.ones(4, np.float32))
+    np.testing.assert_array_equal(_core.activation(-far, "sigmoid"), np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize("points", [every_997th_float32, dense_grid, tiny_and_huge])
+def test_elu_is_accurate_to_a_few_ulp_below_zero(points, path):
+    """exp(x) - 1 without cancellation near 0 (lf_expm1): within 3 ulp of numpy's expm1 in float64, tiny
+    inputs included (ELU(x) = x there, as expm1), and exactly -1 far out."""
+    x = points()
+    x = x[x < 0]
+    got, want = np.float64(_core.activation(x, "elu")), np.expm1(np.float64(x))
+    bad = np.abs(got - want) > 3 * ULP * np.abs(want) + 4 * TINY32
+    assert not bad.any(), f"x = {x[bad][:5]}: got {got[bad][:5]}, want {want[bad][:5]}"
+    np.testing.assert_array_equal(_core.activation(np.float32([-20, -104, -1e30]), "elu"), [-1, -1, -1])
+
+
+def test_leaky_relu_and_elu_keep_positive_inputs_exactly(path):
+    x = np.concatenate([every_997th_float32(), dense_grid()])
+    x = x[x > 0]
+    for act in ("leaky_relu", "elu"):
+        np.testing.assert_array_equal(_core.activation(x, act), x)
+    np.testing.assert_array_equal(_core.activation(np.float32([-2.0, -0.0]), "leaky_relu"),
+                                  np.float32([-2.0, -0.0]) * np.float32(0.01))

@@ -151,7 +151,7 @@ BAD_NETWORKS = {
                              ValueError, "missing 'coef'"),
     "unknown kind": ((2, 4, 4), lambda r, L: [dict(kind="dense")], ValueError, "kind must be one of"),
     "unknown pool": ((2, 4, 4), lambda r, L: [dict(kind="subsample", pool="median")], ValueError, "pool must be one of"),
-    "unknown activation": ((2, 4, 4), lambda r, L: [L.subsample(r, 2, "max", "sigmoid")], ValueError, "act must be one of"),
+    "unknown activation": ((2, 4, 4), lambda r, L: [L.subsample(r, 2, "max", "swish")], ValueError, "act must be one of"),
     "no layers": ((2, 4, 4), lambda r, L: [], ValueError, "1 to 16 layers"),
     "17 layers": ((2, 4, 4), lambda r, L: [L.full(r, 32, 32, "none")] + [L.full(r, 32, 32, "none")] * 16,
                   ValueError, "1 to 16 layers"),
