@@ -54,6 +54,9 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     batch_size = _core.positive_int(batch_size, "batch_size")  # the engine's limit, before any batch meets it
     loss = model.default_loss if loss is None else loss
     model.check_loss(loss, j)
+    if opt.kind == "sdlm" and loss == "hinge":  # found here, not at the first epoch's curvature estimate
+        raise ValueError("optimizer 'sdlm' divides its steps by the loss's curvature, and loss 'hinge' has none "
+                         "(it is piecewise linear): use optimizer 'sgd' or 'adam' with it, or another loss")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0 (silent), 1 (progress) or 2 (a line per epoch), got {verbose!r}")
     if augment is not None and not callable(augment):

@@ -162,10 +162,15 @@ def test_a_model_learns_with_the_hinge_loss(variant, lr):
     assert np.mean(m.predict(x) != y) < 0.5
 
 
-def test_sdlm_refuses_the_hinge_loss():
+def test_sdlm_refuses_the_hinge_loss_before_any_work(tmp_path):
     x, y = subset(20)
-    with pytest.raises(ValueError, match="hinge.*no Gauss-Newton curvature"):
-        LeNet5("classic").fit(x, y, epochs=1, loss="hinge", verbose=0)
+    model = LeNet5("classic")
+    before = model.params_vector.copy()
+    with pytest.raises(ValueError, match="'sdlm'.*'hinge' has none"):
+        model.fit(x, y, epochs=1, loss="hinge", verbose=0, checkpoint=tmp_path / "c.npz")
+    assert np.array_equal(model.params_vector, before) and not (tmp_path / "c.npz").exists()
+    with pytest.raises(ValueError, match="hinge.*no Gauss-Newton curvature"):  # and the engine's own check
+        model.curvature(x, y, loss="hinge")
 
 
 # ---- initialisations ------------------------------------------------------------------------------------
