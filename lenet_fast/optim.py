@@ -272,7 +272,7 @@ class Optimizer:
         if self.base_lr is not None:
             return f"{self.base_lr}"
         return "None (at batch 32: " + ", ".join(f"{k} {v:g}" for k, v in self.DEFAULT_LR.items()) + \
-            ", times sqrt(batch_size / 32))"
+            ", times (batch_size / 32) ** 0.75)"
 
 
 def _decay(weight_decay):
@@ -284,14 +284,18 @@ def _fraction(value, name):
     return _number(value, name, high=1.0, low_allowed=True)
 
 
+SGD_BATCH_POWER = 0.75  # SGD(lr=None)'s rate grows as (batch_size / 32) ** this (SGD's docstring)
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum (classical or Nesterov) and L2 weight decay, PyTorch's
     form: d = g + weight_decay w; b = momentum b + d; then w -= lr b, or with nesterov w -= lr (d +
     momentum b). momentum defaults to 0.9 (PyTorch: 0) so that the default learns within an epoch.
     lr=None: the variant's rate at batch 32, DEFAULT_LR (classic's MAP/RBF gradients are larger than
-    modern's cross-entropy ones, so one rate cannot serve both), times sqrt(batch_size / 32) (at a fixed
-    rate, batch 1 diverges and batch 256 learns too slowly in an epoch), divided by batch_size under
-    reduction="sum"; fixed when fit first binds it."""
+    modern's cross-entropy ones, so one rate cannot serve both), times (batch_size / 32) ** 0.75 (at a
+    fixed rate, batch 1 diverges and batch 256 learns too slowly in an epoch; the power is the one measured
+    to serve batches 1 to 256 for both variants: benchmarks/results/defaults-2026-12-03.md), divided by
+    batch_size under reduction="sum"; fixed when fit first binds it."""
 
     kind = "sgd"
     _arrays = ("m",)
@@ -299,7 +303,7 @@ class SGD(Optimizer):
 
     def resolve(self, variant, batch_size=32, reduction="mean"):
         if self.base_lr is None:
-            rate = self.DEFAULT_LR[variant] * math.sqrt(batch_size / 32)
+            rate = self.DEFAULT_LR[variant] * (batch_size / 32) ** SGD_BATCH_POWER
             self.base_lr = self.lr = rate / batch_size if reduction == "sum" else rate
 
     def __init__(self, lr=None, momentum=0.9, nesterov=False, weight_decay=0.0, schedule=None):

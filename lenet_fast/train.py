@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .inputs import as_batch
 CHECKPOINT_FORMAT = 1
 _CHUNK = 4096  # images per call into C between progress updates
 _CLASSES = 10  # the digits
+SDLM_BATCH_WARNING = 32  # larger SDLM batches learn too slowly per epoch (docs/training.md#defaults): fit warns
 REDUCTIONS = ("mean", "sum")  # how a batch's losses make the gradient an update takes
 
 
@@ -54,6 +56,11 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     batch_size = _core.positive_int(batch_size, "batch_size")  # the engine's limit, before any batch meets it
     loss = model.default_loss if loss is None else loss
     model.check_loss(loss, j)
+    if opt.kind == "sdlm" and batch_size > SDLM_BATCH_WARNING:
+        warnings.warn(f"SDLM is the paper's per-pattern method: with batch_size={batch_size} each update is "
+                      f"sqrt({batch_size}) times a pattern's step and an epoch learns far less (one epoch at 256: "
+                      "7% test error, at 1: 1.8%; docs/training.md#defaults); use batch_size <= 32, more epochs, "
+                      "or another optimizer", UserWarning, stacklevel=3)
     if opt.kind == "sdlm" and loss == "hinge":  # found here, not at the first epoch's curvature estimate
         raise ValueError("optimizer 'sdlm' divides its steps by the loss's curvature, and loss 'hinge' has none "
                          "(it is piecewise linear): use optimizer 'sgd' or 'adam' with it, or another loss")

@@ -3,6 +3,7 @@ variant's default rate, the schedules (warm-up, reduce-on-plateau) and the reduc
 themselves are checked against the reference in tests/kernels/test_optimizer.py; resume in
 tests/test_training.py."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -36,20 +37,20 @@ def test_pytorch_defaults():
 
 def test_sgd_default_rate_depends_on_the_variant_and_says_so():
     opt = optim.SGD()
-    assert "classic 0.001" in repr(opt) and "modern 0.01" in repr(opt) and "sqrt(batch_size / 32)" in repr(opt)
+    assert "classic 0.001" in repr(opt) and "modern 0.01" in repr(opt) and "(batch_size / 32) ** 0.75" in repr(opt)
     opt.resolve("classic", 32)
     assert opt.base_lr == optim.SGD.DEFAULT_LR["classic"] == 0.001
     opt.resolve("modern", 32)  # fixed once
     assert opt.base_lr == 0.001 and repr(opt).startswith("SGD(lr=0.001,")
-    for batch, reduction, want in ((128, "mean", 0.02), (8, "mean", 0.005), (128, "sum", 0.02 / 128)):
+    for batch, reduction, want in ((512, "mean", 0.08), (2, "mean", 0.00125), (512, "sum", 0.08 / 512)):
         opt = optim.SGD()
         opt.resolve("modern", batch, reduction)
         assert opt.base_lr == pytest.approx(want)
     opt = optim.SGD(lr=0.5)
     opt.resolve("modern", 128)
     assert opt.base_lr == 0.5
-    hist = LeNet5("modern").fit(*synthetic_digits(16, seed=1), batch_size=8, optimizer="sgd", verbose=0)
-    assert hist[0]["lr"] == pytest.approx(0.005)
+    hist = LeNet5("modern").fit(*synthetic_digits(16, seed=1), batch_size=2, optimizer="sgd", verbose=0)
+    assert hist[0]["lr"] == pytest.approx(0.00125)
 
 
 @pytest.mark.parametrize("make,match", [
@@ -161,3 +162,12 @@ def test_sdlm_steps_sqrt_m_times_per_pattern_on_a_batch_whatever_the_reduction(d
     one = optim.SDLM()
     LeNet5("classic", seed=6).fit(x[:10], y[:10], epochs=1, batch_size=1, verbose=0, optimizer=one)
     assert one.batch_factor == 1.0  # the paper's per-pattern steps
+
+
+def test_sdlm_with_large_batches_warns_and_explains():
+    x, y = synthetic_digits(80, seed=2)
+    with pytest.warns(UserWarning, match=r"per-pattern method: with batch_size=64 .*sqrt\(64\)"):
+        LeNet5("classic").fit(x, y, batch_size=64, optimizer=optim.SDLM(samples=20), verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LeNet5("classic").fit(x, y, batch_size=32, optimizer=optim.SDLM(samples=20), verbose=0)
