@@ -20,6 +20,7 @@ mean over the batch) and SGD with momentum.
 import numpy as np
 
 from . import paper
+from .model import VARIANTS
 
 SUM_POOL = 4.0  # a 2x2 sum is 4 times the 2x2 average
 
@@ -35,8 +36,16 @@ def _dense_c3(model, name):
     return dense, layer.table.astype(np.float32)
 
 
+def _check_builds(model):
+    """ValueError for a model these builders do not reproduce: only the two variants' default tables
+    (no other activation, no dropout rows)."""
+    if model.layers != VARIANTS[model.variant]:
+        raise ValueError(f"the peers build the default classic and modern networks only, not {model!r}")
+
+
 def torch_model(model):
     """A torch.nn.Module computing model.forward(x, normalized=True), its parameters copies of model's."""
+    _check_builds(model)
     import torch
     import torch.nn.functional as F
 
@@ -136,6 +145,7 @@ def torch_loss(variant, j=paper.MAP_J):
 
 def onnx_model(model):
     """The network as an ONNX model (bytes), its initializers model's parameters."""
+    _check_builds(model)
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 

@@ -13,8 +13,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from lenet_fast import bench, reference, timing
+from lenet_fast import bench, peers, reference, timing
 from lenet_fast.datasets import synthetic_digits
+from lenet_fast.model import LeNet5
 
 
 def quick(tmp_path, *extra):
@@ -121,3 +122,11 @@ def test_python_m_lenet_fast_bench_is_the_command(tmp_path, capsys):
     # a --json folder that does not exist is an error before any timing, in one line
     assert bench.main(["--json", str(tmp_path / "no" / "r.json")]) == 1
     assert capsys.readouterr().err.startswith("lenet-fast: error: --json")
+
+
+@pytest.mark.parametrize("options", [dict(activation="elu"), dict(dropout=0.5)])
+def test_the_peers_refuse_networks_they_do_not_build(options):
+    model = LeNet5("modern", **options)
+    for build in (peers.torch_model, peers.onnx_model):
+        with pytest.raises(ValueError, match="default classic and modern networks only"):
+            build(model)
