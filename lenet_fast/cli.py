@@ -63,7 +63,7 @@ def _parser():
                                         "that cannot be read is one line on stderr, the others are still read; "
                                         "exit status 1 if any failed.")
     p.add_argument("files", nargs="+", metavar="FILE", help="an image file, or a folder: its image files")
-    _model_options(p)
+    _model_options(p, ensemble=True)
     p.add_argument("--json", action="store_true",
                    help='a JSON list of {"file", "digit", "confidence", "probabilities"} instead, '
                         '{"file", "error"} for a file that cannot be read')
@@ -108,7 +108,7 @@ def _parser():
     p = commands.add_parser("evaluate", parents=[common], help="test error and confusion matrix on MNIST",
                             description="Classify the MNIST test set: the error rate and the confusion matrix.")
     _data_option(p)
-    _model_options(p)
+    _model_options(p, ensemble=True)
     p.add_argument("--limit", type=positive_int, metavar="N", help="the first N test images only")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=_evaluate)
@@ -123,10 +123,13 @@ def _parser():
     return parser
 
 
-def _model_options(p):
+def _model_options(p, ensemble=False):
+    """--model FILE or --variant NAME; with ensemble, --variant ensemble too (the pretrained Ensemble)."""
     group = p.add_mutually_exclusive_group()
     group.add_argument("--model", metavar="FILE", help="a model saved by lenet-fast train or LeNet5.save")
-    group.add_argument("--variant", choices=VARIANTS, help="the pretrained model of this variant (default classic)")
+    group.add_argument("--variant", choices=VARIANTS + (("ensemble",) if ensemble else ()),
+                       help="the pretrained model of this variant (default classic)"
+                            + ("; ensemble: the five pretrained modern models averaged" if ensemble else ""))
 
 
 def _data_option(p):
