@@ -102,11 +102,11 @@ def test_ctrl_c_while_a_writer_waits_leaves_no_writer():
     def read():
         with guard.reading():
             inside.set()
-            leave.wait(10)
+            leave.wait(120)  # far longer than any stall of a loaded machine: the read must outlast the wait
 
     reader = threading.Thread(target=read)
     reader.start()
-    inside.wait(10)
+    assert inside.wait(60), "the reading thread did not start"
     main = threading.get_ident()
     timer = threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGINT))
     timer.start()
