@@ -62,7 +62,8 @@ def check_folder(folder):
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
-        raise NotADirectoryError(f"{folder}: {probe} exists and is not a folder (a report is a folder of files)")
+        where = "" if probe == os.path.abspath(folder) else f": {probe} is a file"
+        raise NotADirectoryError(f"{folder} is not a folder{where} (a report is a folder of files)")
     return folder
 
 
@@ -71,6 +72,7 @@ def write_report(model, images, labels, folder, model_info=None, data_info=None)
     the FILES into folder (made, with its parents, if missing; check_folder's error otherwise). images: (N, 28, 28) pixels, for errors.png. model_info and data_info (dicts, e.g. from
     model_identity and data_identity) go into report.json as they are. Returns {file name: path}."""
     folder = check_folder(folder)
+    plotting.pyplot()  # no matplotlib: said before the evaluation, not after it
     os.makedirs(folder, exist_ok=True)
     proba = model.predict_proba(images)
     result = model.evaluate(images, labels)
