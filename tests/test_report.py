@@ -170,3 +170,16 @@ def test_importing_the_package_does_not_load_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@needs_matplotlib
+def test_the_screenshots_tool_writes_both_pictures(repo_root, mnist_subset, tmp_path):
+    """tools/screenshots.py (the README's pictures) runs, and its files are PNGs under its size limit."""
+    result = subprocess.run([sys.executable, str(repo_root / "tools" / "screenshots.py"), "--data", str(mnist_subset),
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["maps.png", "report.png"]
+    for name in ("maps.png", "report.png"):
+        width, height = png_size(tmp_path / name)
+        assert width > 600 and height > 300 and (tmp_path / name).stat().st_size < 150_000
+        assert f"{tmp_path / name}: " in result.stdout
