@@ -68,15 +68,16 @@ def check_folder(folder):
 
 
 def write_report(model, images, labels, folder, model_info=None, data_info=None):
-    """Evaluate model (a LeNet5 or an Ensemble) on images and labels (as model.evaluate takes them) and write
-    the FILES into folder (made, with its parents, if missing; check_folder's error otherwise). images: (N, 28, 28) pixels, for errors.png. model_info and data_info (dicts, e.g. from
-    model_identity and data_identity) go into report.json as they are. Returns {file name: path}."""
+    """Evaluate model (a LeNet5 or an Ensemble) on images, (N, 28, 28) pixels, and their labels, and write the
+    FILES into folder (made, with its parents, if missing; check_folder's error otherwise). model_info and
+    data_info (dicts, e.g. from model_identity and data_identity) go into report.json as they are. Returns
+    {file name: path}."""
     folder = check_folder(folder)
     plotting.pyplot()  # no matplotlib: said before the evaluation, not after it
-    os.makedirs(folder, exist_ok=True)
+    result = model.evaluate(images, labels)  # first: bad images or labels leave no folder behind
     proba = model.predict_proba(images)
-    result = model.evaluate(images, labels)
     labels = np.asarray(labels)
+    os.makedirs(folder, exist_ok=True)
     paths = {name: os.path.join(folder, name) for name in FILES}
     draw_confusion(result, paths["confusion_matrix.png"])
     draw_errors(images, labels, proba, paths["errors.png"])

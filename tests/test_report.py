@@ -183,3 +183,10 @@ def test_the_screenshots_tool_writes_both_pictures(repo_root, mnist_subset, tmp_
         width, height = png_size(tmp_path / name)
         assert width > 600 and height > 300 and (tmp_path / name).stat().st_size < 150_000
         assert f"{tmp_path / name}: " in result.stdout
+
+
+@needs_matplotlib
+def test_bad_labels_leave_no_folder_behind(tmp_path, subset):
+    with pytest.raises(ValueError):
+        report.write_report(lenet_fast.LeNet5("classic"), subset[0][:10], np.full(10, 12), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
