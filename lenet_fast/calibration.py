@@ -105,14 +105,15 @@ among the images it accepts (0 when it accepts none). Arrays of one length, floa
 
 
 def rejection_curve(model, images, labels, normalized=False):
-    """RejectionCurve of model (a LeNet5) on labelled images: one point for reject=0 (only the outlier
-    limit refuses) and one for each distinct confidence of the images, the smallest reject that refuses
-    that image. Error among the accepted images falls, roughly, as the share refused grows."""
+    """RejectionCurve of model (a LeNet5, or an Ensemble, which has no outlier limit and refuses by
+    confidence alone) on labelled images: one point for reject=0 (only the outlier limit refuses) and one
+    for each distinct confidence of the images, the smallest reject that refuses that image. Error among
+    the accepted images falls, roughly, as the share refused grows."""
     proba = model.predict_proba(images, normalized)
     y = _labels(labels, proba.shape)
     conf = proba.max(axis=1)
     wrong = proba.argmax(axis=1) != y
-    limit = model.outlier_limit
+    limit = getattr(model, "outlier_limit", None)
     outlier = np.zeros(len(conf), dtype=bool) if limit is None else model.outlier_score(images, normalized) > limit
     # An image is refused at threshold t when it is an outlier or conf < t: sort the others by confidence,
     # and each distinct confidence c, as t just above it, refuses every image with conf <= c.

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import lenet_fast
 
-from . import optim, paper
+from . import maps, optim, paper, plotting, report
 from .command import PROG, Parser, execute, message, positive_float, positive_int, probability, threads_option
 from ._version import __version__
 from .datasets import load_mnist, mnist_files
-from .images import image_files, read_digits, sample_paths
+from .images import image_files, read_digit, read_digits, sample_paths
 from .model import LeNet5, load
 from .numbers import read_number
 from .pretrained import pretrained
@@ -30,7 +30,8 @@ EPILOG = f"""examples:
   {PROG} predict photo.jpg scans/              your own digits: image files or folders of them
   {PROG} read zip.jpg                          the number (a row of digits) written in each image
   {PROG} train --data mnist/ --epochs 20 --out mine.npz
-  {PROG} evaluate --data mnist/ --model mine.npz
+  {PROG} evaluate --data mnist/ --model mine.npz --report report/
+  {PROG} show digit.png --out maps.png            the feature maps of C1 to S4 for one digit
   {PROG} bench --quick                         lenet_fast beside NumPy, PyTorch and ONNX Runtime
 
 MNIST folders hold the four official files (gzipped or not); --data defaults to LENET_FAST_DATA."""
@@ -103,6 +104,8 @@ def _parser():
     p.add_argument("--checkpoint", metavar="FILE", help="save the run's state here after every epoch")
     p.add_argument("--resume", metavar="FILE", help="continue the run saved in this checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress, only the result")
+    p.add_argument("--plot", metavar="FILE", help="draw the training curves (loss, training and validation error "
+                                                  "per epoch) to this PNG after training (needs matplotlib)")
     p.set_defaults(run=_train)
 
     p = commands.add_parser("evaluate", parents=[common], help="test error and confusion matrix on MNIST",
@@ -111,7 +114,20 @@ def _parser():
     _model_options(p, ensemble=True)
     p.add_argument("--limit", type=positive_int, metavar="N", help="the first N test images only")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--report", metavar="DIR",
+                   help="also write the report into this folder (made if missing): confusion_matrix.png, errors.png, "
+                        "rejection.png, per_class.csv, report.json and index.html (needs matplotlib; "
+                        "docs/pictures.md)")
     p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("show", parents=[common], help="draw the feature maps of one digit",
+                            description="Draw what the network makes of one digit, as the 1998 paper's figures: the "
+                                        "input as the model sees it, C1's six kernels, and the feature maps of C1, "
+                                        "S2, C3 and S4 (needs matplotlib).")
+    p.add_argument("image", metavar="IMAGE", help="an image file of one digit (read as predict reads it)")
+    _model_options(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="the PNG to write")
+    p.set_defaults(run=_show)
 
     p = commands.add_parser("bench", parents=[common], help="lenet_fast against NumPy, PyTorch, ONNX Runtime",
                             description="The benchmark report: inference and training images/s of lenet_fast "
@@ -144,11 +160,17 @@ def _model(args):
     return pretrained(variant), f"pretrained {variant}"
 
 
-def _mnist(args, kind):
-    """load_mnist from --data DIR (else LENET_FAST_DATA), its errors in the command's terms."""
+def _data_folder(args):
+    """--data DIR, else LENET_FAST_DATA; ValueError when neither is given."""
     folder = args.data or os.environ.get("LENET_FAST_DATA")
     if not folder:
         raise ValueError("no MNIST folder: pass --data DIR or set LENET_FAST_DATA")
+    return folder
+
+
+def _mnist(args, kind):
+    """load_mnist from --data DIR (else LENET_FAST_DATA), its errors in the command's terms."""
+    folder = _data_folder(args)
     try:
         mnist_files(folder, kind)
     except FileNotFoundError as exc:
@@ -250,15 +272,20 @@ def _train(args):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         if folder and not os.path.isdir(folder):  # found now, not after hours of training
             raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+    if args.plot is not None:  # the folder and matplotlib, both before training
+        plotting.check_png_path(args.plot)
+        plotting.pyplot()
     images, labels = _mnist(args, "train")
     images, labels = images[: args.limit], labels[: args.limit]
     test_images, test_labels = _mnist(args, "test")
     model = LeNet5(args.variant, seed=args.seed)
     name = args.optimizer or ("sdlm" if args.variant == "classic" else "adam")
-    model.fit(images, labels, epochs=args.epochs, batch_size=args.batch_size, optimizer=_optimizer(name, args.lr),
-              validation=(test_images, test_labels), seed=args.seed, verbose=0 if args.quiet else 1,
-              checkpoint=args.checkpoint, resume=args.resume)
+    history = model.fit(images, labels, epochs=args.epochs, batch_size=args.batch_size,
+                        optimizer=_optimizer(name, args.lr), validation=(test_images, test_labels), seed=args.seed,
+                        verbose=0 if args.quiet else 1, checkpoint=args.checkpoint, resume=args.resume)
     model.save(args.out)
+    if args.plot is not None:
+        print(f"training curves drawn to {history.plot(args.plot)}")
     errors = int((model.predict(test_images) != test_labels).sum())
     print(f"test error {errors / len(test_labels):.2%} ({errors} of {len(test_labels):,} images); "
           f"{args.variant} model saved to {args.out}")
@@ -272,18 +299,40 @@ def _optimizer(name, lr):
 
 
 def _evaluate(args):
+    if args.report is not None:
+        report.check_folder(args.report)  # both before the work: a typo or no matplotlib ends it at once
+        plotting.pyplot()
     images, labels = _mnist(args, "test")
     images, labels = images[: args.limit], labels[: args.limit]
     model, description = _model(args)
     result = model.evaluate(images, labels)
+    _print_evaluation(args, description, result)
+    if args.report is not None:
+        identity = (report.model_identity(model, file=args.model) if args.model is not None
+                    else report.model_identity(model, pretrained=args.variant or "classic"))
+        data = dict(report.data_identity(_data_folder(args)), images=len(labels), limit=args.limit)
+        paths = report.write_report(model, images, labels, args.report, identity, data)
+        # stderr under --json: stdout stays one JSON document
+        print(f"report written to {paths['index.html']}", file=sys.stderr if args.json else sys.stdout)
+
+
+def _print_evaluation(args, description, result):
     if args.json:
         record = result.as_dict()
         print(json.dumps({"model": description, "images": result.n, "errors": result.errors,
                           "error_rate": result.error, "accuracy": result.accuracy, "loss": result.loss,
                           "confusion": record["confusion"], "per_class_error": record["per_class_error"]}))
-        return
-    print(f"{description} model on {result.n:,} MNIST test images: {result.summary()}")
-    print(str(result).split("\n", 1)[1])  # the confusion matrix and each digit's error
+    else:
+        print(f"{description} model on {result.n:,} MNIST test images: {result.summary()}")
+        print(str(result).split("\n", 1)[1])  # the confusion matrix and each digit's error
+
+
+def _show(args):
+    plotting.check_png_path(args.out)  # both before the work, as evaluate's report
+    plotting.pyplot()
+    model, _ = _model(args)
+    image = read_digit(args.image)
+    print(f"feature maps of {args.image} drawn to {maps.draw_maps(model, image, args.out)}")
 
 
 def _bench_arguments(p):

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from . import plotting
+
 MONITORS = ("val_error", "error", "loss")  # what a record holds that smaller is better for
 
 
@@ -44,6 +46,32 @@ class History(list):
             raise ValueError("the history is empty: no epoch has run")
         values = self[_monitor(monitor, self)]
         return int(self[int(np.argmin(values))]["epoch"])
+
+    def plot(self, path):
+        """Draw the training curves to path (PNG) and return it: the loss per epoch, and beside it the
+        training error and (with validation) the validation error, the best epoch marked. ValueError for an
+        empty history, FileNotFoundError when path's folder does not exist, ImportError without matplotlib
+        (pip install "lenet_fast[plot]")."""
+        if not self:
+            raise ValueError("the history is empty: no epoch has run, nothing to plot")
+        path = plotting.check_png_path(path)
+        plt = plotting.pyplot()
+        epochs = self["epoch"]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+        left.plot(epochs, self["loss"], marker="o")
+        left.set(xlabel="epoch", ylabel="training loss", title="loss")
+        right.plot(epochs, self["error"] * 100, marker="o", label="training error")
+        if "val_error" in self.columns:
+            right.plot(epochs, self["val_error"] * 100, marker="o", label="validation error")
+        best = self.best_epoch()
+        for ax in (left, right):
+            ax.axvline(best, color="gray", linestyle=":", label=f"best epoch ({best})" if ax is right else None)
+            ax.grid(alpha=0.3)
+            ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole: no tick at 1.5
+        right.set(xlabel="epoch", ylabel="error (%)", title="error")
+        right.legend()
+        fig.tight_layout()
+        return plotting.save(fig, path)
 
     def __repr__(self):
         stopped = f", stopped_early={self.stopped_early}" if self.stopped_early is not None else ""

@@ -234,6 +234,20 @@ def test_rejection_curve_matches_predict(subset):
         assert np.mean(got[accepted] != y[accepted]) == pytest.approx(curve.errors[i])
 
 
+def test_rejection_curve_of_an_ensemble_is_by_confidence_alone(subset):
+    """An Ensemble has no outlier limit: its curve starts with nothing refused, and each point is what its
+    predict(reject=t) does."""
+    x, y = subset[0][:300], subset[1][:300]
+    ensemble = lenet_fast.Ensemble([lenet_fast.pretrained("modern"), lenet_fast.pretrained("classic")])
+    curve = lenet_fast.rejection_curve(ensemble, x, y)
+    assert curve.refused[0] == 0.0 and curve.refused[-1] == 1.0
+    for i in (0, 5, len(curve.thresholds) // 2):
+        got = ensemble.predict(x, reject=curve.thresholds[i])
+        accepted = got >= 0
+        assert np.mean(~accepted) == pytest.approx(curve.refused[i])
+        assert np.mean(got[accepted] != y[accepted]) == pytest.approx(curve.errors[i])
+
+
 def test_rejection_curve_when_every_image_is_an_outlier(subset):
     x, y = subset[0][:50], subset[1][:50]
     model = lenet_fast.pretrained("classic")

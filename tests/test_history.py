@@ -1,6 +1,8 @@
 """lenet_fast/history.py: fit's History (records, columns, best epoch) and EarlyStopping (when it stops,
 the weights it restores, its checks, and exact resumption from a checkpoint)."""
+import importlib.util
 import json
+import struct
 
 import numpy as np
 import pytest
@@ -120,3 +122,27 @@ def test_early_stopping_checks_before_any_work(data):
     assert np.array_equal(model.params_vector, before)
     history = model.fit(x, y, epochs=2, verbose=0, early_stopping=EarlyStopping(monitor="loss", patience=5))
     assert history.stopped_early is None and len(history) == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                    reason="matplotlib is not installed (pip install \"lenet_fast[plot]\")")
+@pytest.mark.parametrize("validated", [True, False])
+def test_plot_draws_the_curves_to_a_png(tmp_path, validated):
+    rows = [{"epoch": e, "loss": 1.0 / e, "error": 0.1 / e, "lr": 0.01, "seconds": 1.0} for e in (1, 2, 3)]
+    if validated:
+        for r, v in zip(rows, (0.08, 0.05, 0.06)):
+            r["val_error"] = v
+    out = tmp_path / "curves.png"
+    assert History(rows).plot(out) == str(out)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width > 400 and height > 200
+
+
+def test_plot_refuses_an_empty_history_and_a_missing_folder(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        History().plot(tmp_path / "curves.png")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        History([{"epoch": 1, "loss": 1.0, "error": 0.5}]).plot(tmp_path / "no" / "curves.png")
+    assert list(tmp_path.iterdir()) == []

@@ -1,10 +1,13 @@
 """The lenet-fast command end to end (python -m lenet_fast in a subprocess, as a user runs it), and the pretrained
 models it uses by default. Tests that need the pretrained weights skip when lenet_fast/weights lacks them."""
+import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +37,17 @@ def ok(*args, env=None):
     result = run(*args, env=env)
     assert result.returncode == 0, result.stderr
     return result
+
+
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                                      reason="matplotlib is not installed (pip install \"lenet_fast[plot]\")")
+
+
+def png_size(path):
+    """(width, height) of a PNG file, read from its signature and IHDR chunk (AssertionError if not a PNG)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
 
 
 def need_weights(variant="classic"):
@@ -330,7 +344,7 @@ def test_user_errors_end_with_one_line_and_a_status(case, tmp_path, fresh_model)
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("command", [[], ["predict"], ["train"], ["evaluate"], ["bench"]])
+@pytest.mark.parametrize("command", [[], ["predict"], ["train"], ["evaluate"], ["show"], ["bench"]])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*command, "--help"])
@@ -350,3 +364,74 @@ def test_predict_and_evaluate_take_the_pretrained_ensemble():
     # read_number scores its cuts with one model's own output: the ensemble is not offered there
     result = run("read", "--variant", "ensemble", SAMPLES[0])
     assert result.returncode == 2 and "invalid choice: 'ensemble'" in result.stderr
+
+
+@needs_matplotlib
+def test_evaluate_writes_a_report_folder(tmp_path, fresh_model):
+    folder = tmp_path / "made" / "report"
+    printed = json.loads(ok("evaluate", "--data", DATA, "--model", fresh_model, "--limit", 300, "--json",
+                            "--report", folder).stdout)  # stdout stays one JSON document
+    record = json.loads((folder / "report.json").read_text())
+    assert record["accuracy"] == printed["accuracy"] and record["confusion"] == printed["confusion"]
+    assert record["n"] == 300 and record["data"]["limit"] == 300 and record["data"]["folder"] == str(DATA)
+    assert record["model"]["file"] == str(fresh_model) and record["model"]["variant"] == "modern"
+    assert record["model"]["sha256"] == hashlib.sha256(fresh_model.read_bytes()).hexdigest()
+    assert sorted(p.name for p in folder.iterdir()) == ["confusion_matrix.png", "errors.png", "index.html",
+                                                        "per_class.csv", "rejection.png", "report.json"]
+    for name in ("confusion_matrix.png", "errors.png", "rejection.png"):
+        png_size(folder / name)
+    need_weights("ensemble")
+    result = ok("evaluate", "--data", DATA, "--variant", "ensemble", "--limit", 200, "--report", tmp_path / "e")
+    assert f"report written to {tmp_path / 'e' / 'index.html'}" in result.stdout
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["model"] == \
+        {"variant": "ensemble", "pretrained": "pretrained ensemble"}
+
+
+@needs_matplotlib
+def test_train_plot_draws_the_curves_after_training(tmp_path, mnist_dir):
+    curves = tmp_path / "curves.png"
+    result = ok("train", "--data", mnist_dir, "--variant", "modern", "--epochs", 2, "--limit", 200, "--quiet",
+                "--out", tmp_path / "m.npz", "--plot", curves)
+    assert f"training curves drawn to {curves}" in result.stdout
+    png_size(curves)
+
+
+@needs_matplotlib
+@pytest.mark.parametrize("variant", ["classic", "modern"])
+def test_show_draws_the_feature_maps(tmp_path, variant):
+    need_weights(variant)
+    out = tmp_path / "maps.png"
+    result = ok("show", "--variant", variant, SAMPLES[7], "--out", out)
+    assert result.stdout == f"feature maps of {SAMPLES[7]} drawn to {out}\n"
+    width, height = png_size(out)
+    assert width > 400 and height > 300
+
+
+@needs_matplotlib
+@pytest.mark.parametrize("case", ["show missing image", "show into a missing folder", "show without --out",
+                                  "show an ensemble", "report onto a file", "report below a file",
+                                  "plot into a missing folder"])
+def test_picture_errors_end_with_one_line_and_a_status(case, tmp_path, fresh_model):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    args, status, message = {
+        "show missing image": (["show", tmp_path / "nope.png", "--out", tmp_path / "m.png"], 1,
+                               f"{tmp_path / 'nope.png'}: No such file"),
+        "show into a missing folder": (["show", SAMPLES[0], "--out", tmp_path / "no" / "m.png"], 1,
+                                       f"the folder {tmp_path / 'no'} does not exist"),
+        "show without --out": (["show", SAMPLES[0]], 2, "required: --out"),
+        "show an ensemble": (["show", "--variant", "ensemble", SAMPLES[0], "--out", tmp_path / "m.png"], 2,
+                             "invalid choice: 'ensemble'"),
+        "report onto a file": (["evaluate", "--data", DATA, "--model", fresh_model, "--report", taken], 1,
+                               f"{taken} is not a folder"),
+        "report below a file": (["evaluate", "--data", DATA, "--model", fresh_model, "--report", taken / "r"], 1,
+                                f"{taken} is a file"),
+        "plot into a missing folder": (["train", "--data", DATA, "--epochs", 1, "--out", tmp_path / "m.npz",
+                                        "--plot", tmp_path / "no" / "c.png"], 1, "does not exist"),
+    }[case]
+    result = run(*args)
+    assert result.returncode == status, result.stderr
+    assert ERROR_LINE.fullmatch(result.stderr), result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.npz", "taken"]  # nothing written
