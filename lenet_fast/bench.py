@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from . import optim, paper, peers, reference, timing
+from . import optim, paper, peers, plotting, reference, timing
 from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
 from .datasets import synthetic_digits
 from .model import LeNet5, flops_per_image
@@ -382,11 +382,9 @@ def chart(report, path):
     """Writes a PNG of images/s against batch size per engine (inference, each variant, the most threads);
     returns a line to print."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return f"no chart: matplotlib is not installed (pip install matplotlib); {path} not written"
+        plt = plotting.pyplot()
+    except ImportError as exc:
+        return f"no chart: {exc}; {path} not written"
     rows = [r for r in report["results"] if r["task"] == "inference"]
     variants = sorted({r["variant"] for r in rows}, key=VARIANTS.index)
     fig, axes = plt.subplots(1, len(variants), figsize=(6 * len(variants), 4.5), squeeze=False)
@@ -404,8 +402,8 @@ def chart(report, path):
         ax.legend(fontsize=7)
     fig.suptitle(f"{report['machine']['cpu']}, {report['date']}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.set_dpi(110)
+    plotting.save(fig, path)
     return f"chart written to {path}"
 
 
