@@ -102,8 +102,11 @@ def test_ctrl_c_while_a_writer_waits_leaves_no_writer():
     def read():
         with guard.reading():
             inside.set()
-            leave.wait(120)  # far longer than any stall of a loaded machine: the read must outlast the wait
+            leave.wait(60)  # far longer than the test: the read must outlast the writer's wait
 
+    # Python leaves SIGINT ignored when the process started with it ignored (a background job of a shell
+    # script, as CI may be): Ctrl-C's handler is installed for this test.
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     reader = threading.Thread(target=read)
     reader.start()
     assert inside.wait(60), "the reading thread did not start"
@@ -118,6 +121,7 @@ def test_ctrl_c_while_a_writer_waits_leaves_no_writer():
         timer.join()
         leave.set()
         reader.join()
+        signal.signal(signal.SIGINT, handler)
     assert not guard.writing_now and guard.readers == 0
     assert "error" not in in_thread(lambda: guard.reading().__enter__().__exit__(None, None, None))
     with guard.writing():
