@@ -18,7 +18,9 @@ found from this file's folder, never from the package's. The tests run in an emp
 the child interpreters they start (`python -c`, `python -m`, which put the working folder first on sys.path)
 import that same lenet_fast, not an unbuilt source folder beside them.
 """
+import importlib.util
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +98,26 @@ def restore_threads():
     before = lenet_fast.get_num_threads()
     yield
     lenet_fast.set_num_threads(before)
+
+
+MATPLOTLIB_MISSING = 'matplotlib is not installed (pip install "lenet_fast[plot]")'
+
+
+@pytest.fixture(scope="session")
+def needs_matplotlib():
+    """Skips the test without matplotlib (the [plot] extra): @pytest.mark.usefixtures("needs_matplotlib")."""
+    if importlib.util.find_spec("matplotlib") is None:
+        pytest.skip(MATPLOTLIB_MISSING)
+
+
+def _png_size(path):
+    """(width, height) of a PNG file, read from its signature and IHDR chunk (AssertionError if not a PNG)."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(scope="session")
+def png_size():
+    """png_size(path): (width, height) of a PNG file, AssertionError if it is not one."""
+    return _png_size

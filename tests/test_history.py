@@ -1,6 +1,5 @@
 """lenet_fast/history.py: fit's History (records, columns, best epoch) and EarlyStopping (when it stops,
 the weights it restores, its checks, and exact resumption from a checkpoint)."""
-import importlib.util
 import json
 import struct
 
@@ -124,8 +123,7 @@ def test_early_stopping_checks_before_any_work(data):
     assert history.stopped_early is None and len(history) == 2
 
 
-@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
-                    reason="matplotlib is not installed (pip install \"lenet_fast[plot]\")")
+@pytest.mark.usefixtures("needs_matplotlib")
 @pytest.mark.parametrize("validated", [True, False])
 def test_plot_draws_the_curves_to_a_png(tmp_path, validated):
     rows = [{"epoch": e, "loss": 1.0 / e, "error": 0.1 / e, "lr": 0.01, "seconds": 1.0} for e in (1, 2, 3)]

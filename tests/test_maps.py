@@ -1,7 +1,5 @@
 """lenet_fast.maps: the feature maps of C1, S2, C3 and S4 against the NumPy reference's forward of the same
 layers, their errors, and the picture of them (when matplotlib is installed)."""
-import importlib.util
-import struct
 import threading
 
 import numpy as np
@@ -10,16 +8,6 @@ import pytest
 import lenet_fast
 from lenet_fast import maps, paper
 from lenet_fast import reference as ref
-
-needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
-                                      reason="matplotlib is not installed (pip install \"lenet_fast[plot]\")")
-
-
-def png_size(path):
-    """(width, height) of a PNG file, read from its signature and IHDR chunk (AssertionError if not a PNG)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
 
 
 def reference_maps(model, digit):
@@ -114,16 +102,16 @@ def test_feature_maps_wait_for_training(digits):
     assert len(errors) == 1
 
 
-@needs_matplotlib
+@pytest.mark.usefixtures("needs_matplotlib")
 @pytest.mark.parametrize("variant", ["classic", "modern"])
-def test_draw_maps_writes_a_png(variant, digits, tmp_path):
+def test_draw_maps_writes_a_png(variant, digits, tmp_path, png_size):
     out = tmp_path / "maps.png"
     assert maps.draw_maps(lenet_fast.pretrained(variant), digits[0], out) == str(out)
     width, height = png_size(out)
     assert width > 300 and height > 300
 
 
-@needs_matplotlib
+@pytest.mark.usefixtures("needs_matplotlib")
 def test_draw_maps_checks_the_folder_first(tmp_path, digits):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         maps.draw_maps(lenet_fast.LeNet5("classic"), digits[0], tmp_path / "missing" / "maps.png")

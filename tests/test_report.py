@@ -3,9 +3,7 @@ demand, its absence said in terms of the [plot] extra)."""
 import csv
 import hashlib
 import html.parser
-import importlib.util
 import json
-import struct
 import subprocess
 import sys
 
@@ -14,17 +12,6 @@ import pytest
 
 import lenet_fast
 from lenet_fast import plotting, report
-
-needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
-                                      reason="matplotlib is not installed (pip install \"lenet_fast[plot]\")")
-
-
-def png_size(path):
-    """(width, height) of a PNG file, read from its signature and IHDR chunk (AssertionError if not a PNG)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
-
 
 class Links(html.parser.HTMLParser):
     """Every src and href of a page."""
@@ -43,9 +30,7 @@ def subset(mnist_subset):
 
 
 @pytest.fixture(scope="module")
-def classic_report(subset, mnist_subset, tmp_path_factory):
-    if importlib.util.find_spec("matplotlib") is None:
-        pytest.skip("matplotlib is not installed (pip install \"lenet_fast[plot]\")")
+def classic_report(subset, mnist_subset, tmp_path_factory, needs_matplotlib):
     model = lenet_fast.pretrained("classic")
     folder = tmp_path_factory.mktemp("report") / "nested" / "out"
     paths = report.write_report(model, *subset, folder, report.model_identity(model, pretrained="classic"),
@@ -53,7 +38,7 @@ def classic_report(subset, mnist_subset, tmp_path_factory):
     return model, folder, paths
 
 
-def test_the_report_holds_every_file(classic_report):
+def test_the_report_holds_every_file(classic_report, png_size):
     _, folder, paths = classic_report
     assert sorted(p.name for p in folder.iterdir()) == sorted(report.FILES)
     assert paths == {name: str(folder / name) for name in report.FILES}
@@ -108,8 +93,8 @@ def test_a_report_of_a_model_file_names_it_and_its_digest(tmp_path):
         {"variant": "ensemble", "pretrained": "pretrained ensemble"}
 
 
-@needs_matplotlib
-def test_an_ensemble_report(subset, tmp_path):
+@pytest.mark.usefixtures("needs_matplotlib")
+def test_an_ensemble_report(subset, tmp_path, png_size):
     x, y = subset[0][:200], subset[1][:200]
     ensemble = lenet_fast.Ensemble([lenet_fast.pretrained("classic"), lenet_fast.pretrained("modern")])
     report.write_report(ensemble, x, y, tmp_path)
@@ -127,8 +112,8 @@ def test_worst_errors_are_the_surest_wrong_answers():
     assert report.worst_errors(np.array([0, 1, 1, 1, 0]), proba).tolist() == []
 
 
-@needs_matplotlib
-def test_a_report_without_errors_still_draws(tmp_path, subset):
+@pytest.mark.usefixtures("needs_matplotlib")
+def test_a_report_without_errors_still_draws(tmp_path, subset, png_size):
     model = lenet_fast.pretrained("classic")
     x, y = subset
     right = model.predict(x) == y
@@ -172,8 +157,8 @@ def test_importing_the_package_does_not_load_matplotlib():
     assert result.stdout.strip() == "False"
 
 
-@needs_matplotlib
-def test_the_screenshots_tool_writes_both_pictures(repo_root, mnist_subset, tmp_path):
+@pytest.mark.usefixtures("needs_matplotlib")
+def test_the_screenshots_tool_writes_both_pictures(repo_root, mnist_subset, tmp_path, png_size):
     """tools/screenshots.py (the README's pictures) runs, and its files are PNGs under its size limit."""
     result = subprocess.run([sys.executable, str(repo_root / "tools" / "screenshots.py"), "--data", str(mnist_subset),
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
@@ -185,7 +170,7 @@ def test_the_screenshots_tool_writes_both_pictures(repo_root, mnist_subset, tmp_
         assert f"{tmp_path / name}: " in result.stdout
 
 
-@needs_matplotlib
+@pytest.mark.usefixtures("needs_matplotlib")
 def test_bad_labels_leave_no_folder_behind(tmp_path, subset):
     with pytest.raises(ValueError):
         report.write_report(lenet_fast.LeNet5("classic"), subset[0][:10], np.full(10, 12), tmp_path / "r")

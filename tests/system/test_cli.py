@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -37,17 +36,6 @@ def ok(*args, env=None):
     result = run(*args, env=env)
     assert result.returncode == 0, result.stderr
     return result
-
-
-needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
-                                      reason="matplotlib is not installed (pip install \"lenet_fast[plot]\")")
-
-
-def png_size(path):
-    """(width, height) of a PNG file, read from its signature and IHDR chunk (AssertionError if not a PNG)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
 
 
 def need_weights(variant="classic"):
@@ -366,8 +354,8 @@ def test_predict_and_evaluate_take_the_pretrained_ensemble():
     assert result.returncode == 2 and "invalid choice: 'ensemble'" in result.stderr
 
 
-@needs_matplotlib
-def test_evaluate_writes_a_report_folder(tmp_path, fresh_model):
+@pytest.mark.usefixtures("needs_matplotlib")
+def test_evaluate_writes_a_report_folder(tmp_path, fresh_model, png_size):
     folder = tmp_path / "made" / "report"
     printed = json.loads(ok("evaluate", "--data", DATA, "--model", fresh_model, "--limit", 300, "--json",
                             "--report", folder).stdout)  # stdout stays one JSON document
@@ -387,8 +375,8 @@ def test_evaluate_writes_a_report_folder(tmp_path, fresh_model):
         {"variant": "ensemble", "pretrained": "pretrained ensemble"}
 
 
-@needs_matplotlib
-def test_train_plot_draws_the_curves_after_training(tmp_path, mnist_dir):
+@pytest.mark.usefixtures("needs_matplotlib")
+def test_train_plot_draws_the_curves_after_training(tmp_path, mnist_dir, png_size):
     curves = tmp_path / "curves.png"
     result = ok("train", "--data", mnist_dir, "--variant", "modern", "--epochs", 2, "--limit", 200, "--quiet",
                 "--out", tmp_path / "m.npz", "--plot", curves)
@@ -396,9 +384,9 @@ def test_train_plot_draws_the_curves_after_training(tmp_path, mnist_dir):
     png_size(curves)
 
 
-@needs_matplotlib
+@pytest.mark.usefixtures("needs_matplotlib")
 @pytest.mark.parametrize("variant", ["classic", "modern"])
-def test_show_draws_the_feature_maps(tmp_path, variant):
+def test_show_draws_the_feature_maps(tmp_path, variant, png_size):
     need_weights(variant)
     out = tmp_path / "maps.png"
     result = ok("show", "--variant", variant, SAMPLES[7], "--out", out)
@@ -407,7 +395,7 @@ def test_show_draws_the_feature_maps(tmp_path, variant):
     assert width > 400 and height > 300
 
 
-@needs_matplotlib
+@pytest.mark.usefixtures("needs_matplotlib")
 @pytest.mark.parametrize("case", ["show missing image", "show into a missing folder", "show without --out",
                                   "show an ensemble", "report onto a file", "report below a file",
                                   "plot into a missing folder"])
