@@ -15,11 +15,12 @@ from pathlib import Path
 import lenet_fast
 
 from . import maps, optim, paper, plotting, report
-from .command import PROG, Parser, execute, message, positive_float, positive_int, probability, threads_option
+from .command import (PROG, Parser, dropout_share, execute, message, positive_float, positive_int, probability,
+                      threads_option)
 from ._version import __version__
 from .datasets import load_mnist, mnist_files
 from .images import image_files, read_digit, read_digits, sample_paths
-from .model import LeNet5, load
+from .model import ACTIVATIONS, INITS, LeNet5, load
 from .numbers import read_number
 from .pretrained import pretrained
 
@@ -98,6 +99,12 @@ def _parser():
                    help="learning rate (by default sgd 0.001 on classic and 0.01 on modern, adam 0.001); for "
                         f"sdlm the first pass's epsilon (default {optim.SDLM_SCALE * paper.sdlm_epsilon(0):g}), "
                         "later passes following the paper's schedule")
+    p.add_argument("--loss", choices=("map", "rbf", "xent", "hinge"),
+                   help="map (classic's default), rbf, xent (modern's default) or hinge (docs/training.md#losses)")
+    p.add_argument("--activation", choices=ACTIVATIONS, help="modern only: its activation (default relu)")
+    p.add_argument("--dropout", type=dropout_share, metavar="P", default=0.0,
+                   help="the share of C5's and F6's inputs dropped in training, in [0, 1) (default 0)")
+    p.add_argument("--init", choices=INITS, help="the initialisation (default paper for classic, he for modern)")
     p.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed (default 0)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="train on the first N training images only")
     p.add_argument("--out", required=True, metavar="FILE", help="where to save the trained model (.npz)")
@@ -272,17 +279,21 @@ def _train(args):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         if folder and not os.path.isdir(folder):  # found now, not after hours of training
             raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+    if args.activation is not None and args.variant != "modern":
+        raise ValueError("--activation is for --variant modern: the classic network's squashing function is the "
+                         "paper's")
     if args.plot is not None:  # the folder and matplotlib, both before training
         plotting.check_png_path(args.plot)
         plotting.pyplot()
     images, labels = _mnist(args, "train")
     images, labels = images[: args.limit], labels[: args.limit]
     test_images, test_labels = _mnist(args, "test")
-    model = LeNet5(args.variant, seed=args.seed)
+    model = LeNet5(args.variant, seed=args.seed, activation=args.activation, dropout=args.dropout, init=args.init)
     name = args.optimizer or ("sdlm" if args.variant == "classic" else "adam")
     history = model.fit(images, labels, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=_optimizer(name, args.lr), validation=(test_images, test_labels), seed=args.seed,
-                        verbose=0 if args.quiet else 1, checkpoint=args.checkpoint, resume=args.resume)
+                        optimizer=_optimizer(name, args.lr), loss=args.loss, validation=(test_images, test_labels),
+                        seed=args.seed, verbose=0 if args.quiet else 1, checkpoint=args.checkpoint,
+                        resume=args.resume)
     model.save(args.out)
     if args.plot is not None:
         print(f"training curves drawn to {history.plot(args.plot)}")

@@ -69,6 +69,16 @@ def probability(text):
     return value
 
 
+def dropout_share(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def threads_option():
     """A parent parser holding --threads, which every command accepts before or after its name; SUPPRESS
     keeps a command's parser from resetting a value given before it."""

@@ -423,3 +423,25 @@ def test_picture_errors_end_with_one_line_and_a_status(case, tmp_path, fresh_mod
     assert message in result.stderr
     assert result.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.npz", "taken"]  # nothing written
+
+
+def test_train_takes_the_model_and_loss_options(mnist_dir, tmp_path):
+    out = tmp_path / "options.npz"
+    ok("train", "--data", mnist_dir, "--variant", "modern", "--activation", "elu", "--dropout", 0.3, "--init",
+       "xavier", "--loss", "hinge", "--epochs", 1, "--limit", 200, "--out", out, "--quiet")
+    model = lenet_fast.load(out)
+    assert (model.variant, model.activation, model.dropout) == ("modern", "elu", 0.3)
+
+
+@pytest.mark.parametrize("args,status,message", [
+    (["--activation", "elu"], 1, "--activation is for --variant modern"),
+    (["--loss", "hinge"], 1, "optimizer 'sdlm' divides its steps by the loss's curvature"),
+    (["--loss", "xent"], 1, "loss 'xent' does not fit the network's RBF output layer"),
+    (["--dropout", 1], 2, "argument --dropout: expected a number in [0, 1)"),
+    (["--init", "zeros"], 2, "argument --init: invalid choice"),
+])
+def test_bad_training_options_end_before_training(args, status, message, mnist_dir, tmp_path):
+    out = tmp_path / "m.npz"
+    result = run("train", "--data", mnist_dir, "--epochs", 1, "--limit", 50, "--out", out, *args)
+    assert result.returncode == status and ERROR_LINE.fullmatch(result.stderr), result.stderr
+    assert message in result.stderr and not PYTHON_WORDING.search(result.stderr) and not out.exists()
