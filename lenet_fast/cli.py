@@ -335,7 +335,7 @@ def _print_evaluation(args, description, result):
                           "confusion": record["confusion"], "per_class_error": record["per_class_error"]}))
     else:
         print(f"{description} model on {result.n:,} MNIST test images: {result.summary()}")
-        print(str(result).split("\n", 1)[1])  # the confusion matrix and each digit's error
+        print(result.tables())
 
 
 def _show(args):

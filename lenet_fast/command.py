@@ -49,34 +49,27 @@ def positive_int(text):
     return value
 
 
-def positive_float(text):
+def _float(text, accept, rule):
+    """text as a float that accept(value) takes (NaN never does), else argparse's error: expected rule."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    if not accept(value):
+        raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}")
     return value
+
+
+def positive_float(text):
+    return _float(text, lambda v: 0 < v < math.inf, "a positive number")
 
 
 def probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+    return _float(text, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def dropout_share(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+    return _float(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def threads_option():

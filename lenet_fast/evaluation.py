@@ -48,16 +48,19 @@ class Evaluation:
         """One line: the error (and the count wrong), the accuracy and the mean loss."""
         return f"error {self.error:.2%} ({self.errors} wrong), accuracy {self.accuracy:.2%}, mean loss {self.loss:.4g}"
 
-    def __str__(self):
-        """The summary on n images, then the confusion matrix and each digit's error."""
+    def tables(self):
+        """The confusion matrix and each digit's error, as text lines."""
         width = max(4, len(str(self.confusion.max())) + 1)
-        lines = [f"{self.n:,} images: {self.summary()}",
-                 "confusion matrix (rows: true digit, columns: predicted digit):",
+        lines = ["confusion matrix (rows: true digit, columns: predicted digit):",
                  "    " + "".join(f"{d:>{width}}" for d in range(CLASSES))]
         lines += [f"{d:>4}" + "".join(f"{n:>{width}}" for n in row) for d, row in enumerate(self.confusion)]
         lines.append("error by digit: " + ", ".join(
             f"{d} {'-' if np.isnan(e) else f'{e:.2%}'}" for d, e in enumerate(self.per_class_error)))
         return "\n".join(lines)
+
+    def __str__(self):
+        """The summary on n images, then the tables."""
+        return f"{self.n:,} images: {self.summary()}\n{self.tables()}"
 
 
 def accuracy(predicted, labels):

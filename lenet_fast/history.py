@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import plotting
+from . import _core, plotting
 
 MONITORS = ("val_error", "error", "loss")  # what a record holds that smaller is better for
 
@@ -99,14 +99,12 @@ class EarlyStopping:
     def __init__(self, monitor="val_error", patience=5, min_delta=0.0, restore_best=True):
         if monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {', '.join(repr(m) for m in MONITORS)}, got {monitor!r}")
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
-            raise ValueError(f"patience must be a positive integer, got {patience!r}")
         if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float, np.integer, np.floating)) \
                 or not (0 <= min_delta < math.inf):
             raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
         if not isinstance(restore_best, bool):
             raise ValueError(f"restore_best must be True or False, got {restore_best!r}")
-        self.monitor, self.patience = monitor, int(patience)
+        self.monitor, self.patience = monitor, _core.positive_int(patience, "patience", limit=None)
         self.min_delta, self.restore_best = float(min_delta), restore_best
 
     @property

@@ -502,16 +502,14 @@ class LeNet5:
             opts["init"] = self.init
         return opts
 
+    # The options a model file and a checkpoint carry (name -> the most bytes its entry takes): the
+    # architecture's; the initialisation is spent once the weights exist.
+    OPTION_LIMITS = {"__activation__": storage.text_bytes(storage.NAME_CHARS), "__dropout__": storage.NUMBER_BYTES}
+
     def option_entries(self):
-        """The options a model file and a checkpoint carry: the architecture's (activation and dropout; the
-        initialisation is spent once the weights exist), each only when it is not its default, so that a
+        """OPTION_LIMITS' entries of this model, each only when it is not its default (options()), so that a
         default model's file is the one earlier versions wrote and read."""
-        entries = {}
-        if self.dropout:
-            entries["__dropout__"] = np.array(self.dropout, dtype=np.float64)
-        if self.activation not in (None, "relu"):
-            entries["__activation__"] = np.array(self.activation)
-        return entries
+        return {f"__{k}__": np.array(v) for k, v in self.options().items() if f"__{k}__" in self.OPTION_LIMITS}
 
     def __repr__(self):
         opts = "".join(f", {k}={v!r}" for k, v in self.options().items())
@@ -559,7 +557,7 @@ def _file_limits():
     limits = {}
     for variant in VARIANTS:
         sizes = {name: math.prod(shape) for name, (shape, _) in param_shapes(variant).items()}
-        for name, most in train.checkpoint_limits(sizes).items():
+        for name, most in train.checkpoint_limits(sizes, LeNet5.OPTION_LIMITS).items():
             limits[name] = max(limits.get(name, 0), most)
     limits.update(__temperature__=storage.NUMBER_BYTES, __outlier_limit__=storage.NUMBER_BYTES)
     return limits
@@ -574,7 +572,7 @@ def load(path):
     arrays = storage.read_npz(path, "model", _file_limits())
     if "__checkpoint__" in arrays:  # the weights of a checkpoint; its other entries are for resuming
         arrays = {k: v for k, v in arrays.items()
-                  if k in ("__variant__", "__activation__", "__dropout__")
+                  if k == "__variant__" or k in LeNet5.OPTION_LIMITS
                   or not (k.startswith("__") or k.startswith("optimizer."))}
         arrays["__format__"] = np.array(FORMAT_VERSION)
     return _from_entries(arrays, path)

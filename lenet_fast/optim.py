@@ -57,9 +57,7 @@ class Step:
     """base * gamma ** (epoch // every)."""
 
     def __init__(self, every, gamma=0.1):
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
-        self.every, self.gamma = every, _number(gamma, "gamma")
+        self.every, self.gamma = _core.positive_int(every, "every", limit=None), _number(gamma, "gamma")
 
     def __call__(self, epoch, base):
         return base * self.gamma ** (epoch // self.every)
@@ -72,9 +70,8 @@ class Cosine:
     """Cosine annealing from base at epoch 0 to floor at epoch `epochs` (and after)."""
 
     def __init__(self, epochs, floor=0.0):
-        if not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        self.epochs, self.floor = epochs, _number(floor, "floor", low_allowed=True)
+        self.epochs = _core.positive_int(epochs, "epochs", limit=None)
+        self.floor = _number(floor, "floor", low_allowed=True)
 
     def __call__(self, epoch, base):
         t = min(epoch, self.epochs) / self.epochs
@@ -90,9 +87,8 @@ class Warmup:
     epoch boundaries only (fit sets the rate once per pass)."""
 
     def __init__(self, epochs, start=0.1, then=None):
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        self.epochs, self.start = epochs, _number(start, "start", high=1.0)
+        self.epochs = _core.positive_int(epochs, "epochs", limit=None)
+        self.start = _number(start, "start", high=1.0)
         self.then = schedule(then)
 
     def __call__(self, epoch, base):
@@ -131,11 +127,7 @@ class ReduceOnPlateau:
 
     def __init__(self, factor=0.1, patience=2, min_delta=0.0, cooldown=0, min_lr=0.0):
         self.factor = _number(factor, "factor", high=1.0)
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
-        if not isinstance(cooldown, int) or isinstance(cooldown, bool) or cooldown < 0:
-            raise ValueError(f"cooldown must be an integer >= 0, got {cooldown!r}")
-        self.patience, self.cooldown = patience, cooldown
+        self.patience, self.cooldown = _count(patience, "patience"), _count(cooldown, "cooldown")
         self.min_delta = _number(min_delta, "min_delta", low_allowed=True)
         self.min_lr = _number(min_lr, "min_lr", low_allowed=True)
         self.best, self.bad, self.cooling, self.scale = math.inf, 0, 0, 1.0
@@ -189,6 +181,13 @@ def schedule(value):
         raise ValueError(f"schedule must be one of {sorted(SCHEDULES)} or a callable (epoch, base rate) -> "
                          f"rate, got {value!r}")
     return value
+
+
+def _count(value, name):
+    """value as an int >= 0 (any integer type but bool); ValueError naming it otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
 
 
 def _number(value, name, low=0.0, high=math.inf, low_allowed=False):

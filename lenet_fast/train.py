@@ -48,9 +48,6 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
     opt = optim.make(optimizer if optimizer is not None else "sdlm" if model.variant == "classic" else "adam")
-    if getattr(opt.schedule, "needs_validation", False) and validation is None:
-        raise ValueError(f"the schedule {opt.schedule!r} watches the validation error: give validation="
-                         "(images, labels)")
     if batch_size is None:
         batch_size = 1 if opt.kind == "sdlm" else 32
     batch_size = _core.positive_int(batch_size, "batch_size")  # the engine's limit, before any batch meets it
@@ -58,9 +55,9 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     model.check_loss(loss, j)
     if opt.kind == "sdlm" and batch_size > SDLM_BATCH_WARNING:
         warnings.warn(f"SDLM is the paper's per-pattern method: with batch_size={batch_size} each update is "
-                      f"sqrt({batch_size}) times a pattern's step and an epoch learns far less (one epoch at 256: "
-                      "7% test error, at 1: 1.8%; docs/training.md#defaults); use batch_size <= 32, more epochs, "
-                      "or another optimizer", UserWarning, stacklevel=3)
+                      f"sqrt({batch_size}) times a pattern's step and an epoch learns far less "
+                      "(docs/training.md#defaults); use batch_size <= 32, more epochs, or another optimizer",
+                      UserWarning, stacklevel=3)
     if opt.kind == "sdlm" and loss == "hinge":  # found here, not at the first epoch's curvature estimate
         raise ValueError("optimizer 'sdlm' divides its steps by the loss's curvature, and loss 'hinge' has none "
                          "(it is piecewise linear): use optimizer 'sgd' or 'adam' with it, or another loss")
@@ -70,12 +67,11 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
         raise TypeError(f"augment must be callable (images, rng) -> images, got {augment!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    if early_stopping is not None:
-        if not isinstance(early_stopping, EarlyStopping):
-            raise TypeError(f"early_stopping must be a lenet_fast.EarlyStopping or None, got {early_stopping!r}")
-        if early_stopping.needs_validation and validation is None:
-            raise ValueError(f"early_stopping monitors {early_stopping.monitor!r}, which needs "
-                             "validation=(images, labels)")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise TypeError(f"early_stopping must be a lenet_fast.EarlyStopping or None, got {early_stopping!r}")
+    watching = [w for w in (opt.schedule, early_stopping) if getattr(w, "needs_validation", False)]
+    if watching and validation is None:
+        raise ValueError(f"{watching[0]!r} watches the validation error, which needs validation=(images, labels)")
     if checkpoint is not None:
         _check_destination(checkpoint)
     opt.resolve(model.variant, batch_size, reduction)
@@ -224,12 +220,13 @@ def save_checkpoint(path, model, opt, rng, history, settings, best=None):
     storage.write_npz(path, arrays)
 
 
-def checkpoint_limits(sizes, opt=None):
+def checkpoint_limits(sizes, options, opt=None):
     """storage.read_npz's limits for a checkpoint of a model whose parameters have sizes (name -> number of
-    values), holding opt's state (None: any optimizer's)."""
+    values) and whose options' entries have the limits options (LeNet5.OPTION_LIMITS), holding opt's state
+    (None: any optimizer's)."""
     limits = {"__format__": storage.NUMBER_BYTES, "__variant__": storage.text_bytes(storage.NAME_CHARS),
-              "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS),
-              "__activation__": storage.text_bytes(storage.NAME_CHARS), "__dropout__": storage.NUMBER_BYTES}
+              "__checkpoint__": storage.text_bytes(storage.TEXT_CHARS)}
+    limits.update(options)
     limits.update((name, storage.NUMBER_BYTES * size) for name, size in sizes.items())
     limits["__best__"] = storage.NUMBER_BYTES * sum(sizes.values())
     for o in [opt] if opt is not None else [optim.make(kind) for kind in optim.OPTIMIZERS]:
@@ -242,7 +239,8 @@ def _restore(path, model, opt, rng, settings):
     """Load a checkpoint into model, opt and rng; returns (epochs done, history, early stopping's best
     weights or None)."""
     arrays = storage.read_npz(path, "checkpoint",
-                              checkpoint_limits({k: v.size for k, v in model.params.items()}, opt))
+                              checkpoint_limits({k: v.size for k, v in model.params.items()}, model.OPTION_LIMITS,
+                                                opt))
     try:
         if int(arrays.pop("__format__")) != CHECKPOINT_FORMAT:
             raise ValueError("an unknown checkpoint format")
@@ -255,7 +253,7 @@ def _restore(path, model, opt, rng, settings):
         if best is not None and (best.dtype != np.float32 or best.shape != model.params_vector.shape
                                  or not _core.all_finite(best)):
             raise ValueError("early stopping's best weights do not fit this model")
-        saved_options = {k: str(arrays.pop(k)) for k in ("__activation__", "__dropout__") if k in arrays}
+        saved_options = {k: str(arrays.pop(k)) for k in model.OPTION_LIMITS if k in arrays}
         if saved_options != {k: str(v) for k, v in model.option_entries().items()}:  # the same network
             raise ValueError(f"it was made by a model with other options ({saved_options or 'the defaults'})")
     except (KeyError, TypeError, ValueError, RecursionError) as exc:
