@@ -25,7 +25,7 @@ BATCHES = (1, 32, 256)
 def one_run(variant, name, batch_size, data, seed):
     """(optimizer's repr after fit, test error, seconds of the epoch)."""
     (x, y), (xt, yt) = data
-    opt = optim.make(name if name != "default" else ("sdlm" if variant == "classic" else "adam"))
+    opt = optim.make(name if name != "default" else optim.default_name(variant, batch_size))
     model = lenet_fast.LeNet5(variant, seed=seed)
     t0 = time.perf_counter()
     hist = model.fit(x, y, epochs=1, batch_size=batch_size, optimizer=opt, seed=seed, verbose=0)

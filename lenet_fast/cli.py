@@ -93,8 +93,8 @@ def _parser():
     p.add_argument("--batch-size", type=positive_int, metavar="B",
                    help="images per update (default 1 for sdlm, 32 otherwise)")
     p.add_argument("--optimizer", choices=sorted(optim.OPTIMIZERS),
-                   help="sdlm (the paper's method, classic's default), sgd, adagrad, rmsprop, adam (modern's "
-                        "default) or adamw (docs/training.md)")
+                   help="sdlm (the paper's method, classic's default up to batch 32), sgd (classic's default beyond), "
+                        "adagrad, rmsprop, adam (modern's default) or adamw (docs/training.md)")
     p.add_argument("--lr", type=positive_float, metavar="RATE",
                    help="learning rate (by default sgd 0.001 on classic and 0.01 on modern, adam 0.001); for "
                         f"sdlm the first pass's epsilon (default {optim.SDLM_SCALE * paper.sdlm_epsilon(0):g}), "
@@ -289,7 +289,7 @@ def _train(args):
     images, labels = images[: args.limit], labels[: args.limit]
     test_images, test_labels = _mnist(args, "test")
     model = LeNet5(args.variant, seed=args.seed, activation=args.activation, dropout=args.dropout, init=args.init)
-    name = args.optimizer or ("sdlm" if args.variant == "classic" else "adam")
+    name = args.optimizer or optim.default_name(args.variant, args.batch_size)
     history = model.fit(images, labels, epochs=args.epochs, batch_size=args.batch_size,
                         optimizer=_optimizer(name, args.lr), loss=args.loss, validation=(test_images, test_labels),
                         seed=args.seed, verbose=0 if args.quiet else 1, checkpoint=args.checkpoint,

@@ -410,8 +410,9 @@ class LeNet5:
         just before its update), val_error (with validation=(images, labels)), lr and seconds), which also
         gives columns (history["val_error"]) and history.best_epoch().
 
-        optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default), "sgd", "adagrad",
-        "rmsprop", "adam" (modern's default), "adamw" (batch_size 32 by default), or an instance from
+        optimizer: "sdlm" (classic's default: the paper's method, batch_size 1 by default; for batch sizes
+        above 32 classic's default is "sgd"), "sgd", "adagrad", "rmsprop", "adam" (modern's default),
+        "adamw" (batch_size 32 by default), or an instance from
         lenet_fast.optim with its own settings and schedule (docs/training.md). loss: "map" (classic's
         default, with the constant j), "rbf" (the plain distance), "xent" (modern), or "hinge" (either; not
         with SDLM: docs/training.md#losses). seed fixes the shuffling and dropout's masks

@@ -438,7 +438,20 @@ class SDLM(Optimizer):
         return f"SDLM(mu={self.mu}, samples={self.samples}, schedule={self.schedule!r})"
 
 
+# SDLM's batches beyond this learn too slowly per epoch (docs/training.md#defaults): fit warns when it is asked
+# for them, and the classic variant's default optimizer there is SGD with momentum instead
+SDLM_MAX_BATCH = 32
+
 OPTIMIZERS = {"sdlm": SDLM, "sgd": SGD, "adagrad": AdaGrad, "rmsprop": RMSProp, "adam": Adam, "adamw": AdamW}
+
+
+def default_name(variant, batch_size=None):
+    """fit's optimizer when none is given: the modern variant's is Adam; the classic one's is the paper's SDLM
+    (per pattern: batch_size None means 1), or SGD with momentum for batches above SDLM_MAX_BATCH, where an
+    epoch gives SDLM too few updates to learn."""
+    if variant != "classic":
+        return "adam"
+    return "sdlm" if batch_size is None or batch_size <= SDLM_MAX_BATCH else "sgd"
 
 
 def make(optimizer):

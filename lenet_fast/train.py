@@ -21,7 +21,6 @@ from .inputs import as_batch
 CHECKPOINT_FORMAT = 1
 _CHUNK = 4096  # images per call into C between progress updates
 _CLASSES = 10  # the digits
-SDLM_BATCH_WARNING = 32  # larger SDLM batches learn too slowly per epoch (docs/training.md#defaults): fit warns
 REDUCTIONS = ("mean", "sum")  # how a batch's losses make the gradient an update takes
 
 
@@ -47,16 +46,19 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     epochs = _core.positive_int(epochs, "epochs", limit=None)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
-    opt = optim.make(optimizer if optimizer is not None else "sdlm" if model.variant == "classic" else "adam")
+    if batch_size is not None:
+        batch_size = _core.positive_int(batch_size, "batch_size")  # the engine's limit, before any batch meets it
+    opt = optim.make(optimizer if optimizer is not None else optim.default_name(model.variant, batch_size))
     if batch_size is None:
         batch_size = 1 if opt.kind == "sdlm" else 32
-    batch_size = _core.positive_int(batch_size, "batch_size")  # the engine's limit, before any batch meets it
     loss = model.default_loss if loss is None else loss
     model.check_loss(loss, j)
-    if opt.kind == "sdlm" and batch_size > SDLM_BATCH_WARNING:
+    if opt.kind == "sdlm" and batch_size > optim.SDLM_MAX_BATCH:
         warnings.warn(f"SDLM is the paper's per-pattern method: with batch_size={batch_size} each update is "
                       f"sqrt({batch_size}) times a pattern's step and an epoch learns far less "
-                      "(docs/training.md#defaults); use batch_size <= 32, more epochs, or another optimizer",
+                      f"(docs/training.md#defaults); use batch_size <= {optim.SDLM_MAX_BATCH}, more epochs, or "
+                      "another optimizer (fit's default for the classic variant at this batch size is SGD with "
+                      "momentum)",
                       UserWarning, stacklevel=3)
     if opt.kind == "sdlm" and loss == "hinge":  # found here, not at the first epoch's curvature estimate
         raise ValueError("optimizer 'sdlm' divides its steps by the loss's curvature, and loss 'hinge' has none "

@@ -171,3 +171,14 @@ def test_sdlm_with_large_batches_warns_and_explains():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LeNet5("classic").fit(x, y, batch_size=32, optimizer=optim.SDLM(samples=20), verbose=0)
+
+
+def test_the_classic_default_is_sdlm_up_to_batch_32_and_sgd_beyond():
+    names = [optim.default_name("classic", b) for b in (None, 1, 32, 33, 256)]
+    assert names == ["sdlm", "sdlm", "sdlm", "sgd", "sgd"]
+    assert {optim.default_name("modern", b) for b in (None, 1, 256)} == {"adam"}
+    x, y = synthetic_digits(80, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SDLM's large-batch warning would be an error: it is not SDLM
+        history = LeNet5("classic").fit(x, y, batch_size=64, verbose=0)
+    assert history[-1]["lr"] == pytest.approx(optim.SGD.DEFAULT_LR["classic"] * 2 ** optim.SGD_BATCH_POWER)
