@@ -64,6 +64,16 @@ def stop_server(process):
         return process.wait()
 
 
+def cpu_seconds(pid=None):
+    """CPU time (user + system, s) used so far by process pid (Linux's /proc), or by this one."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def post(connection, body):
     """(status, parsed JSON) of one POST /predict on a keep-alive connection."""
     connection.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
@@ -151,7 +161,9 @@ def main(argv=None):
     extra = ("--threads", str(args.server_threads)) if args.server_threads else ()
     process = start_server(port, extra)
     try:
+        cpu = cpu_seconds(process.pid), cpu_seconds()
         latencies, failures, wall = singles(port, bodies, expected, args.requests, args.clients, args.time_limit)
+        cpu = cpu_seconds(process.pid) - cpu[0], cpu_seconds() - cpu[1]
         times, batch_failures = batches(port, batch_body, model.predict(batch).tolist(), args.batch_repeats)
     finally:
         status = stop_server(process)
@@ -163,7 +175,8 @@ def main(argv=None):
     print(f"lenet_fast {info['version']} ({info['isa']}), {os.cpu_count()} CPUs: {machine()}")
     print(f"single-image JSON predictions: {len(latencies):,} requests from {args.clients} clients in {wall:.2f} s: "
           f"{len(latencies) / wall:,.0f} requests/s; latency p50 {np.percentile(latencies, 50) * 1e3:.2f} ms, "
-          f"p99 {np.percentile(latencies, 99) * 1e3:.2f} ms, max {latencies.max() * 1e3:.2f} ms")
+          f"p99 {np.percentile(latencies, 99) * 1e3:.2f} ms, max {latencies.max() * 1e3:.2f} ms; CPU per request: "
+          f"server {cpu[0] / len(latencies) * 1e6:.0f} us, load clients {cpu[1] / len(latencies) * 1e6:.0f} us")
     print(f"batch of {args.batch:,} digits as JSON ({len(batch_body):,} bytes): median "
           f"{np.median(times) * 1e3:.1f} ms of {len(times)} (min {times.min() * 1e3:.1f}, "
           f"max {times.max() * 1e3:.1f})")

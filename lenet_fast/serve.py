@@ -3,8 +3,8 @@
     app = create_app(lenet_fast.pretrained("classic"))      # any ASGI server runs it
     run(model, host="127.0.0.1", port=8000)                 # what lenet-fast serve does
 
-Routes (docs/serving.md): POST /predict (an image file, multipart or raw, or JSON pixels: one 28x28 array or a
-list of them), POST /read (a picture of a number), GET /healthz, GET /version, GET / (the drawing page).
+Routes (docs/serving.md): POST /predict (an image file, multipart or raw; JSON pixels: one 28x28 array or a
+list of them; or the same as a .npy array), POST /read (a picture of a number), GET /healthz, GET /version, GET / (the drawing page).
 
 Bad input is the client's error, never the server's: every refusal is a 4xx with a JSON body {"error": ...}.
 A body larger than max_body is refused (413) from its Content-Length before any of it is read, and a body sent
@@ -13,7 +13,7 @@ more than max_pixels pixels is refused (413) before any pixel is decoded.
 
 The model is shared by every request: its predictions are safe from any number of threads at once
 (docs/architecture.md#threads), so inference runs on Starlette's thread pool (the kernels release the GIL),
-off the event loop. Starlette, uvicorn, python-multipart and Pillow (the [serve] extra) are imported only
+off the event loop; all but a JSON body of a few digits (INLINE), whose work costs less than the hop. Starlette, uvicorn, python-multipart and Pillow (the [serve] extra) are imported only
 when an app is made or run: the rest of the package never needs them.
 """
 import base64
@@ -33,10 +33,15 @@ from .numbers import read_number
 
 MAX_BODY = 5_000_000      # bytes: the default limit of a request's body
 MAX_PIXELS = 16_000_000   # the default limit of an image's pixels, from its header (a 16-megapixel photo)
+# bytes: a JSON body this small (a few digits) is predicted on the event loop, in a tenth of a millisecond; the
+# thread pool's hop would cost more than the work, and halve the service's throughput of single digits
+# (the hand-over of the GIL between the loop and a worker thread: benchmarks/results/serve-2026-12-03.md)
+INLINE = 16_384
 MAX_BATCH = 4096          # the default limit of the images in one JSON request
 PAGE = Path(__file__).parent / "static" / "pad.html"
 EXTRA_MISSING = 'lenet-fast serve needs Starlette, uvicorn, python-multipart and Pillow: pip install "lenet_fast[serve]"'
 JSON_TYPES = ("application/json",)
+NPY_TYPE = "application/x-npy"  # numpy's .npy file: a batch without JSON's decoding
 FIELDS = ((28, 28), (32, 32))  # a digit, or the network's whole input field (what predict takes)
 MAP_NAMES = ("c1", "c3")  # the layers the page shows
 
@@ -86,22 +91,19 @@ def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BA
         want_maps = _flag(request.query_params.get("maps"))
         kind = _content_type(request)
         body = await _body(request, kind)
-        if kind in JSON_TYPES:
-            x, single = _json_pixels(body, max_batch)
-        else:
-            x, single = await run_in_threadpool(_read_image, body, max_pixels, read_digit), True
-        if want_maps and not single:
-            raise ValueError("maps=1 takes one image, not a list")
-        result = await run_in_threadpool(_predict, model, x, reject, want_maps)
-        return JSONResponse(result[0] if single else result)
+        work = (model, body, kind, reject, want_maps, max_pixels, max_batch)
+        if kind in JSON_TYPES and len(body) <= INLINE and not want_maps:
+            single, rows = _predict(*work)
+        else:  # one hop to the thread pool for the whole of the work: parsing, reading, predicting
+            single, rows = await run_in_threadpool(_predict, *work)
+        return JSONResponse(rows[0] if single else rows)
 
     async def read(request):
         kind = _content_type(request)
-        if kind in JSON_TYPES:
-            raise ValueError("/read takes a picture of a number (an image file), not JSON")
+        if kind in JSON_TYPES or kind == NPY_TYPE:
+            raise ValueError("/read takes a picture of a number (an image file), not pixels")
         body = await _body(request, kind)
-        digits = await run_in_threadpool(_read_image, body, max_pixels,
-                                         lambda pixels: read_number(pixels, model, details=True))
+        digits = await run_in_threadpool(lambda: read_number(_read_image(body, max_pixels), model, details=True))
         return JSONResponse({"number": "".join(str(d.digit) for d in digits),
                              "digits": [{"digit": d.digit, "confidence": round(float(d.confidence), 6),
                                          "box": list(d.box)} for d in digits]})
@@ -204,11 +206,11 @@ async def _body(request, kind):
             if field is None or isinstance(field, str):
                 raise ValueError('a multipart form must carry the image as a file in its field "file" or "image"')
             data = await field.read()
-    elif kind in JSON_TYPES or kind in ("", "application/octet-stream") or kind.startswith("image/"):
+    elif kind in JSON_TYPES or kind in ("", NPY_TYPE, "application/octet-stream") or kind.startswith("image/"):
         data = await request.body()
     else:
         raise Unsupported(f"unsupported content type {kind!r}: send an image (a file, multipart/form-data or "
-                          "a raw image/* body) or application/json pixels")
+                          f"a raw image/* body), application/json pixels or a {NPY_TYPE} array")
     if not data:
         raise ValueError("the request has no body: send an image or JSON pixels")
     return data
@@ -261,16 +263,46 @@ def _json_pixels(body, max_batch):
             from None
     if x.dtype.kind not in "uif":
         raise ValueError("the pixels must all be numbers: uint8 levels 0-255 or floats in [0, 1]")
-    if x.ndim not in (2, 3) or x.shape[-2:] not in FIELDS:
-        raise ValueError(f"expected a 28x28 (or 32x32) array of pixels, or a list of them, got shape {list(x.shape)}")
-    if x.ndim == 3 and len(x) > max_batch:
-        raise BodyTooLarge(f"{len(x):,} images in one request, more than the {max_batch:,} this service takes")
+    _check_shape(x.shape, max_batch)
     return x, x.ndim == 2
 
 
-def _read_image(data, max_pixels, then):
-    """then(pixels) for an image file's bytes, pixels as read_digit reads a file (a JPEG at a reduced scale,
-    EXIF orientation applied). TooManyPixels, before any pixel is decoded, for an image whose header claims
+def _check_shape(shape, max_batch):
+    """ValueError unless shape is one 28x28 (or 32x32) image or a non-empty batch of them; BodyTooLarge for
+    a batch of more than max_batch."""
+    if len(shape) not in (2, 3) or tuple(shape[-2:]) not in FIELDS:
+        raise ValueError(f"expected a 28x28 (or 32x32) array of pixels, or a list of them, got shape {list(shape)}")
+    if len(shape) == 3 and shape[0] < 1:
+        raise ValueError("the list of images is empty")
+    if len(shape) == 3 and shape[0] > max_batch:
+        raise BodyTooLarge(f"{shape[0]:,} images in one request, more than the {max_batch:,} this service takes")
+
+
+def _npy_pixels(body, max_batch):
+    """(pixels, single) from a .npy file's bytes, as _json_pixels: one image or a batch of numbers (uint8 0-255
+    or floats in [0, 1]). The header is checked (shape, dtype, the data's length) before an array is made
+    from the bytes that follow it; never unpickled. ValueError otherwise."""
+    from numpy.lib import format as npy
+    stream = io.BytesIO(body)
+    try:
+        version = npy.read_magic(stream)
+        header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran, dtype = header(stream)
+    except Exception as exc:  # a foreign header: numpy's parser raises ValueError, SyntaxError, TokenError...
+        raise ValueError(f"not a .npy file numpy can read ({exc})") from None
+    if dtype.kind not in "uif" or dtype.hasobject or dtype.fields is not None:
+        raise ValueError(f"the pixels must be numbers: uint8 levels 0-255 or floats in [0, 1], got dtype {dtype}")
+    _check_shape(shape, max_batch)
+    data = memoryview(body)[stream.tell():]
+    if len(data) != int(np.prod(shape)) * dtype.itemsize:
+        raise ValueError(f"the .npy data is {len(data):,} bytes, not the {int(np.prod(shape)) * dtype.itemsize:,} "
+                         f"its header's shape {list(shape)} and dtype {dtype} take")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C"), len(shape) == 2
+
+
+def _read_image(data, max_pixels):
+    """The pixels of an image file's bytes, as read_digit reads a file (a JPEG at a reduced scale, EXIF
+    orientation applied), for read_digit or read_number to take. TooManyPixels, before any pixel is decoded, for an image whose header claims
     more than max_pixels; ValueError for bytes Pillow cannot read."""
     from PIL import Image
     try:
@@ -283,21 +315,29 @@ def _read_image(data, max_pixels, then):
     if width * height > max_pixels:
         raise TooManyPixels(f"the image is {width}x{height} pixels, more than the {max_pixels:,} this service "
                             "takes")
-    return then(images._read_file(io.BytesIO(data)))
+    return images._read_file(io.BytesIO(data))
 
 
-def _predict(model, x, reject, with_maps):
-    """One {"digit", "confidence", "probabilities"} row per image of x (one image or a batch; "maps" too for
-    one image with with_maps): one predict_proba call for the whole batch, and with reject one predict call
-    more."""
+def _predict(model, body, kind, reject, with_maps, max_pixels, max_batch):
+    """(single, rows) for a /predict body of media type kind: JSON pixels (_json_pixels), a .npy array
+    (_npy_pixels) or an image file (_read_image, then read_digit); one {"digit", "confidence", "probabilities"} row per image ("maps" too for one image with
+    with_maps), from one predict_proba call for the whole batch (and with reject one predict call more)."""
+    if kind in JSON_TYPES:
+        x, single = _json_pixels(body, max_batch)
+    elif kind == NPY_TYPE:
+        x, single = _npy_pixels(body, max_batch)
+    else:
+        x, single = read_digit(_read_image(body, max_pixels)), True
+    if with_maps and not single:
+        raise ValueError("maps=1 takes one image, not a list")
     probs = model.predict_proba(x)
     digits = probs.argmax(axis=1) if reject is None else model.predict(x, reject=reject)
-    rows = [{"digit": int(d), "confidence": round(float(row[int(k)]), 6),
-             "probabilities": [round(p, 6) for p in row.tolist()]}
-            for d, k, row in zip(digits.tolist(), probs.argmax(axis=1).tolist(), probs)]
+    rounded = np.round(probs.astype(np.float64), 6).tolist()  # 6 decimals: the JSON stays short
+    rows = [{"digit": d, "confidence": row[k], "probabilities": row}
+            for d, k, row in zip(digits.tolist(), probs.argmax(axis=1).tolist(), rounded)]
     if with_maps:
         rows[0]["maps"] = _maps(model, x if x.ndim == 2 else x[0])
-    return rows
+    return single, rows
 
 
 def _maps(model, digit):

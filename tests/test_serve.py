@@ -127,6 +127,55 @@ def test_a_batch_equals_predict_proba_on_the_same_arrays(client, model):
     np.testing.assert_allclose([r["probabilities"] for r in results], model.predict_proba(floats), atol=1e-6)
 
 
+def npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def test_npy_arrays_are_predicted_as_json_pixels_are(client, model):
+    rng = np.random.default_rng(5)
+    batch = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    batch[:10] = [lenet_fast.read_digit(p) for p in sample_paths()]
+    for array in (batch, np.asfortranarray(batch / np.float32(255)), batch[3].astype(">i4")):
+        response = client.post("/predict", content=npy(array), headers={"content-type": "application/x-npy"})
+        assert response.status_code == 200, response.text
+        result = response.json()
+        expected = model.predict_proba(array)
+        if array.ndim == 2:
+            assert result["digit"] == 3
+            result = [result]
+        np.testing.assert_allclose([r["probabilities"] for r in result], expected, atol=1e-6)
+    assert [r["digit"] for r in client.post("/predict", content=npy(batch[:10]),
+                                            headers={"content-type": "application/x-npy"}).json()] == list(range(10))
+
+
+def npy_header(shape):
+    """A .npy header claiming shape of uint8, without the data."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("body, status, words", [
+    (b"\x93NUMPY", 400, "not a .npy"),
+    (b"PK\x03\x04 a zip", 400, "not a .npy"),
+    (npy(np.zeros((2, 28, 28), np.uint8))[:-1], 400, "bytes, not the 1,568"),
+    (npy(np.zeros((2, 28, 28), np.uint8)) + b"\0", 400, "bytes, not the 1,568"),
+    (npy(np.array([None] * 784, dtype=object).reshape(28, 28)), 400, "dtype object"),
+    (npy(np.zeros((28, 28), bool)), 400, "dtype bool"),
+    (npy(np.zeros((28, 28), np.complex64)), 400, "dtype complex64"),
+    (npy(np.zeros((3, 28), np.uint8)), 400, "shape [3, 28]"),
+    (npy(np.zeros((0, 28, 28), np.uint8)), 400, "empty"),
+    (npy(np.full((28, 28), np.nan, np.float32)), 400, "nan"),
+    (npy(np.zeros((28, 28), np.uint8)).replace(b"(28, 28)", b"(100000"), 400, "not a .npy"),
+    (npy_header((10 ** 13, 28, 28)) + b"\0" * 64, 413, "10,000,000,000,000 images"),
+    (npy_header((-1, 28, 28)) + b"\0" * 64, 400, "empty"),
+])
+def test_bad_npy_bodies_are_refused(client, body, status, words):
+    refused(client.post("/predict", content=body, headers={"content-type": "application/x-npy"}), status, words)
+
+
 def test_a_list_of_one_is_a_list(client):
     digit = lenet_fast.read_digit(sample_paths()[3])
     results = client.post("/predict", json=[digit.tolist()]).json()
@@ -173,7 +222,8 @@ def test_read_gives_the_number_in_a_picture(client, model):
     assert [d["digit"] for d in result["digits"]] == [4, 0, 7, 1, 8]
     assert [d["box"] for d in result["digits"]] == [list(d.box) for d in expected]
     assert client.post("/read", files={"file": ("n.png", png(photo), "image/png")}).json()["number"] == "40718"
-    refused(client.post("/read", json=[[0]]), 400, "not JSON")
+    refused(client.post("/read", json=[[0]]), 400, "not pixels")
+    refused(client.post("/read", content=npy(photo), headers={"content-type": "application/x-npy"}), 400, "not pixels")
     refused(client.post("/read", content=png(np.full((60, 200), 255, np.uint8))), 400, "no digit")
 
 
@@ -265,27 +315,27 @@ def test_too_many_images_in_one_request(client):
 
 
 def test_fuzzed_bodies_never_get_a_5xx(client):
-    """Random bytes, a real PNG's bytes with some changed, and random JSON-like text: a 4xx or a 200, and
-    the client's raise_server_exceptions would raise any unhandled exception."""
+    """Random bytes, a real PNG's and .npy's bytes with some changed, and random JSON-like text: a 4xx or a
+    200, and the client's raise_server_exceptions would raise any unhandled exception."""
     rng = np.random.default_rng(7)
-    good = sample_paths()[5].read_bytes()
-    bodies = [rng.bytes(int(rng.integers(1, 3000))) for _ in range(40)]
-    for _ in range(40):
-        damaged = bytearray(good)
-        for i in rng.integers(0, len(good), int(rng.integers(1, 8))):
-            damaged[i] = int(rng.integers(0, 256))
-        bodies.append(bytes(damaged))
+    bodies = [rng.bytes(int(rng.integers(1, 3000))) for _ in range(20)]
+    for good in (sample_paths()[5].read_bytes(), npy(np.zeros((2, 28, 28), np.uint8))):
+        for _ in range(15):
+            damaged = bytearray(good)
+            for i in rng.integers(0, 160, int(rng.integers(1, 8))):  # the headers, mostly
+                damaged[i] = int(rng.integers(0, 256))
+            bodies.append(bytes(damaged))
     alphabet = list("[],0123456789.-eE \"{}:nulltruefalseNaN")
-    bodies += ["".join(rng.choice(alphabet, int(rng.integers(1, 200)))).encode() for _ in range(40)]
+    bodies += ["".join(rng.choice(alphabet, int(rng.integers(1, 200)))).encode() for _ in range(20)]
     statuses = set()
     for body in bodies:
-        for kind in ("image/png", "application/json"):
-            for path in ("/predict", "/read"):
-                response = client.post(path, content=body, headers={"content-type": kind})
-                assert response.status_code < 500
-                if response.status_code != 200:
-                    assert isinstance(response.json()["error"], str)
-                statuses.add(response.status_code)
+        for path, kind in (("/predict", "image/png"), ("/predict", "application/json"),
+                           ("/predict", "application/x-npy"), ("/read", "image/png")):
+            response = client.post(path, content=body, headers={"content-type": kind})
+            assert response.status_code < 500
+            if response.status_code != 200:
+                assert isinstance(response.json()["error"], str)
+            statuses.add(response.status_code)
     assert 400 in statuses
 
 
