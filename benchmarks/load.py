@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A bounded load test of lenet-fast serve, against 127.0.0.1 only: it starts the server itself (a subprocess
 on a free port), sends a fixed number of single-image JSON predictions from concurrent clients (threads, each
-with its own keep-alive connection), then times batch requests one after another, stops the server and
+with its own keep-alive connection), then times batch requests one after another (as JSON and as .npy), stops the server and
 prints the figures. It stops by itself: after --requests requests or --time-limit seconds, whichever comes
 first. Any failed request (a refused connection, a status other than 200, a wrong digit) makes the exit
 status 1.
@@ -13,6 +13,7 @@ batch of 1,024 digits in at most 30 ms. Records: benchmarks/results/serve-*.md.
 """
 import argparse
 import http.client
+import io
 import json
 import os
 import socket
@@ -74,9 +75,9 @@ def cpu_seconds(pid=None):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def post(connection, body):
-    """(status, parsed JSON) of one POST /predict on a keep-alive connection."""
-    connection.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+def post(connection, body, kind="application/json"):
+    """(status, parsed JSON) of one POST /predict of body (of media type kind) on a keep-alive connection."""
+    connection.request("POST", "/predict", body=body, headers={"Content-Type": kind})
     response = connection.getresponse()
     return response.status, json.loads(response.read())
 
@@ -122,14 +123,15 @@ def singles(port, bodies, expected, requests, clients, time_limit):
     return np.array(latencies), failures, time.perf_counter() - started
 
 
-def batches(port, body, expected, repeats):
-    """The latency in s of each of repeats batch requests, one after another, and the failures."""
+def batches(port, body, kind, expected, repeats):
+    """The latency in s of each of repeats batch requests (body of media type kind), one after another, and the
+    failures."""
     connection = http.client.HTTPConnection(HOST, port, timeout=60)
     times, failures = [], []
     try:
         for i in range(repeats + 1):  # the first warms the connection and the server's paths up
             started = time.perf_counter()
-            status, result = post(connection, body)
+            status, result = post(connection, body, kind)
             elapsed = time.perf_counter() - started
             if status != 200 or [r["digit"] for r in result] != expected:
                 failures.append(f"batch {i}: status {status}")
@@ -155,7 +157,10 @@ def main(argv=None):
     bodies = [json.dumps(d.tolist()).encode() for d in digits]
     expected = model.predict(digits).tolist()
     batch = digits[np.arange(args.batch) % len(digits)]
-    batch_body = json.dumps(batch.tolist()).encode()
+    npy = io.BytesIO()
+    np.save(npy, batch)
+    batch_bodies = {"JSON": (json.dumps(batch.tolist()).encode(), "application/json"),
+                    ".npy": (npy.getvalue(), "application/x-npy")}
 
     port = free_port()
     extra = ("--threads", str(args.server_threads)) if args.server_threads else ()
@@ -164,10 +169,12 @@ def main(argv=None):
         cpu = cpu_seconds(process.pid), cpu_seconds()
         latencies, failures, wall = singles(port, bodies, expected, args.requests, args.clients, args.time_limit)
         cpu = cpu_seconds(process.pid) - cpu[0], cpu_seconds() - cpu[1]
-        times, batch_failures = batches(port, batch_body, model.predict(batch).tolist(), args.batch_repeats)
+        times = {}
+        for name, (body, kind) in batch_bodies.items():
+            times[name], batch_failures = batches(port, body, kind, model.predict(batch).tolist(), args.batch_repeats)
+            failures += batch_failures
     finally:
         status = stop_server(process)
-    failures += batch_failures
     if status != 0:
         failures.append(f"the server exited with status {status}")
 
@@ -177,9 +184,10 @@ def main(argv=None):
           f"{len(latencies) / wall:,.0f} requests/s; latency p50 {np.percentile(latencies, 50) * 1e3:.2f} ms, "
           f"p99 {np.percentile(latencies, 99) * 1e3:.2f} ms, max {latencies.max() * 1e3:.2f} ms; CPU per request: "
           f"server {cpu[0] / len(latencies) * 1e6:.0f} us, load clients {cpu[1] / len(latencies) * 1e6:.0f} us")
-    print(f"batch of {args.batch:,} digits as JSON ({len(batch_body):,} bytes): median "
-          f"{np.median(times) * 1e3:.1f} ms of {len(times)} (min {times.min() * 1e3:.1f}, "
-          f"max {times.max() * 1e3:.1f})")
+    for name, (body, _) in batch_bodies.items():
+        t = times[name]
+        print(f"batch of {args.batch:,} digits as {name} ({len(body):,} bytes): median {np.median(t) * 1e3:.1f} ms "
+              f"of {len(t)} (min {t.min() * 1e3:.1f}, max {t.max() * 1e3:.1f})")
     print(f"failed requests: {len(failures)}")
     for failure in failures[:10]:
         print(f"  {failure}")

@@ -1,7 +1,9 @@
 """The drawing page (lenet_fast/static/pad.html, served at / by lenet_fast/serve.py) in a real headless Chromium
 driven by Selenium: digits drawn with pointer events on #pad are read in #digit, #clear empties it, and the
 feature maps appear. Needs Chromium and its driver (Debian: apt-get install chromium chromium-driver; or
-CHROMIUM and CHROMEDRIVER naming them); skips with its reason without them."""
+CHROMIUM and CHROMEDRIVER naming them); skips with its reason without them. With LENET_FAST_PAGE_PICTURE=FILE
+it also saves the page with the drawn 7 read and its maps shown to FILE (PNG): tools/screenshots.py makes the
+README's picture so."""
 import math
 import os
 import shutil
@@ -113,6 +115,9 @@ def test_drawn_digits_are_read_while_drawing_and_clear_empties(browser, url):
     bars = browser.execute_script("return [...document.querySelectorAll('#bars .bar div')]"
                                   ".map(b => parseInt(b.style.width))")
     assert bars.index(max(bars)) == 7 and max(bars) > 0
+    picture = os.environ.get("LENET_FAST_PAGE_PICTURE")
+    if picture:
+        assert browser.save_screenshot(picture), picture
     browser.find_element(By.ID, "clear").click()
     assert digit_shown(browser, "") == ""
     draw(browser, ZERO)

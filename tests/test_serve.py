@@ -414,3 +414,14 @@ def test_the_server_process_stops_cleanly_on_sigterm():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_the_load_test_runs_and_stops_by_itself(repo_root):
+    """benchmarks/load.py on a few requests (its figures are not checked here: speed is measured, not
+    asserted): the server starts, answers every request right, and stops with status 0."""
+    result = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "load.py"), "--requests", "64",
+                             "--clients", "4", "--batch", "16", "--batch-repeats", "1", "--time-limit", "20"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "64 requests from 4 clients" in result.stdout and "failed requests: 0" in result.stdout
+    assert "batch of 16 digits as .npy" in result.stdout
