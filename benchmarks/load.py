@@ -76,8 +76,12 @@ def cpu_seconds(pid=None):
 
 
 def post(connection, body, kind="application/json"):
-    """(status, parsed JSON) of one POST /predict of body (of media type kind) on a keep-alive connection."""
-    connection.request("POST", "/predict", body=body, headers={"Content-Type": kind})
+    """(status, parsed JSON) of one POST /predict of body (of media type kind) on a keep-alive connection; a
+    GET /healthz when body is None (the HTTP stack's own cost, for comparison)."""
+    if body is None:
+        connection.request("GET", "/healthz")
+    else:
+        connection.request("POST", "/predict", body=body, headers={"Content-Type": kind})
     response = connection.getresponse()
     return response.status, json.loads(response.read())
 
@@ -107,7 +111,7 @@ def singles(port, bodies, expected, requests, clients, time_limit):
                     connection = http.client.HTTPConnection(HOST, port, timeout=30)
                     continue
                 mine.append(time.perf_counter() - started)
-                if status != 200 or result.get("digit") != expected[k]:
+                if status != 200 or (bodies[k] is not None and result.get("digit") != expected[k]):
                     failures.append(f"request {i}: status {status}, {result}")
         finally:
             connection.close()
@@ -149,6 +153,8 @@ def main(argv=None):
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds for the single requests at most")
     parser.add_argument("--batch", type=int, default=1024, help="digits in a batch request (default 1,024)")
     parser.add_argument("--batch-repeats", type=int, default=9, help="batch requests timed (default 9)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also send as many GET /healthz requests first: what the HTTP stack alone allows")
     parser.add_argument("--server-threads", type=int, help="the server's --threads (default: its own default)")
     args = parser.parse_args(argv)
 
@@ -165,10 +171,19 @@ def main(argv=None):
     port = free_port()
     extra = ("--threads", str(args.server_threads)) if args.server_threads else ()
     process = start_server(port, extra)
+    failures = []
+    load = os.getloadavg()[0]  # other work on the machine shares its cores with the server and the clients
     try:
+        if args.baseline:
+            base, base_failures, base_wall = singles(port, [None], [None], args.requests, args.clients, args.time_limit)
+            failures += base_failures
+            print(f"baseline, GET /healthz: {len(base) / base_wall:,.0f} requests/s; latency p50 "
+                  f"{np.percentile(base, 50) * 1e3:.2f} ms, p99 {np.percentile(base, 99) * 1e3:.2f} ms")
         cpu = cpu_seconds(process.pid), cpu_seconds()
-        latencies, failures, wall = singles(port, bodies, expected, args.requests, args.clients, args.time_limit)
+        latencies, single_failures, wall = singles(port, bodies, expected, args.requests, args.clients,
+                                                   args.time_limit)
         cpu = cpu_seconds(process.pid) - cpu[0], cpu_seconds() - cpu[1]
+        failures += single_failures
         times = {}
         for name, (body, kind) in batch_bodies.items():
             times[name], batch_failures = batches(port, body, kind, model.predict(batch).tolist(), args.batch_repeats)
@@ -179,7 +194,8 @@ def main(argv=None):
         failures.append(f"the server exited with status {status}")
 
     info = lenet_fast.build_info()
-    print(f"lenet_fast {info['version']} ({info['isa']}), {os.cpu_count()} CPUs: {machine()}")
+    print(f"lenet_fast {info['version']} ({info['isa']}), {os.cpu_count()} CPUs: {machine()}; load average "
+          f"{load:.2f} at the start")
     print(f"single-image JSON predictions: {len(latencies):,} requests from {args.clients} clients in {wall:.2f} s: "
           f"{len(latencies) / wall:,.0f} requests/s; latency p50 {np.percentile(latencies, 50) * 1e3:.2f} ms, "
           f"p99 {np.percentile(latencies, 99) * 1e3:.2f} ms, max {latencies.max() * 1e3:.2f} ms; CPU per request: "
