@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """A bounded load test of lenet-fast serve, against 127.0.0.1 only: it starts the server itself (a subprocess
 on a free port), sends a fixed number of single-image JSON predictions from concurrent clients (threads, each
-with its own keep-alive connection), then times batch requests one after another (as JSON and as .npy), stops the server and
-prints the figures. It stops by itself: after --requests requests or --time-limit seconds, whichever comes
-first. Any failed request (a refused connection, a status other than 200, a wrong digit) makes the exit
+with its own keep-alive connection), then times batch requests one after another (as JSON and as .npy),
+stops the server and prints the figures. It stops by itself: after --requests requests or --time-limit
+seconds, whichever comes first. Any failed request (a refused connection, a status other than 200, a wrong digit) makes the exit
 status 1.
 
     python benchmarks/load.py [--requests 20000] [--clients 32] [--batch 1024] [--batch-repeats 9]

@@ -4,7 +4,8 @@
     run(model, host="127.0.0.1", port=8000)                 # what lenet-fast serve does
 
 Routes (docs/serving.md): POST /predict (an image file, multipart or raw; JSON pixels: one 28x28 array or a
-list of them; or the same as a .npy array), POST /read (a picture of a number), GET /healthz, GET /version, GET / (the drawing page).
+list of them; or the same as a .npy array), POST /read (a picture of a number), GET /healthz, GET /version,
+GET / (the drawing page).
 
 Bad input is the client's error, never the server's: every refusal is a 4xx with a JSON body {"error": ...}.
 A body larger than max_body is refused (413) from its Content-Length before any of it is read, and a body sent
@@ -13,8 +14,9 @@ more than max_pixels pixels is refused (413) before any pixel is decoded.
 
 The model is shared by every request: its predictions are safe from any number of threads at once
 (docs/architecture.md#threads), so inference runs on Starlette's thread pool (the kernels release the GIL),
-off the event loop; all but a JSON body of a few digits (INLINE), whose work costs less than the hop. Starlette, uvicorn, python-multipart and Pillow (the [serve] extra) are imported only
-when an app is made or run: the rest of the package never needs them.
+off the event loop: all but a JSON body of a few digits (INLINE), whose work costs less than the hop.
+Starlette, uvicorn, python-multipart and Pillow (the [serve] extra) are imported only when an app is made or
+run: the rest of the package never needs them.
 """
 import base64
 import io
@@ -24,6 +26,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+
+import lenet_fast
 
 from . import images, maps
 from ._version import __version__
@@ -37,9 +41,10 @@ MAX_PIXELS = 16_000_000   # the default limit of an image's pixels, from its hea
 # thread pool's hop would cost more than the work, and halve the service's throughput of single digits
 # (the hand-over of the GIL between the loop and a worker thread: benchmarks/results/serve-2026-12-03.md)
 INLINE = 16_384
-MAX_BATCH = 4096          # the default limit of the images in one JSON request
+MAX_BATCH = 4096          # the default limit of the images in one request (JSON or .npy)
 PAGE = Path(__file__).parent / "static" / "pad.html"
-EXTRA_MISSING = 'lenet-fast serve needs Starlette, uvicorn, python-multipart and Pillow: pip install "lenet_fast[serve]"'
+EXTRA_MISSING = ('lenet-fast serve needs Starlette, uvicorn, python-multipart and Pillow: '
+                 'pip install "lenet_fast[serve]"')
 JSON_TYPES = ("application/json",)
 NPY_TYPE = "application/x-npy"  # numpy's .npy file: a batch without JSON's decoding
 FIELDS = ((28, 28), (32, 32))  # a digit, or the network's whole input field (what predict takes)
@@ -47,7 +52,15 @@ MAP_NAMES = ("c1", "c3")  # the layers the page shows
 
 
 class BodyTooLarge(Exception):
-    """A request body passed the app's max_body while it was being read."""
+    """A request body passed the app's max_body while it was being read, or holds more than max_batch images."""
+
+
+class TooManyPixels(Exception):
+    """An image whose header claims more pixels than the app's max_pixels."""
+
+
+class Unsupported(Exception):
+    """A request body of a content type the route does not take."""
 
 
 def requirements():
@@ -112,7 +125,7 @@ def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BA
         return JSONResponse({"status": "ok"})
 
     async def version_info(request):
-        return JSONResponse(dict(version, build=_build_info()))
+        return JSONResponse(dict(version, build=lenet_fast.build_info()))
 
     async def index(request):
         return HTMLResponse(page)
@@ -135,14 +148,6 @@ def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BA
                 TooManyPixels: error(413)}
     return Starlette(routes=routes, exception_handlers=handlers,
                      middleware=[Middleware(BodyLimit, max_body=max_body)])
-
-
-class Unsupported(Exception):
-    """A request body of a content type the route does not take."""
-
-
-class TooManyPixels(Exception):
-    """An image whose header claims more pixels than the app's max_pixels."""
 
 
 class BodyLimit:
@@ -302,8 +307,8 @@ def _npy_pixels(body, max_batch):
 
 def _read_image(data, max_pixels):
     """The pixels of an image file's bytes, as read_digit reads a file (a JPEG at a reduced scale, EXIF
-    orientation applied), for read_digit or read_number to take. TooManyPixels, before any pixel is decoded, for an image whose header claims
-    more than max_pixels; ValueError for bytes Pillow cannot read."""
+    orientation applied), for read_digit or read_number to take. TooManyPixels, before any pixel is decoded,
+    for an image whose header claims more than max_pixels; ValueError for bytes Pillow cannot read."""
     from PIL import Image
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -320,8 +325,9 @@ def _read_image(data, max_pixels):
 
 def _predict(model, body, kind, reject, with_maps, max_pixels, max_batch):
     """(single, rows) for a /predict body of media type kind: JSON pixels (_json_pixels), a .npy array
-    (_npy_pixels) or an image file (_read_image, then read_digit); one {"digit", "confidence", "probabilities"} row per image ("maps" too for one image with
-    with_maps), from one predict_proba call for the whole batch (and with reject one predict call more)."""
+    (_npy_pixels) or an image file (_read_image, then read_digit); one {"digit", "confidence",
+    "probabilities"} row per image ("maps" too for one image with with_maps), from one predict_proba call for
+    the whole batch (and with reject one predict call more)."""
     if kind in JSON_TYPES:
         x, single = _json_pixels(body, max_batch)
     elif kind == NPY_TYPE:
@@ -341,8 +347,9 @@ def _predict(model, body, kind, reject, with_maps, max_pixels, max_batch):
 
 
 def _maps(model, digit):
-    """C1's and C3's feature maps of one digit for the page: {"c1": {"shape": [6, 28, 28], "png"...}}: each
-    map stretched to 0-255 on its own scale (as maps.draw_maps shows them), the bytes base64-encoded."""
+    """C1's and C3's feature maps of one digit for the page: {"c1": {"shape": [6, 28, 28], "data": ...}, "c3":
+    ...}: each map stretched to 0-255 on its own scale (as maps.draw_maps shows them), as uint8 bytes in
+    base64."""
     found = maps.feature_maps(model, digit)
     out = {}
     for name in MAP_NAMES:
@@ -352,11 +359,6 @@ def _maps(model, digit):
         levels = np.round((m - low) / span * 255).astype(np.uint8)
         out[name] = {"shape": list(m.shape), "data": base64.b64encode(levels.tobytes()).decode("ascii")}
     return out
-
-
-def _build_info():
-    import lenet_fast  # the package's __init__: imported here, not at the top, as cli does
-    return lenet_fast.build_info()
 
 
 def run(model, host="127.0.0.1", port=8000, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BATCH,

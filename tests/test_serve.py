@@ -419,7 +419,10 @@ def test_the_server_process_stops_cleanly_on_sigterm():
 def test_the_load_test_runs_and_stops_by_itself(repo_root):
     """benchmarks/load.py on a few requests (its figures are not checked here: speed is measured, not
     asserted): the server starts, answers every request right, and stops with status 0."""
-    result = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "load.py"), "--requests", "64",
+    script = repo_root / "benchmarks" / "load.py"
+    if not script.exists():
+        pytest.skip("benchmarks/ is not in the sdist")
+    result = subprocess.run([sys.executable, str(script), "--requests", "64",
                              "--clients", "4", "--batch", "16", "--batch-repeats", "1", "--time-limit", "20"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
