@@ -78,7 +78,7 @@ def requirements():
 
 def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BATCH, description=None):
     """The Starlette app serving model (a LeNet5; TypeError otherwise: /read and the feature maps need one
-    network). max_body (bytes), max_pixels (an image's width x height) and max_batch (images in one JSON
+    network), its kernels on as many threads as the calling thread's get_num_threads(). max_body (bytes), max_pixels (an image's width x height) and max_batch (images in one JSON
     request) are positive integers (ValueError otherwise). description names the model in /version (default:
     its variant). ImportError naming the [serve] extra when Starlette, uvicorn, python-multipart or Pillow is
     missing."""
@@ -96,6 +96,14 @@ def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BA
     from starlette.routing import Route
 
     page = PAGE.read_text(encoding="utf-8")
+    # OpenMP's thread count is each thread's own: the pool's threads take the creator's (lenet-fast serve
+    # --threads), which they would not inherit
+    threads = lenet_fast.get_num_threads()
+
+    def in_pool(fn, *args):
+        if lenet_fast.get_num_threads() != threads:
+            lenet_fast.set_num_threads(threads)
+        return fn(*args)
     version = {"version": __version__, "model": {"variant": model.variant, "description": description or
                                                   f"a {model.variant} model"}}
 
@@ -108,7 +116,7 @@ def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BA
         if kind in JSON_TYPES and len(body) <= INLINE and not want_maps:
             single, rows = _predict(*work)
         else:  # one hop to the thread pool for the whole of the work: parsing, reading, predicting
-            single, rows = await run_in_threadpool(_predict, *work)
+            single, rows = await run_in_threadpool(in_pool, _predict, *work)
         return JSONResponse(rows[0] if single else rows)
 
     async def read(request):
@@ -116,7 +124,7 @@ def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BA
         if kind in JSON_TYPES or kind == NPY_TYPE:
             raise ValueError("/read takes a picture of a number (an image file), not pixels")
         body = await _body(request, kind)
-        digits = await run_in_threadpool(lambda: read_number(_read_image(body, max_pixels), model, details=True))
+        digits = await run_in_threadpool(in_pool, _read_number, model, body, max_pixels)
         return JSONResponse({"number": "".join(str(d.digit) for d in digits),
                              "digits": [{"digit": d.digit, "confidence": round(float(d.confidence), 6),
                                          "box": list(d.box)} for d in digits]})
@@ -321,6 +329,11 @@ def _read_image(data, max_pixels):
         raise TooManyPixels(f"the image is {width}x{height} pixels, more than the {max_pixels:,} this service "
                             "takes")
     return images._read_file(io.BytesIO(data))
+
+
+def _read_number(model, body, max_pixels):
+    """read_number's Digit records for an image file's bytes (_read_image's errors for a bad one)."""
+    return read_number(_read_image(body, max_pixels), model, details=True)
 
 
 def _predict(model, body, kind, reject, with_maps, max_pixels, max_batch):

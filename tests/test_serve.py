@@ -72,7 +72,9 @@ def test_healthz_and_version(client):
     version = client.get("/version").json()
     assert version["version"] == lenet_fast.__version__
     assert version["model"] == {"variant": "classic", "description": "pretrained classic"}
-    assert version["build"] == lenet_fast.build_info()
+    build = lenet_fast.build_info()
+    assert version["build"].pop("num_threads") >= 1  # the event loop thread's: OpenMP's setting is per thread
+    assert version["build"] == {k: v for k, v in build.items() if k != "num_threads"}
 
 
 def test_the_page_has_its_elements_and_no_outside_resources(client):
@@ -337,6 +339,20 @@ def test_fuzzed_bodies_never_get_a_5xx(client):
                 assert isinstance(response.json()["error"], str)
             statuses.add(response.status_code)
     assert 400 in statuses
+
+
+def test_the_pool_threads_use_the_creators_kernel_threads(model, monkeypatch):
+    """OpenMP's thread count is per thread: the app gives its pool threads the one its creator had."""
+    monkeypatch.setattr(serve, "_predict", lambda *args: (True, [lenet_fast.get_num_threads()]))
+    before = lenet_fast.get_num_threads()
+    for threads in (1, 3):
+        lenet_fast.set_num_threads(threads)
+        try:
+            app = serve.create_app(model)
+        finally:
+            lenet_fast.set_num_threads(before)
+        with TestClient(app) as c:  # a batch: predicted in the pool
+            assert c.post("/predict", json=[[[0] * 28] * 28] * 30).json() == threads
 
 
 def test_create_app_checks_its_arguments(model):
