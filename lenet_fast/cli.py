@@ -149,7 +149,7 @@ def _parser():
     p.add_argument("--max-pixels", type=positive_int, default=serve.MAX_PIXELS, metavar="N",
                    help=f"the most pixels an image may claim in its header (default {serve.MAX_PIXELS:,})")
     p.add_argument("--max-batch", type=positive_int, default=serve.MAX_BATCH, metavar="N",
-                   help=f"the most images in one JSON request (default {serve.MAX_BATCH:,})")
+                   help=f"the most images in one request, JSON or .npy (default {serve.MAX_BATCH:,})")
     _model_options(p, pretrained_names=True)
     p.set_defaults(run=_serve)
 
