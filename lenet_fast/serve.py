@@ -38,8 +38,8 @@ from .numbers import read_number
 MAX_BODY = 5_000_000      # bytes: the default limit of a request's body
 MAX_PIXELS = 16_000_000   # the default limit of an image's pixels, from its header (a 16-megapixel photo)
 # bytes: a JSON body this small (a few digits) is predicted on the event loop, in a tenth of a millisecond; the
-# thread pool's hop would cost more than the work, and halve the service's throughput of single digits
-# (the hand-over of the GIL between the loop and a worker thread: benchmarks/results/serve-2026-12-03.md)
+# thread pool's hop would cost more than the work: it doubles the server's CPU time per single digit (the GIL
+# handed between the loop and a worker thread: benchmarks/results/serve-2026-12-03.md)
 INLINE = 16_384
 MAX_BATCH = 4096          # the default limit of the images in one request (JSON or .npy)
 PAGE = Path(__file__).parent / "static" / "pad.html"
