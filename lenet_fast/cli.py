@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lenet_fast
 
-from . import maps, optim, paper, plotting, report
+from . import maps, optim, paper, plotting, report, serve
 from .command import (PROG, Parser, dropout_share, execute, message, positive_float, positive_int, probability,
                       threads_option)
 from ._version import __version__
@@ -33,6 +33,7 @@ EPILOG = f"""examples:
   {PROG} train --data mnist/ --epochs 20 --out mine.npz
   {PROG} evaluate --data mnist/ --model mine.npz --report report/
   {PROG} show digit.png --out maps.png            the feature maps of C1 to S4 for one digit
+  {PROG} serve --port 8000                     the HTTP service and its drawing page (docs/serving.md)
   {PROG} bench --quick                         lenet_fast beside NumPy, PyTorch and ONNX Runtime
 
 MNIST folders hold the four official files (gzipped or not); --data defaults to LENET_FAST_DATA."""
@@ -136,6 +137,22 @@ def _parser():
     p.add_argument("--out", required=True, metavar="FILE", help="the PNG to write")
     p.set_defaults(run=_show)
 
+    p = commands.add_parser("serve", parents=[common], help="the HTTP service and its drawing page",
+                            description="Serve the model over HTTP until SIGTERM or Ctrl-C: POST /predict, POST "
+                                        "/read, GET /healthz, GET /version, and at / a page to draw digits on "
+                                        "(needs the [serve] extra; docs/serving.md).")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this "
+                                                       "machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=_port, default=8000, help="the TCP port (default 8000; 0: any free one)")
+    p.add_argument("--max-body", type=positive_int, default=serve.MAX_BODY, metavar="BYTES",
+                   help=f"the largest request body taken (default {serve.MAX_BODY:,}); larger ones get 413")
+    p.add_argument("--max-pixels", type=positive_int, default=serve.MAX_PIXELS, metavar="N",
+                   help=f"the most pixels an image may claim in its header (default {serve.MAX_PIXELS:,})")
+    p.add_argument("--max-batch", type=positive_int, default=serve.MAX_BATCH, metavar="N",
+                   help=f"the most images in one request, JSON or .npy (default {serve.MAX_BATCH:,})")
+    _model_options(p, pretrained_names=True)
+    p.set_defaults(run=_serve)
+
     p = commands.add_parser("bench", parents=[common], help="lenet_fast against NumPy, PyTorch, ONNX Runtime",
                             description="The benchmark report: inference and training images/s of lenet_fast "
                                         "beside its NumPy reference and, when installed, PyTorch and ONNX Runtime "
@@ -146,10 +163,12 @@ def _parser():
     return parser
 
 
-def _model_options(p, ensemble=False):
-    """--model FILE or --variant NAME; with ensemble, --variant ensemble too (the pretrained Ensemble)."""
+def _model_options(p, ensemble=False, pretrained_names=False):
+    """--model FILE or --variant NAME; with ensemble, --variant ensemble too (the pretrained Ensemble); with
+    pretrained_names, --model takes a variant's name too (_model)."""
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--model", metavar="FILE", help="a model saved by lenet-fast train or LeNet5.save")
+    group.add_argument("--model", metavar="FILE", help="a model saved by lenet-fast train or LeNet5.save"
+                       + (f" ({' or '.join(VARIANTS)}: that pretrained model)" if pretrained_names else ""))
     group.add_argument("--variant", choices=VARIANTS + (("ensemble",) if ensemble else ()),
                        help="the pretrained model of this variant (default classic)"
                             + ("; ensemble: the five pretrained modern models averaged" if ensemble else ""))
@@ -159,11 +178,12 @@ def _data_option(p):
     p.add_argument("--data", metavar="DIR", help="the MNIST folder (default: LENET_FAST_DATA)")
 
 
-def _model(args):
-    """(model, description) for --model or --variant."""
-    if args.model is not None:
+def _model(args, pretrained_names=False):
+    """(model, description) for --model or --variant; with pretrained_names, --model classic or modern is that
+    pretrained model unless a file of that name exists."""
+    if args.model is not None and not (pretrained_names and args.model in VARIANTS and not os.path.exists(args.model)):
         return load(args.model), args.model
-    variant = args.variant or "classic"
+    variant = args.variant or args.model or "classic"
     return pretrained(variant), f"pretrained {variant}"
 
 
@@ -344,6 +364,23 @@ def _show(args):
     model, _ = _model(args)
     image = read_digit(args.image)
     print(f"feature maps of {args.image} drawn to {maps.draw_maps(model, image, args.out)}")
+
+
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in 0..65535, got {text!r}")
+    return value
+
+
+def _serve(args):
+    serve.requirements()  # before the model loads: without the extra, one line naming it
+    model, description = _model(args, pretrained_names=True)
+    serve.run(model, host=args.host, port=args.port, max_body=args.max_body, max_pixels=args.max_pixels,
+              max_batch=args.max_batch, description=description)
 
 
 def _bench_arguments(p):

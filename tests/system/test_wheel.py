@@ -26,6 +26,8 @@ assert model.predict(x).shape == (5,)
 assert "site-packages" in lenet_fast.__file__, lenet_fast.__file__
 assert len(lenet_fast.sample_paths()) == 10  # package data: the sample digits and the pretrained weights
 assert lenet_fast.pretrained("modern").n_params == lenet_fast.LeNet5("modern").n_params
+import lenet_fast.serve
+assert lenet_fast.serve.PAGE.read_text().startswith("<!DOCTYPE html>")  # package data: serve's drawing page
 print("ok", info["isa"])
 """
 
