@@ -78,8 +78,9 @@ def requirements():
 
 def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BATCH, description=None):
     """The Starlette app serving model (a LeNet5; TypeError otherwise: /read and the feature maps need one
-    network), its kernels on as many threads as the calling thread's get_num_threads(). max_body (bytes), max_pixels (an image's width x height) and max_batch (images in one JSON
-    request) are positive integers (ValueError otherwise). description names the model in /version (default:
+    network), its kernels on as many threads as the calling thread's get_num_threads(). max_body (bytes),
+    max_pixels (an image's width x height) and max_batch (images in one JSON request) are positive integers
+    (ValueError otherwise). description names the model in /version (default:
     its variant). ImportError naming the [serve] extra when Starlette, uvicorn, python-multipart or Pillow is
     missing."""
     if not isinstance(model, LeNet5):
