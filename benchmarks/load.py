@@ -3,8 +3,8 @@
 on a free port), sends a fixed number of single-image JSON predictions from concurrent clients (threads, each
 with its own keep-alive connection), then times batch requests one after another (as JSON and as .npy),
 stops the server and prints the figures. It stops by itself: after --requests requests or --time-limit
-seconds, whichever comes first. Any failed request (a refused connection, a status other than 200, a wrong digit) makes the exit
-status 1.
+seconds, whichever comes first. Any failed request (a refused connection, a status other than 200, a wrong
+digit) makes the exit status 1.
 
     python benchmarks/load.py [--requests 20000] [--clients 32] [--batch 1024] [--batch-repeats 9]
 
