@@ -136,6 +136,18 @@ def _parser():
     p.add_argument("--out", required=True, metavar="FILE", help="the PNG to write")
     p.set_defaults(run=_show)
 
+    p = commands.add_parser("export", parents=[common], help="write a model as a standard ONNX graph",
+                            description="Write the model as an ONNX graph (opset 17) for ONNX Runtime and other "
+                                        "runtimes: its output is forward's, RBF distances (classic: the digit is "
+                                        "their argmin) or logits (modern: argmax); needs pip install "
+                                        "\"lenet_fast[onnx]\" (docs/export.md).")
+    _model_options(p)
+    p.add_argument("out", metavar="OUT.onnx", help="the file to write (its folder must exist)")
+    p.add_argument("--pixels", action="store_true",
+                   help="the graph takes (N, 28, 28) uint8 pixels 0-255 and pads and scales them itself, instead "
+                        "of (N, 1, 32, 32) float32 already in the paper's range")
+    p.set_defaults(run=_export)
+
     p = commands.add_parser("bench", parents=[common], help="lenet_fast against NumPy, PyTorch, ONNX Runtime",
                             description="The benchmark report: inference and training images/s of lenet_fast "
                                         "beside its NumPy reference and, when installed, PyTorch and ONNX Runtime "
@@ -344,6 +356,13 @@ def _show(args):
     model, _ = _model(args)
     image = read_digit(args.image)
     print(f"feature maps of {args.image} drawn to {maps.draw_maps(model, image, args.out)}")
+
+
+def _export(args):
+    model, description = _model(args)
+    path = model.to_onnx(args.out, pixels=args.pixels)
+    print(f"{description} model written to {path} as ONNX: {model.variant} network, input "
+          f"{'(N, 28, 28) uint8 pixels' if args.pixels else '(N, 1, 32, 32) float32 in the paper range'}")
 
 
 def _bench_arguments(p):
