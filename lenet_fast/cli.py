@@ -361,8 +361,8 @@ def _show(args):
 def _export(args):
     model, description = _model(args)
     path = model.to_onnx(args.out, pixels=args.pixels)
-    print(f"{description} model written to {path} as ONNX: {model.variant} network, input "
-          f"{'(N, 28, 28) uint8 pixels' if args.pixels else '(N, 1, 32, 32) float32 in the paper range'}")
+    source = "(N, 28, 28) uint8 pixels" if args.pixels else "(N, 1, 32, 32) float32 in the paper's range"
+    print(f"{description} model written to {path} as ONNX: {model.variant} network, input {source}")
 
 
 def _bench_arguments(p):

@@ -7,7 +7,9 @@ refused before any work. Skipped without onnx and onnxruntime (the [onnx] extra)
 ImportError that names the extra."""
 import importlib.util
 import json
+import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -150,6 +152,27 @@ def test_an_existing_file_is_replaced_whole(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temporary file left
 
 
+@needs_onnx
+def test_the_weights_are_read_under_the_guard():
+    """An export from another thread while a thread trains the model is refused, as a prediction is."""
+    model = LeNet5("modern")
+    errors = []
+
+    def other_thread():
+        try:
+            model.to_onnx()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    with model.guard.writing():
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and "being trained in another thread" in str(errors[0])
+    other_thread()  # after training, it runs
+    assert len(errors) == 1 and model.guard.readers == 0
+
+
 @pytest.mark.parametrize("thing,match", [
     ("classic", "takes a lenet_fast.LeNet5, got str"),
     (object(), "takes a lenet_fast.LeNet5, got object"),
@@ -201,11 +224,21 @@ def test_the_export_command(tmp_path, capsys, digits):
 
 
 def test_the_export_commands_errors_are_one_line(tmp_path, capsys, monkeypatch):
-    assert main(["export", str(tmp_path / "no" / "m.onnx")]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("lenet-fast: error: ") and "does not exist" in err and err.count("\n") == 1
+    result = subprocess.run([sys.executable, "-m", "lenet_fast", "export", str(tmp_path / "no" / "m.onnx")],
+                            capture_output=True, text=True, timeout=120)  # as a user runs it
+    assert (result.returncode, result.stdout) == (1, "")
+    folder = tmp_path / "no"
+    assert result.stderr == f"lenet-fast: error: {folder / 'm.onnx'}: the folder {folder} does not exist\n"
     monkeypatch.setitem(sys.modules, "onnx", None)
     assert main(["export", str(tmp_path / "m.onnx")]) == 1
     err = capsys.readouterr().err
     assert err == 'lenet-fast: error: ONNX export needs the onnx package: pip install "lenet_fast[onnx]"\n'
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_export_command_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lenet-fast export ") and "--pixels" in out and 'lenet_fast[onnx]' in out
