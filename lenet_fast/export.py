@@ -25,7 +25,6 @@ from ._version import __version__
 ONNX_EXTRA = 'pip install "lenet_fast[onnx]"'
 OPSET = 17
 IR_VERSION = 8  # what opset 17 needs; ONNX Runtime reads it since 1.13
-SUM_POOL = 4.0  # a 2x2 sum is 4 times the 2x2 average
 LEAKY_SLOPE = 0.01  # csrc/lenet_fast.h's LF_LEAKY_SLOPE and LF_ELU_ALPHA
 ELU_ALPHA = 1.0
 BORDER = (paper.INPUT_SIZE - paper.DIGIT_SIZE) // 2  # the background around a 28x28 digit in the 32x32 field
@@ -132,7 +131,7 @@ class _Graph:
 
 
 def _build(onnx, model, pixels):
-    """The checked-later ModelProto of model (export_onnx)."""
+    """The ModelProto of model (export_onnx checks it)."""
     helper, TensorProto = onnx.helper, onnx.TensorProto
     g = _Graph(onnx)
     size = paper.INPUT_SIZE
