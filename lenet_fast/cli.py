@@ -150,8 +150,20 @@ def _parser():
                    help=f"the most pixels an image may claim in its header (default {serve.MAX_PIXELS:,})")
     p.add_argument("--max-batch", type=positive_int, default=serve.MAX_BATCH, metavar="N",
                    help=f"the most images in one request, JSON or .npy (default {serve.MAX_BATCH:,})")
-    _model_options(p, pretrained_names=True)
+    _model_options(p)
     p.set_defaults(run=_serve)
+
+    p = commands.add_parser("export", parents=[common], help="write a model as a standard ONNX graph",
+                            description="Write the model as an ONNX graph (opset 17) for ONNX Runtime and other "
+                                        "runtimes: its output is forward's, RBF distances (classic: the digit is "
+                                        "their argmin) or logits (modern: argmax); needs pip install "
+                                        "\"lenet_fast[onnx]\" (docs/export.md).")
+    _model_options(p)
+    p.add_argument("out", metavar="OUT.onnx", help="the file to write (its folder must exist)")
+    p.add_argument("--pixels", action="store_true",
+                   help="the graph takes (N, 28, 28) uint8 pixels 0-255 and pads and scales them itself, instead "
+                        "of (N, 1, 32, 32) float32 already in the paper's range")
+    p.set_defaults(run=_export)
 
     p = commands.add_parser("bench", parents=[common], help="lenet_fast against NumPy, PyTorch, ONNX Runtime",
                             description="The benchmark report: inference and training images/s of lenet_fast "
@@ -163,12 +175,12 @@ def _parser():
     return parser
 
 
-def _model_options(p, ensemble=False, pretrained_names=False):
-    """--model FILE or --variant NAME; with ensemble, --variant ensemble too (the pretrained Ensemble); with
-    pretrained_names, --model takes a variant's name too (_model)."""
+def _model_options(p, ensemble=False):
+    """--model FILE or --variant NAME (--model takes a variant's name too: _model); with ensemble, --variant
+    ensemble too (the pretrained Ensemble)."""
     group = p.add_mutually_exclusive_group()
     group.add_argument("--model", metavar="FILE", help="a model saved by lenet-fast train or LeNet5.save"
-                       + (f" ({' or '.join(VARIANTS)}: that pretrained model)" if pretrained_names else ""))
+                       f" ({' or '.join(VARIANTS)}: that pretrained model)")
     group.add_argument("--variant", choices=VARIANTS + (("ensemble",) if ensemble else ()),
                        help="the pretrained model of this variant (default classic)"
                             + ("; ensemble: the five pretrained modern models averaged" if ensemble else ""))
@@ -178,10 +190,10 @@ def _data_option(p):
     p.add_argument("--data", metavar="DIR", help="the MNIST folder (default: LENET_FAST_DATA)")
 
 
-def _model(args, pretrained_names=False):
-    """(model, description) for --model or --variant; with pretrained_names, --model classic or modern is that
-    pretrained model unless a file of that name exists."""
-    if args.model is not None and not (pretrained_names and args.model in VARIANTS and not os.path.exists(args.model)):
+def _model(args):
+    """(model, description) for --model or --variant; --model classic or modern is that pretrained model
+    unless a file of that name exists."""
+    if args.model is not None and not (args.model in VARIANTS and not os.path.exists(args.model)):
         return load(args.model), args.model
     variant = args.variant or args.model or "classic"
     return pretrained(variant), f"pretrained {variant}"
@@ -378,9 +390,16 @@ def _port(text):
 
 def _serve(args):
     serve.requirements()  # before the model loads: without the extra, one line naming it
-    model, description = _model(args, pretrained_names=True)
+    model, description = _model(args)
     serve.run(model, host=args.host, port=args.port, max_body=args.max_body, max_pixels=args.max_pixels,
               max_batch=args.max_batch, description=description)
+
+
+def _export(args):
+    model, description = _model(args)
+    path = model.to_onnx(args.out, pixels=args.pixels)
+    source = "(N, 28, 28) uint8 pixels" if args.pixels else "(N, 1, 32, 32) float32 in the paper's range"
+    print(f"{description} model written to {path} as ONNX: {model.variant} network, input {source}")
 
 
 def _bench_arguments(p):

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _core, calibration, evaluation, layers, paper, storage, train
+from . import _core, calibration, evaluation, export, layers, paper, storage, train
 from .inputs import as_batch
 from .layers import RBF, Conv, Dropout, Full, Subsample
 
@@ -480,6 +480,13 @@ class LeNet5:
         file left by a killed save to the same path is removed by the next save."""
         with self.guard.reading():
             save(self, path)
+
+    def to_onnx(self, path=None, pixels=False):
+        """This model as a standard ONNX graph, written to path (returned) or, with path None, returned as
+        bytes; pixels=True makes its input (N, 28, 28) uint8 pixels instead of (N, 1, 32, 32) float32 in the
+        paper's range. lenet_fast.export.export_onnx says what the graph takes, gives and carries, and its
+        errors (docs/export.md); it needs the onnx package (pip install "lenet_fast[onnx]")."""
+        return export.export_onnx(self, path, pixels=pixels)
 
     def __reduce__(self):
         """Pickling, copy.copy and copy.deepcopy: a model's copy is what its file holds (format version,

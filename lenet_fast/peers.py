@@ -1,16 +1,18 @@
 """The same LeNet-5 in PyTorch and in ONNX Runtime, for the benchmark report (lenet_fast.bench): built from
 a LeNet5's own parameters, so that every engine runs one network on one input. Optional: torch, onnx and
-onnxruntime are imported only here, only when asked for (pip install "lenet_fast[bench]").
+onnxruntime are imported only here and in lenet_fast.export, only when asked for (pip install
+"lenet_fast[bench]").
 
-How each peer's network is built (input: (N, 1, 32, 32) float32, already in the paper's range):
-- C1, C3: a 2-D convolution (torch.nn.functional.conv2d; ONNX Conv) with lenet_fast's kernels. Classic C3
-  is wired by the paper's Table I: both peers run it as a dense 16 x 6 convolution whose missing kernels
-  are zero (torch multiplies by the 0/1 mask in every forward, so that training keeps them zero). Dense
-  does 240,000 multiply-adds per image where the table needs 150,000: neither peer has a sparse-table
-  convolution, and this is what a user of either would write.
+The ONNX graph is lenet_fast's public exporter's (lenet_fast.export, whose docstring says how each layer is
+written). The torch module, its input (N, 1, 32, 32) float32 already in the paper's range:
+- C1, C3: torch.nn.functional.conv2d with lenet_fast's kernels. Classic C3 is wired by the paper's Table I:
+  torch runs it, as the ONNX graph does, as a dense 16 x 6 convolution whose missing kernels are zero,
+  multiplying by the 0/1 mask in every forward so that training keeps them zero. Dense does 240,000
+  multiply-adds per image where the table needs 150,000: neither peer has a sparse-table convolution, and
+  this is what a user of either would write.
 - S2, S4 classic: the trainable subsampling, the 2x2 sum (average pooling times 4) times a per-map
   coefficient plus a per-map bias; modern: 2x2 max pooling.
-- C5, F6 and the modern output: flatten, then a full layer (torch linear; ONNX Gemm).
+- C5, F6 and the modern output: flatten, then torch's linear layer.
 - Activations: the paper's squashing 1.7159 tanh(2a/3) (classic), ReLU (modern).
 - Classic output: the squared Euclidean distances of F6's 84 outputs to the 10 fixed RBF centres, from
   the differences (as lenet_fast and the reference compute them).
@@ -19,21 +21,11 @@ mean over the batch) and SGD with momentum.
 """
 import numpy as np
 
-from . import paper
+from . import export, paper
+from .export import dense_kernels
 from .model import VARIANTS
 
 SUM_POOL = 4.0  # a 2x2 sum is 4 times the 2x2 average
-
-
-def _dense_c3(model, name):
-    """(dense (Co, Ci, k, k) kernels, (Co, Ci) 0/1 mask or None) of conv layer name."""
-    layer = next(l for l in model.layers if l.name == name)
-    w = np.asarray(model.params[name + ".weight"])
-    if layer.table is None:
-        return w, None
-    dense = np.zeros(layer.table.shape + w.shape[1:], np.float32)
-    dense[layer.table] = w  # packed in the table's row-major order (lenet_fast.h)
-    return dense, layer.table.astype(np.float32)
 
 
 def _check_builds(model):
@@ -57,7 +49,7 @@ def torch_model(model):
                 getattr(self, "_add_" + layer.kind)(layer, layer.name)
 
         def _add_conv(self, layer, n):
-            w, mask = _dense_c3(model, n)
+            w, mask = dense_kernels(model, n)
             self._param(n + ".weight", w)
             self._param(n + ".bias", model.params[n + ".bias"])
             if mask is not None:
@@ -144,68 +136,9 @@ def torch_loss(variant, j=paper.MAP_J):
 
 
 def onnx_model(model):
-    """The network as an ONNX model (bytes), its initializers model's parameters."""
+    """The network as an ONNX model (bytes): lenet_fast's exporter (lenet_fast.export), input "x"."""
     _check_builds(model)
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes, inits = [], []
-
-    def const(name, value):
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value, np.float32), name))
-        return name
-
-    def node(op, inputs, **attrs):
-        out = f"t{len(nodes)}"
-        nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        return out
-
-    def conv(layer, n, x):
-        w, _ = _dense_c3(model, n)  # masked: the zero kernels are in w
-        return node("Conv", [x, const(n + ".weight", w), const(n + ".bias", model.params[n + ".bias"])])
-
-    def subsample(layer, n, x):
-        if layer.pool == "max":
-            return node("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
-        x = node("AveragePool", [x], kernel_shape=[2, 2], strides=[2, 2])
-        x = node("Mul", [x, const(n + ".coef", (SUM_POOL * model.params[n + ".coef"])[:, None, None])])
-        return node("Add", [x, const(n + ".bias", model.params[n + ".bias"][:, None, None])])
-
-    def full(layer, n, x):
-        x = node("Flatten", [x], axis=1)
-        return node("Gemm", [x, const(n + ".weight", model.params[n + ".weight"]),
-                             const(n + ".bias", model.params[n + ".bias"])])
-
-    def rbf(layer, n, x):  # sum over d of (x[n, d] - centers[k, d])^2
-        x = node("Unsqueeze", [x, _ints(inits, "rbf.axis1", [1])])
-        d = node("Sub", [x, const("rbf.centers", model.rbf_centers)])
-        return node("ReduceSum", [node("Mul", [d, d]), _ints(inits, "rbf.axis2", [2])], keepdims=0)
-
-    builders = {"conv": conv, "subsample": subsample, "full": full, "rbf": rbf}
-    x = "x"
-    for layer in model.layers:
-        n = layer.name
-        x = builders[layer.kind](layer, n, x)
-        if layer.act == "squash":
-            x = node("Mul", [node("Tanh", [node("Mul", [x, const(f"{n}.s", paper.SQUASH_S)])]),
-                             const(f"{n}.a", paper.SQUASH_A)])
-        elif layer.act == "relu":
-            x = node("Relu", [x])
-    nodes[-1].output[0] = "y"
-    graph = helper.make_graph(
-        nodes, f"lenet5_{model.variant}",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, paper.INPUT_SIZE, paper.INPUT_SIZE])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], initializer=inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    proto.ir_version = 8  # what opset 17 needs; any ONNX Runtime since 1.13 reads it
-    onnx.checker.check_model(proto)
-    return proto.SerializeToString()
-
-
-def _ints(inits, name, values):
-    from onnx import numpy_helper
-    inits.append(numpy_helper.from_array(np.array(values, np.int64), name))
-    return name
+    return export.export_onnx(model)
 
 
 def onnx_session(model_bytes, threads):

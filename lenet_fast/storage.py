@@ -29,8 +29,14 @@ _TMP_NAME_CHARS = 100  # of the destination's name in a temporary file's (NAME_M
 
 
 def write_npz(path, arrays):
-    """arrays to path as .npz, atomically: a reader of path sees the old file or the new one, whole; a
-    failure (or Ctrl-C) part way leaves the old file as it was and no temporary file.
+    """arrays to path as .npz, atomically (write_file)."""
+    write_file(path, lambda f: np.savez(f, **arrays))
+
+
+def write_file(path, write):
+    """The bytes write(f) puts into the binary file object f to path, atomically: a reader of path sees the
+    old file or the new one, whole; a failure (or Ctrl-C) part way leaves the old file as it was and no
+    temporary file.
 
     What path may be: a missing file (created with mode 0666 less the umask, as open() gives) or a regular
     file (replaced; the new file keeps its mode, and its owner and group where this process may set them).
@@ -58,7 +64,7 @@ def write_npz(path, arrays):
         with os.fdopen(fd, "wb") as f:
             if st is not None:
                 _keep_owner_and_mode(f.fileno(), st)
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, target)
@@ -72,7 +78,7 @@ def write_npz(path, arrays):
 
 def destination(path):
     """(the file a write to path replaces: a symlink's final target, its os.lstat or None when missing),
-    refusing with IsADirectoryError or ValueError what write_npz never replaces (see there)."""
+    refusing with IsADirectoryError or ValueError what write_file never replaces (see there)."""
     target = os.path.realpath(os.fspath(path))  # a symlink's final target; the link itself is not replaced
     try:
         st = os.lstat(target)

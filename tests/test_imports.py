@@ -125,6 +125,17 @@ def test_commands_other_than_bench_do_not_load_the_benchmark(argv):
     assert loaded_after(argv) == []
 
 
+def test_the_package_never_loads_onnx_unless_exporting():
+    """onnx is the [onnx] extra: importing lenet_fast and using a model loads neither it nor onnxruntime (both
+    installed or not); only the export imports onnx, inside export_onnx."""
+    code = ("import sys, numpy as np, lenet_fast\n"
+            "lenet_fast.pretrained('classic').predict(np.zeros((2, 28, 28), np.uint8))\n"
+            "print(sorted(m for m in ('onnx', 'onnxruntime') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["[]"]
+
+
 def test_the_bench_command_loads_it():
     """The check above can fail: bench's own help loads the benchmark module and its peers."""
     assert loaded_after(["bench", "--help"]) == sorted(BENCH_ONLY)

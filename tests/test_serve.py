@@ -365,17 +365,14 @@ def test_create_app_checks_its_arguments(model):
             serve.create_app(model, max_body=bad)
 
 
-def test_the_command_line_takes_a_pretrained_name_for_model(tmp_path, model):
+def test_the_command_line_takes_a_pretrained_name_for_model(tmp_path, model, monkeypatch):
     args = cli._parser().parse_args(["serve", "--model", "modern", "--port", "0", "--max-body", "1000"])
-    loaded, description = cli._model(args, pretrained_names=True)
+    loaded, description = cli._model(args)
     assert (loaded.variant, description, args.port, args.max_body) == ("modern", "pretrained modern", 0, 1000)
-    model.save(tmp_path / "classic")  # a file of that name wins
-    os.chdir(tmp_path)
-    try:
-        assert cli._model(cli._parser().parse_args(["serve", "--model", "classic"]), pretrained_names=True)[1] \
-            == "classic"
-    finally:
-        os.chdir(tmp_path.parent)
+    model.save(tmp_path / "classic")  # a file of that name wins, for every command
+    monkeypatch.chdir(tmp_path)
+    for command in (["serve"], ["export", "out.onnx"], ["show", "x.png", "--out", "m.png"]):
+        assert cli._model(cli._parser().parse_args(command + ["--model", "classic"]))[1] == "classic"
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["serve", "--port", "70000"])
 
