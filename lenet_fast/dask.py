@@ -108,9 +108,13 @@ def _map_chunks(array, model, client, normalized, reject, proba):
     if x.ndim not in (3, 4):
         raise ValueError(f"expected a batch of images, N first: (N, 28, 28), (N, 32, 32) or (N, 1, 32, 32); got "
                          f"shape {x.shape}")
-    # a batch of no images, of the array's kind, through the same checks: a bad shape or dtype fails here,
-    # not on a worker
-    as_batch(np.zeros((0,) + x.shape[1:], dtype=x.dtype), normalized)
+    # a batch of no images, of the array's kind, through the same checks (the model's own when it is here):
+    # a bad shape or dtype fails now, not on a worker
+    empty = np.zeros((0,) + x.shape[1:], dtype=x.dtype)
+    if _is_path(model):
+        as_batch(empty, normalized)
+    else:
+        model.predict(empty, normalized=normalized)
     x = x.rechunk({axis: -1 for axis in range(1, x.ndim)})
     handle = _model_handle(model, client)
     dropped = list(range(2 if proba else 1, x.ndim))
@@ -131,20 +135,27 @@ def _proba_chunk(images, model, normalized):
 
 def _model_handle(model, client):
     """What the tasks take for model: a future (with client) or a delayed key (without), made once per
-    call; see the module docstring. TypeError for anything but a LeNet5, an Ensemble or a path."""
+    call; see the module docstring. TypeError for anything but a LeNet5, an Ensemble or a path (_is_path)."""
     dask = _dask()
-    if isinstance(model, (str, os.PathLike)):
+    if _is_path(model):
         path = os.fspath(model)
         if client is not None:
             return client.submit(_load_model, path, pure=False)
         return dask.delayed(_load_model, pure=False)(path)
-    if not isinstance(model, (LeNet5, Ensemble)):
-        raise TypeError(f"model must be a LeNet5, an Ensemble or a model file's path, got {type(model).__name__}")
     if client is not None:
         return client.scatter(model, broadcast=True, hash=False)
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)  # the file's entries: a digest of the model
     name = f"lenet_fast-model-{hashlib.sha256(blob).hexdigest()[:32]}"
     return dask.delayed(model, name=name, traverse=False)
+
+
+def _is_path(model):
+    """Whether model is a model file's path (True) or a LeNet5 or Ensemble (False); TypeError otherwise."""
+    if isinstance(model, (str, os.PathLike)):
+        return True
+    if not isinstance(model, (LeNet5, Ensemble)):
+        raise TypeError(f"model must be a LeNet5, an Ensemble or a model file's path, got {type(model).__name__}")
+    return False
 
 
 def _load_model(path):
@@ -169,14 +180,16 @@ def predict_files(paths_or_glob, model, out=None, client=None, batch=FILES_PER_T
     model.predict's (-1 refused, with reject), the confidence predict_proba's largest probability.
 
     out: also write the rows to this file: Parquet when it ends in .parquet (needs pyarrow), else CSV
-    (header path,digit,confidence,error; an error row's digit and confidence empty). progress: a tqdm bar on
-    stderr (when tqdm is installed) as tasks finish.
+    (header path,digit,confidence,error; an error row's digit and confidence empty). progress: with client, a
+    tqdm bar on stderr (when tqdm is installed) counting finished tasks; without, dask's ProgressBar on
+    stderr (which the local schedulers show).
 
     Checked before any work: ImportError for a .parquet out without pyarrow, FileNotFoundError when out's
     folder does not exist, ValueError for batch, TypeError or ValueError for model and reject.
     """
     dask = _dask()
     _check_reject(reject)
+    _is_path(model)
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise ValueError(f"batch must be a positive integer, got {batch!r}")
     writer = None if out is None else _table_writer(out)

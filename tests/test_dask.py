@@ -116,8 +116,12 @@ def test_bad_arguments_fail_at_once(classic):
         on_dask.predict(da.zeros((4, 20, 20), dtype=np.uint8), classic)
     with pytest.raises(TypeError, match="normalized=True"):
         on_dask.predict(da.zeros((4, 32, 32), dtype=np.uint8), classic, normalized=True)
+    with pytest.raises(ValueError, match=r"normalized input must be"):  # the model's own check, on no images
+        on_dask.predict_proba(da.zeros((4, 28, 28), dtype=np.float32), classic, normalized=True)
     with pytest.raises(TypeError, match="model must be"):
         on_dask.predict(da.zeros((4, 28, 28), dtype=np.uint8), "classic".encode())
+    with pytest.raises(TypeError, match="model must be"):
+        on_dask.predict_files([], None)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         on_dask.predict(da.zeros((4, 28, 28), dtype=np.uint8), classic, reject=2)
     with pytest.raises(ValueError, match="batch"):
