@@ -128,6 +128,10 @@ def test_bad_arguments_fail_at_once(classic):
         on_dask.predict_files([], classic, batch=0)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         on_dask.predict_files([], classic, out="/no/such/folder/out.csv")
+    for arguments in ({}, {"scheduler": "tcp://127.0.0.1:1", "workers": 2}, {"workers": 0}):
+        with pytest.raises(ValueError, match="scheduler address or a number|positive integer"):
+            with on_dask.cluster(**arguments):
+                pass
     with pytest.raises(TypeError, match="no LeNet5 option or fit argument 'epoch'"):
         on_dask.fit_many([{"epoch": 1}], np.zeros((1, 28, 28), np.uint8), [0])
 
@@ -191,6 +195,15 @@ def test_files_without_a_client_and_parquet(scans, classic, tmp_path):
         rows = on_dask.predict_files(scans, classic, out=tmp_path / "t.parquet", batch=10)
     assert [(r["path"], r["digit"], r["confidence"]) for r in rows] == local_rows(classic, paths)
     assert pq.read_table(tmp_path / "t.parquet").to_pylist() == rows
+
+
+def test_progress_without_a_client_is_dasks_bar_on_stderr(scans, classic, capsys):
+    paths = sorted(scans.iterdir())[:3]
+    with dask.config.set(scheduler="synchronous"):
+        rows = on_dask.predict_files(paths, classic, progress=True)
+    captured = capsys.readouterr()
+    assert "100% Completed" in captured.err and captured.out == ""
+    assert [r["path"] for r in rows] == [str(p) for p in paths]
 
 
 @cluster
