@@ -36,8 +36,8 @@ from .model import LeNet5, _check_reject, load
 
 EXTRA = 'pip install "lenet_fast[dask]"'
 # Images per chunk when a NumPy array is given: 16,384 MNIST digits are 12.8 MB in and 128 KB of digits
-# out, enough work (tens of milliseconds on one core) that the scheduler's cost per task is small beside it
-# (benchmarks/results/dask-2026-12-03.md).
+# out, enough work per task that the scheduler's cost per task is small beside it, and enough tasks to keep
+# every worker busy to the end (docs/dask.md#scaling-to-expect, benchmarks/results/dask-2026-12-03.md).
 CHUNK = 16384
 FILES_PER_TASK = 256  # image files read and predicted per task in predict_files
 COLUMNS = ("path", "digit", "confidence", "error")
