@@ -73,6 +73,15 @@ def _parser():
     p.add_argument("--reject", type=probability, metavar="P",
                    help="refuse (digit -1, printed as '-') each image whose confidence is below P, and each "
                         "outlier the model knows of; 0 refuses the outliers only (docs/confidence.md)")
+    where = p.add_mutually_exclusive_group()  # a Dask cluster (docs/dask.md): FILE may be a quoted glob too
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="read and recognize the files on the Dask cluster at ADDRESS (tcp://host:8786; needs "
+                            "lenet_fast[dask], and the files at the same paths on every worker); with --out")
+    where.add_argument("--workers", type=positive_int, metavar="N",
+                       help="the same on a local Dask cluster of N worker processes, one thread each; with --out")
+    p.add_argument("--out", metavar="TABLE", help="with --scheduler or --workers: write path, digit, confidence and "
+                                                  "error per file here: Parquet for .parquet (needs pyarrow), else CSV")
+    p.add_argument("--quiet", action="store_true", help="with --scheduler or --workers: no progress bar")
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("read", parents=[common], help="read the number written in each image file",
@@ -236,7 +245,12 @@ def _samples(args):
 def _predict(args):
     """Every file's row in the order given: good files' results on stdout, one line on stderr for each bad
     one (a file read_digit refuses, a missing path, a folder without image files); exit status 1 if any."""
+    on_cluster = args.scheduler is not None or args.workers is not None
+    if on_cluster != (args.out is not None) or (on_cluster and args.json):
+        raise ValueError("--scheduler and --workers take --out TABLE (and no --json); --out is for them only")
     model, _ = _model(args)  # first: a bad --model ends the command before any file is read
+    if on_cluster:
+        return _predict_on_cluster(args, model)
     sources, bad_folders = [], {}  # bad_folders: {how many sources came before them: [(name, error)]}
     for name in args.files:
         try:
@@ -258,6 +272,19 @@ def _predict(args):
     else:
         _print_rows(rows)
     return 1 if failures or bad_folders else 0
+
+
+def _predict_on_cluster(args, model):
+    """predict with --scheduler or --workers: the table to --out, each bad file's line on stderr, a summary on
+    stdout; exit status 1 if any file failed."""
+    from . import dask as on_dask  # only here: no other command loads dask
+    with on_dask.cluster(scheduler=args.scheduler, workers=args.workers) as client:
+        rows = on_dask.predict_files(args.files, model, out=args.out, client=client, reject=args.reject,
+                                     progress=not args.quiet)
+    failed = [row for row in rows if row["error"]]
+    _print_rows([{"file": row["path"], "error": row["error"]} for row in failed])
+    print(f"{len(rows) - len(failed):,} of {len(rows):,} files recognized; table written to {args.out}")
+    return 1 if failed else 0
 
 
 def _read(args):
