@@ -90,15 +90,19 @@ def _choice(value, table, name):
         raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}") from None
 
 
-def check_labels(labels, n, k, name="labels"):
-    """labels as a C-contiguous int64 array of n class ids in 0..k-1; ValueError naming them otherwise."""
+def check_labels(labels, n, k, name="labels", loss=None):
+    """labels as a C-contiguous int64 array of n class ids in 0..k-1, or -1 (not a digit) too when loss is
+    one of REJECT_LOSSES (training); ValueError naming them otherwise."""
     y = np.asarray(labels)
     if y.dtype.kind not in "iu" or y.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of integer class ids, got {y.dtype} of shape {y.shape}")
     if len(y) != n:
         raise ValueError(f"{name}: {len(y)} labels for {n} images")
-    if n and (y.min() < 0 or y.max() >= k):
-        raise ValueError(f"{name} must lie in 0..{k - 1}, got {y.min()}..{y.max()}")
+    low = -1 if isinstance(loss, str) and loss in REJECT_LOSSES else 0
+    if n and (y.min() < low or y.max() >= k):
+        rejects = (f" (-1, not a digit, is a training label for loss {' or '.join(map(repr, REJECT_LOSSES))} "
+                   f"only{'' if loss is None else f', not {loss!r}'})" if y.min() == -1 else "")
+        raise ValueError(f"{name} must lie in {low}..{k - 1}, got {y.min()}..{y.max()}{rejects}")
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
@@ -586,6 +590,8 @@ cdef class Network:
 # Training
 
 LOSSES = {"map": LF_LOSS_MAP, "rbf": LF_LOSS_RBF, "xent": LF_LOSS_XENT, "hinge": LF_LOSS_HINGE}
+# the losses that give label -1 (not a digit) a meaning: MAP's rubbish class, cross-entropy's uniform target
+REJECT_LOSSES = ("map", "xent")
 OPTIMIZERS = {"sgd": LF_OPT_SGD, "adam": LF_OPT_ADAM, "sdlm": LF_OPT_SDLM, "adagrad": LF_OPT_ADAGRAD,
               "rmsprop": LF_OPT_RMSPROP, "adamw": LF_OPT_ADAMW}
 
@@ -656,8 +662,8 @@ cdef class Trainer:
         out.dout = NULL
         return out
 
-    cdef cnp.ndarray _labels(self, labels, Py_ssize_t n):
-        return check_labels(labels, n, self.network.out_c * self.network.out_h * self.network.out_w)
+    cdef cnp.ndarray _labels(self, labels, Py_ssize_t n, loss):
+        return check_labels(labels, n, self.network.out_c * self.network.out_h * self.network.out_w, loss=loss)
 
     cdef tuple _check_dropout(self, dropout):
         """dropout (None, or (seed, epoch, offset) of integers, offset >= 0) as _set_dropout takes it."""
@@ -699,7 +705,7 @@ cdef class Trainer:
                              "train with it; use optimizer 'sgd' or 'adam', or loss "
                              f"{'map' if ls.sign < 0 else 'xent'!r}")
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
-        cdef cnp.ndarray y = self._labels(labels, n), out = self.network._output(n)
+        cdef cnp.ndarray y = self._labels(labels, n, loss), out = self.network._output(n)
         cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
         self._gradient(&inp, n, <const int64_t *>cnp.PyArray_DATA(y), &ls, scale, second, grad, losses, out,
                        NULL, self._check_dropout(dropout))
@@ -749,7 +755,7 @@ cdef class Trainer:
         cdef lf_input inp
         cdef lf_loss ls = self._loss(loss, j)
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
-        cdef cnp.ndarray y = self._labels(labels, n), out = self.network._output(n)
+        cdef cnp.ndarray y = self._labels(labels, n, loss), out = self.network._output(n)
         cdef cnp.ndarray losses = np.empty(n, dtype=np.float32)
         cdef cnp.ndarray params = self.params, grad = self._scratch
         cdef lf_optimizer opt
