@@ -3,8 +3,8 @@
  *
  *  - MAP criterion (RBF head, distances y): E = y_D + log(exp(-j) + sum_i exp(-y_i)), the paper's eq. 9;
  *    dE/dy_i = [i = D] - exp(-y_i) / (exp(-j) + sum_l exp(-y_l)). Label -1 (not a digit) makes the
- *    rubbish class the desired one: y_D is replaced by j and [i = D] is 0 for every i, so every distance
- *    is pushed above j.
+ *    rubbish class the desired one, at its own distance J (reject_j): E = J + log(exp(-J) + sum_i exp(-y_i)),
+ *    dE/dy_i = -exp(-y_i) / (exp(-J) + sum_l exp(-y_l)), so every distance is pushed above J.
  *  - plain RBF: E = y_D; dE/dy_i = [i = D].
  *  - cross-entropy (logits z): E = log sum_i exp(z_i) - z_D; dE/dz_i = p_i - [i = D], p the softmax.
  *    Label -1 (not a digit): the target is uniform (outlier exposure), E = log sum_i exp(z_i) - mean_i z_i,
@@ -59,13 +59,14 @@ void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, c
         double e = 0.0;
         switch (loss->kind) {
         case LF_LOSS_MAP: {
-            double m = loss->j;
+            const double j = label >= 0 ? loss->j : loss->reject_j;
+            double m = j;
             for (int i = 0; i < k; i++)
                 m = v[i * cs] < m ? v[i * cs] : m;
-            double s = exp(m - loss->j);
+            double s = exp(m - j);
             for (int i = 0; i < k; i++)
                 s += exp(m - v[i * cs]);
-            e = (label >= 0 ? v[label * cs] : loss->j) - m + log(s);
+            e = (label >= 0 ? v[label * cs] : j) - m + log(s);
             for (int i = 0; i < k; i++)
                 dy[i * cs + b] = second ? 0.0f : (float)(scale * ((i == label) - exp(m - v[i * cs]) / s));
             break;

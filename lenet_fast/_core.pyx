@@ -642,12 +642,12 @@ cdef class Trainer:
         lf_trainer_free(self.trainer)
         free(self.layers)
 
-    def check_loss(self, loss, j):
+    def check_loss(self, loss, j, reject_j=None):
         """ValueError unless loss (a name in LOSSES) fits the network's output layer ("map" and "rbf" an
-        RBF layer, "xent" a full one, "hinge" either) and j is a positive number."""
-        self._loss(loss, j)
+        RBF layer, "xent" a full one, "hinge" either) and j and reject_j (None: j) are positive numbers."""
+        self._loss(loss, j, reject_j)
 
-    cdef lf_loss _loss(self, loss, j) except *:
+    cdef lf_loss _loss(self, loss, j, reject_j=None) except *:
         cdef lf_loss out
         out.kind = _choice(loss, LOSSES, "loss")
         rbf_head = self.layers[self.network.nlayers - 1].kind == LF_LAYER_RBF
@@ -656,9 +656,11 @@ cdef class Trainer:
         if out.kind != LF_LOSS_HINGE and rbf_head != (out.kind != LF_LOSS_XENT):
             raise ValueError(f"loss {loss!r} does not fit the network's "
                              f"{'RBF' if rbf_head else 'full'} output layer")
-        if isinstance(j, bool) or not isinstance(j, (int, float, np.floating)) or not 0 < j < 1e30:
-            raise ValueError(f"j must be a positive number, got {j!r}")
+        for name, value in (("j", j), ("reject_j", j if reject_j is None else reject_j)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < 1e30:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
         out.j = j
+        out.reject_j = j if reject_j is None else reject_j
         out.dout = NULL
         return out
 
@@ -693,13 +695,14 @@ cdef class Trainer:
         return 0
 
     def gradient(self, x, labels, loss, j=10.0, double scale=1.0, bint second=False,
-                 bint normalize=True, dropout=None):
+                 bint normalize=True, dropout=None, reject_j=None):
         """(grad, losses, out): the gradient of scale * (sum of the images' losses) in params' layout,
         each image's loss (N,) and the network's output (N, ...). second=True: the diagonal Gauss-Newton
         second derivatives instead of the gradient (lenet_fast.h). dropout: None (dropout layers are the
-        identity) or (seed, epoch, offset), the masks of training (_dropout)."""
+        identity) or (seed, epoch, offset), the masks of training (_dropout). reject_j: MAP's rubbish
+        distance for the images labelled -1 (None: j)."""
         cdef lf_input inp
-        cdef lf_loss ls = self._loss(loss, j)
+        cdef lf_loss ls = self._loss(loss, j, reject_j)
         if second and ls.kind == LF_LOSS_HINGE:
             raise ValueError("loss 'hinge' has no Gauss-Newton curvature (it is piecewise linear): SDLM cannot "
                              "train with it; use optimizer 'sgd' or 'adam', or loss "
@@ -742,18 +745,18 @@ cdef class Trainer:
         cdef cnp.ndarray g = d
         cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
         cdef cnp.ndarray dx = np.empty((n,) + self.network.input_shape, dtype=np.float32)
-        ls.kind, ls.j, ls.dout, ls.sign = LF_LOSS_LINEAR, 0, <const float *>cnp.PyArray_DATA(g), 1.0
+        ls.kind, ls.j, ls.reject_j, ls.dout, ls.sign = LF_LOSS_LINEAR, 0, 0, <const float *>cnp.PyArray_DATA(g), 1.0
         self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx), None)
         return grad, dx, out
 
     def train(self, x, labels, batch_size, optimizer, loss, j=10.0, bint normalize=True, bint summed=False,
-              dropout=None):
+              dropout=None, reject_j=None):
         """Train on the images in order, batch_size at a time, each batch's mean gradient (its summed one
         with summed) followed by an update of params by optimizer (see _optimizer). Returns (losses, out)
         for every image, each from before its batch's update. dropout: as in gradient (fit passes its seed,
-        the epoch and the position of x's first image in the epoch)."""
+        the epoch and the position of x's first image in the epoch); reject_j: as in gradient."""
         cdef lf_input inp
-        cdef lf_loss ls = self._loss(loss, j)
+        cdef lf_loss ls = self._loss(loss, j, reject_j)
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
         cdef cnp.ndarray y = self._labels(labels, n, loss), out = self.network._output(n)
         cdef cnp.ndarray losses = np.empty(n, dtype=np.float32)

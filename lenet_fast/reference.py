@@ -362,7 +362,7 @@ def _pick(y, labels):
     return np.take_along_axis(y, np.maximum(np.asarray(labels), 0)[:, None], axis=1)[:, 0]
 
 
-def map_loss(y, labels, j=MAP_J):
+def map_loss(y, labels, j=MAP_J, reject_j=None):
     """The paper's MAP criterion on RBF distances y (N, K): returns (loss (N,), grad (N, K)).
 
         loss_p = y[p, D_p] + log(exp(-j) + sum_i exp(-y[p, i]))
@@ -372,14 +372,17 @@ def map_loss(y, labels, j=MAP_J):
     shifted by m = min(j, min_i y_i), so that every exponent is <= 0 and one is
     0: huge distances give a finite loss and gradient. Each gradient row sums
     to exp(-j) / (exp(-j) + sum_l exp(-y_l)), the rubbish class's share.
-    Label -1 (not a digit) makes the rubbish class the desired one: y[p, D_p]
-    becomes j and the one-hot row is zero, so every distance is pushed above j.
+    Label -1 (not a digit) makes the rubbish class the desired one, at its own
+    distance reject_j (j when None) in that image's loss: y[p, D_p] and j both
+    become reject_j and the one-hot row is zero, so every distance is pushed
+    above reject_j.
     """
-    j = np.asarray(j, dtype=y.dtype)  # keep y's dtype whatever the type of j
-    m = np.minimum(j, y.min(axis=1))[:, None]  # (N, 1)
+    rejects = np.asarray(labels) < 0
+    j = np.where(rejects, j if reject_j is None else reject_j, j).astype(y.dtype)[:, None]  # (N, 1), y's dtype
+    m = np.minimum(j, y.min(axis=1, keepdims=True))  # (N, 1)
     e = np.exp(-(y - m))
     total = np.exp(-(j - m)) + e.sum(axis=1, keepdims=True)  # in [1, K + 1]
-    loss = np.where(np.asarray(labels) < 0, j, _pick(y, labels)) - m[:, 0] + np.log(total[:, 0])
+    loss = np.where(rejects, j[:, 0], _pick(y, labels)) - m[:, 0] + np.log(total[:, 0])
     return loss, _one_hot(labels, y.shape[1], y.dtype) - e / total
 
 

@@ -27,7 +27,7 @@ REDUCTIONS = ("mean", "sum")  # how a batch's losses make the gradient an update
 
 def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
         validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None,
-        early_stopping=None, reduction="mean"):
+        early_stopping=None, reduction="mean", reject_j=None):
     """See LeNet5.fit. model is a LeNet5 (this module does not import lenet_fast.model: the dependency runs
     one way, model to train)."""
     trainer = model.trainer()
@@ -52,7 +52,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     if batch_size is None:
         batch_size = 1 if opt.kind == "sdlm" else 32
     batch_size = _core.positive_int(batch_size, "batch_size")  # the engine's limit, before any batch meets it
-    model.check_loss(loss, j)
+    trainer.check_loss(loss, j, reject_j)
     if opt.kind == "sdlm" and batch_size > SDLM_BATCH_WARNING:
         warnings.warn(f"SDLM is the paper's per-pattern method: with batch_size={batch_size} each update is "
                       f"sqrt({batch_size}) times a pattern's step and an epoch learns far less "
@@ -84,6 +84,8 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
         settings["reduction"] = reduction
     if early_stopping is not None:
         settings["early_stopping"] = repr(early_stopping)
+    if reject_j is not None:
+        settings["reject_j"] = float(reject_j)
     digits = int((y >= 0).sum())
     rng = np.random.default_rng(seed)
     start, history, best = 0, History(), None
@@ -106,7 +108,8 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             bar = _progress(verbose, len(x), f"epoch {epoch + 1}/{epochs}")
             for s in range(0, len(x), chunk):
                 losses, out = trainer.train(xe[s : s + chunk], ye[s : s + chunk], batch_size, opt, loss, j,
-                                            normalize, reduction == "sum", dropout=(seed, epoch, s))
+                                            normalize, reduction == "sum", dropout=(seed, epoch, s),
+                                            reject_j=reject_j)
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is not finite "
                                              "(lower the learning rate); the last checkpoint is intact")

@@ -34,12 +34,12 @@ def head(rng, loss, layers):
 
 
 @pytest.mark.parametrize("n", BACKWARD_BATCHES)
-@pytest.mark.parametrize("loss, j, low", [("map", paper.MAP_J, 0), ("map", 0.5, 0), ("rbf", paper.MAP_J, 0),
-                                          ("xent", paper.MAP_J, 0), ("hinge", paper.MAP_J, 0),
-                                          ("hinge_rbf", paper.MAP_J, 0),
-                                          # label -1 (not a digit) among the digits: the losses that take it
-                                          ("map", paper.MAP_J, -1), ("map", 0.5, -1), ("xent", paper.MAP_J, -1)])
-def test_loss_and_its_gradient_match_the_reference(loss, j, low, n, path, layers, close):
+@pytest.mark.parametrize("loss, j, low, reject_j", [
+    ("map", paper.MAP_J, 0, None), ("map", 0.5, 0, None), ("rbf", paper.MAP_J, 0, None), ("xent", paper.MAP_J, 0, None),
+    ("hinge", paper.MAP_J, 0, None), ("hinge_rbf", paper.MAP_J, 0, None),
+    # label -1 (not a digit) among the digits: the losses that take it, MAP's rubbish distance j or its own
+    ("map", paper.MAP_J, -1, None), ("map", 0.5, -1, None), ("map", 0.5, -1, 4.0), ("xent", paper.MAP_J, -1, None)])
+def test_loss_and_its_gradient_match_the_reference(loss, j, low, reject_j, n, path, layers, close):
     """Each image's loss, and the gradient it sends back (seen in the full layer's parameter gradients),
     as the reference computes them in float64 from the same parameters."""
     seed = 10 * n + len(loss) + int(j) - low
@@ -50,7 +50,7 @@ def test_loss_and_its_gradient_match_the_reference(loss, j, low, n, path, layers
     if low < 0:
         labels[::2] = -1  # half of them at least, whatever the draw
     name = "hinge" if loss == "hinge_rbf" else loss
-    grad, losses, out = trainer.gradient(x, labels, name, j=j, normalize=False)
+    grad, losses, out = trainer.gradient(x, labels, name, j=j, normalize=False, reject_j=reject_j)
     np.testing.assert_array_equal(out, trainer.network.forward(x))
 
     x64 = np.float64(x).reshape(n, N_IN)
@@ -61,7 +61,7 @@ def test_loss_and_its_gradient_match_the_reference(loss, j, low, n, path, layers
         want_losses, dy = ref.hinge_loss(-y, labels)
         dy = -dy
     else:
-        want_losses, dy = ref.map_loss(y, labels, j) if loss == "map" else ref.LOSSES[loss](y, labels)
+        want_losses, dy = ref.map_loss(y, labels, j, reject_j) if loss == "map" else ref.LOSSES[loss](y, labels)
     np.testing.assert_allclose(losses, want_losses, rtol=1e-4, atol=1e-5 * np.abs(want_losses).max())
     dh = dy if centers is None else ref.rbf_backward(hidden, np.float64(centers), dy)
     _, dw, db = ref.linear_backward(x64, w, dh)
@@ -101,22 +101,23 @@ def finite_differences(f, y, step=1e-6):
     return grad
 
 
-@pytest.mark.parametrize("loss", ["map", "xent"])
-def test_the_reference_not_a_digit_losses_by_their_definitions_and_finite_differences(loss):
-    """Label -1 in float64: MAP's loss is j + log(exp(-j) + sum exp(-y)) (the rubbish class desired),
-    cross-entropy's is log sum exp(z) - mean z (a uniform target); each gradient is the loss's finite
-    differences; the images with digit labels keep their loss."""
+@pytest.mark.parametrize("loss, reject_j", [("map", None), ("map", 25.0), ("xent", None)])
+def test_the_reference_not_a_digit_losses_by_their_definitions_and_finite_differences(loss, reject_j):
+    """Label -1 in float64: MAP's loss is J + log(exp(-J) + sum exp(-y)) (the rubbish class desired, at
+    J = reject_j, or j), cross-entropy's is log sum exp(z) - mean z (a uniform target); each gradient is
+    the loss's finite differences; the images with digit labels keep their loss (with j)."""
     rng = np.random.default_rng(21)
     y = rng.uniform(0.0, 30.0, (7, CLASSES))
     labels = np.array([-1, 3, -1, 0, -1, 9, -1])
     j = paper.MAP_J
     if loss == "map":
-        f = lambda v: ref.map_loss(v, labels, j)[0]  # noqa: E731
-        want = j + np.log(np.exp(-j) + np.exp(-y).sum(axis=1))
+        f = lambda v: ref.map_loss(v, labels, j, reject_j)[0]  # noqa: E731
+        big_j = j if reject_j is None else reject_j
+        want = big_j + np.log(np.exp(-big_j) + np.exp(-y).sum(axis=1))
     else:
         f = lambda v: ref.cross_entropy(v, labels)[0]  # noqa: E731
         want = np.log(np.exp(y).sum(axis=1)) - y.mean(axis=1)
-    losses, grad = ref.LOSSES[loss](y, labels) if loss == "xent" else ref.map_loss(y, labels, j)
+    losses, grad = ref.LOSSES[loss](y, labels) if loss == "xent" else ref.map_loss(y, labels, j, reject_j)
     rejects = labels < 0
     np.testing.assert_allclose(losses[rejects], want[rejects], rtol=1e-12)
     digits = ref.map_loss(y[~rejects], labels[~rejects], j) if loss == "map" else \
@@ -167,3 +168,19 @@ def test_not_a_digit_gradients_are_bit_identical_for_any_thread_count(variant, s
         out.append(model.gradient(x, labels, loss))
     assert all(np.array_equal(out[0][0][k], out[1][0][k]) for k in out[0][0])
     assert np.array_equal(out[0][1], out[1][1])
+
+
+def test_reject_j_is_checked_and_changes_only_the_non_digits(shuffled_digits):
+    model = LeNet5("classic", seed=5)
+    x, y = shuffled_digits(6, seed=3)
+    labels = np.where(np.arange(6) % 2 == 0, -1, y)
+    trainer = model.trainer()
+    _, plain, _ = trainer.gradient(x, labels, "map", j=10.0)
+    _, far, _ = trainer.gradient(x, labels, "map", j=10.0, reject_j=500.0)
+    assert np.array_equal(plain[labels >= 0], far[labels >= 0])
+    assert (far[labels < 0] > plain[labels < 0] + 100).all()  # every distance now far below the rubbish class
+    for bad in (0, -1.0, float("nan"), "40", True):
+        with pytest.raises(ValueError, match="reject_j must be a positive number"):
+            trainer.gradient(x, labels, "map", reject_j=bad)
+        with pytest.raises(ValueError, match="reject_j"):
+            model.fit(x, labels, reject_j=bad, verbose=0)
