@@ -16,8 +16,9 @@ Left out on purpose:
   C, e, a, h, t, y, z (1 0 5 2 8 9 6 and their near forms), a lone upright or steep bar (a 1), closed
   round loops (a 0) and a vertical or opening-sideways arc (a 1, a 0's side); also a triangle's outline
   (too near the held-out A to say anything about it);
-- HELD_OUT: the letter A, any filled disk or dot, and the letters and marks held out by kind "held-out",
-  so that how well refusing them generalises can be measured (tests/test_calibration.py, tools/negatives.py).
+- held out: the letter A, any filled disk or dot, and HELD_OUT's letters and marks (kind "held-out"), so
+  that how well refusing them generalises can be measured (tests/test_calibration.py,
+  tools/train_negatives.py).
 """
 import numpy as np
 
@@ -54,7 +55,7 @@ MARKS = {
     "hump": [[(0.0, 0.8), (0.1, 0.35), (0.3, 0.2), (0.5, 0.35), (0.6, 0.8)]],
     "cup": [[(0.0, 0.2), (0.1, 0.65), (0.3, 0.8), (0.5, 0.65), (0.6, 0.2)]],
 }
-# Never drawn by the training kinds: tools/negatives.py measures how refusing them generalises.
+# Never drawn by the training kinds: tools/train_negatives.py measures how refusing them generalises.
 HELD_OUT = {
     "K": [[(0.0, 0.0), (0.0, 1.0)], [(0.6, 0.0), (0.0, 0.55)], [(0.2, 0.45), (0.6, 1.0)]],
     "W": [[(0.0, 0.0), (0.15, 1.0), (0.15, 1.0), (0.3, 0.3), (0.3, 0.3), (0.45, 1.0), (0.45, 1.0), (0.6, 0.0)]],
@@ -93,11 +94,18 @@ def non_digits(n, seed, kinds=None):
 def _stroked(table):
     def make(rng):
         keys = sorted(table)
-        strokes = hand_strokes(table[keys[rng.integers(len(keys))]], rng)
-        angle = np.radians(rng.uniform(-15, 15))
-        rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        return _form(_pen([s @ rotate.T for s in strokes], rng))
+        return hand_drawn(table[keys[rng.integers(len(keys))]], rng)
     return make
+
+
+def hand_drawn(strokes, rng):
+    """A (28, 28) uint8 picture in MNIST form of strokes (lists of control points (x, y) in the unit box, as
+    LETTERS holds them) drawn by a hand (handwriting.hand_strokes), turned by up to 15 degrees more, with
+    a random pen: how the shapes here are drawn, and any other shape to compare with them."""
+    strokes = hand_strokes(strokes, rng)
+    angle = np.radians(rng.uniform(-15, 15))
+    rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return _form(_pen([s @ rotate.T for s in strokes], rng))
 
 
 def _pen(strokes, rng):

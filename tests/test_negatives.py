@@ -40,6 +40,10 @@ def test_non_digits_kinds_and_the_held_out_ones():
     assert "A" not in negatives.LETTERS and not set(negatives.HELD_OUT) & set(negatives.LETTERS)
     assert not set(negatives.HELD_OUT) & set(negatives.MARKS)
     assert not set("IlOoSZBgqb") & set(negatives.LETTERS)  # letters that are digits to a reader
+    e = negatives.hand_drawn(negatives.LETTERS["E"], np.random.default_rng(0))
+    assert e.shape == (28, 28) and e.dtype == np.uint8 and e.max() == 255
+    assert np.array_equal(e, negatives.hand_drawn(negatives.LETTERS["E"], np.random.default_rng(0)))
+    assert not np.array_equal(e, negatives.hand_drawn(negatives.LETTERS["F"], np.random.default_rng(0)))
     for bad in (-1, 2.5, True, "3"):
         with pytest.raises(ValueError, match="n must be"):
             negatives.non_digits(bad, seed=0)

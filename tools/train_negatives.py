@@ -29,7 +29,7 @@ import sys
 import numpy as np
 
 import lenet_fast
-from lenet_fast import _core, distort, handwriting, images, negatives, optim, paper
+from lenet_fast import _core, distort, images, negatives, optim, paper
 from lenet_fast.pretrained import weights_path
 
 SEED = 17
@@ -67,14 +67,6 @@ def fine_tune(variant, x, y, threads, start=None):
     return model, history
 
 
-def drawn_as(strokes, rng):
-    """strokes as a hand draws them, in MNIST form (read_digit's last steps)."""
-    height = 40 * rng.uniform(0.8, 1.2)
-    ink = handwriting.draw(handwriting.hand_strokes(strokes, rng), (64, 64), (32, 32), height,
-                           height * rng.uniform(0.07, 0.16))
-    return _core.mnist_form(ink, images.PICTURE_PARAMS)
-
-
 def dot(rng):
     """A filled disk or ellipse, in MNIST form: a dot as read_digit scales it."""
     yy, xx = np.mgrid[0:64, 0:64] + 0.5
@@ -88,7 +80,7 @@ def held_out_sets(seed=SEED + 1):
     rng = np.random.default_rng(seed)
     n = MEASURED
     return {
-        "letter A": np.stack([drawn_as(A_STROKES, rng) for _ in range(n)]),
+        "letter A": np.stack([negatives.hand_drawn(A_STROKES, rng) for _ in range(n)]),
         "dots": np.stack([dot(rng) for _ in range(n)]),
         "uniform noise 0..255": rng.integers(0, 256, (n, 28, 28)).astype(np.uint8),
         "faint noise 0..19": rng.integers(0, 20, (n, 28, 28)).astype(np.uint8),
