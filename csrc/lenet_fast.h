@@ -98,6 +98,7 @@ typedef struct {
     lf_loss_kind kind; /* MAP criterion or plain distance (RBF head: the distances y); softmax
                         * cross-entropy (a full head: the logits); linear (any last layer, below) */
     float j;           /* MAP: the constant j of exp(-j) */
+    float reject_j;    /* MAP, an image labelled -1 (not a digit): the rubbish class's distance in its loss */
     const float *dout; /* LINEAR: (n, out_c, out_h, out_w), the gradient wanted at the output: image i's loss
                         * is sum(out_i * dout_i), so the backward pass runs from dout as it is (a network's, or
                         * one layer's, backward for a chosen output gradient). Labels are not read; its second

@@ -2,9 +2,14 @@
  * loss.c: the training losses on a block's outputs, and their gradients with respect to the outputs.
  *
  *  - MAP criterion (RBF head, distances y): E = y_D + log(exp(-j) + sum_i exp(-y_i)), the paper's eq. 9;
- *    dE/dy_i = [i = D] - exp(-y_i) / (exp(-j) + sum_l exp(-y_l)).
+ *    dE/dy_i = [i = D] - exp(-y_i) / (exp(-j) + sum_l exp(-y_l)). Label -1 (not a digit) makes the
+ *    rubbish class the desired one, at its own distance J (reject_j): E = J + log(exp(-J) + sum_i exp(-y_i)),
+ *    dE/dy_i = -exp(-y_i) / (exp(-J) + sum_l exp(-y_l)), so every distance is pushed above J.
  *  - plain RBF: E = y_D; dE/dy_i = [i = D].
  *  - cross-entropy (logits z): E = log sum_i exp(z_i) - z_D; dE/dz_i = p_i - [i = D], p the softmax.
+ *    Label -1 (not a digit): the target is uniform (outlier exposure), E = log sum_i exp(z_i) - mean_i z_i,
+ *    dE/dz_i = p_i - 1/K; the second derivatives p_i (1 - p_i) as for a digit.
+ * Label -1 reaches only these two (the Cython layer refuses it with the others, where it means nothing).
  *  - linear (any output shape): E = sum_i y_i G_i for the caller's G; dE/dy = G, second derivatives 0.
  *  - multiclass hinge (Weston-Watkins) on scores s = sign y: E = sum_{i != D} max(0, s_i - s_D + 1);
  *    dE/ds_i = [s_i - s_D + 1 > 0] for i != D, dE/ds_D = -(the number of those), the kink's side taken as
@@ -54,13 +59,14 @@ void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, c
         double e = 0.0;
         switch (loss->kind) {
         case LF_LOSS_MAP: {
-            double m = loss->j;
+            const double j = label >= 0 ? loss->j : loss->reject_j;
+            double m = j;
             for (int i = 0; i < k; i++)
                 m = v[i * cs] < m ? v[i * cs] : m;
-            double s = exp(m - loss->j);
+            double s = exp(m - j);
             for (int i = 0; i < k; i++)
                 s += exp(m - v[i * cs]);
-            e = v[label * cs] - m + log(s);
+            e = (label >= 0 ? v[label * cs] : j) - m + log(s);
             for (int i = 0; i < k; i++)
                 dy[i * cs + b] = second ? 0.0f : (float)(scale * ((i == label) - exp(m - v[i * cs]) / s));
             break;
@@ -77,10 +83,17 @@ void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, c
             double s = 0.0;
             for (int i = 0; i < k; i++)
                 s += exp(v[i * cs] - m);
-            e = log(s) - (v[label * cs] - m);
+            double target = 0.0; /* z_D - m; for label -1 the mean of z_i - m */
+            if (label >= 0)
+                target = v[label * cs] - m;
+            else
+                for (int i = 0; i < k; i++)
+                    target += (v[i * cs] - m) / k;
+            e = log(s) - target;
             for (int i = 0; i < k; i++) {
                 const double p = exp(v[i * cs] - m) / s;
-                dy[i * cs + b] = (float)(scale * (second ? p * (1.0 - p) : p - (i == label)));
+                const double want = label >= 0 ? (double)(i == label) : 1.0 / k;
+                dy[i * cs + b] = (float)(scale * (second ? p * (1.0 - p) : p - want));
             }
             break;
         }

@@ -90,15 +90,19 @@ def _choice(value, table, name):
         raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}") from None
 
 
-def check_labels(labels, n, k, name="labels"):
-    """labels as a C-contiguous int64 array of n class ids in 0..k-1; ValueError naming them otherwise."""
+def check_labels(labels, n, k, name="labels", loss=None):
+    """labels as a C-contiguous int64 array of n class ids in 0..k-1, or -1 (not a digit) too when loss is
+    one of REJECT_LOSSES (training); ValueError naming them otherwise."""
     y = np.asarray(labels)
     if y.dtype.kind not in "iu" or y.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of integer class ids, got {y.dtype} of shape {y.shape}")
     if len(y) != n:
         raise ValueError(f"{name}: {len(y)} labels for {n} images")
-    if n and (y.min() < 0 or y.max() >= k):
-        raise ValueError(f"{name} must lie in 0..{k - 1}, got {y.min()}..{y.max()}")
+    low = -1 if isinstance(loss, str) and loss in REJECT_LOSSES else 0
+    if n and (y.min() < low or y.max() >= k):
+        rejects = (f" (-1, not a digit, is a training label for loss {' or '.join(map(repr, REJECT_LOSSES))} "
+                   f"only{'' if loss is None else f', not {loss!r}'})" if y.min() == -1 else "")
+        raise ValueError(f"{name} must lie in {low}..{k - 1}, got {y.min()}..{y.max()}{rejects}")
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
@@ -586,6 +590,8 @@ cdef class Network:
 # Training
 
 LOSSES = {"map": LF_LOSS_MAP, "rbf": LF_LOSS_RBF, "xent": LF_LOSS_XENT, "hinge": LF_LOSS_HINGE}
+# the losses that give label -1 (not a digit) a meaning: MAP's rubbish class, cross-entropy's uniform target
+REJECT_LOSSES = ("map", "xent")
 OPTIMIZERS = {"sgd": LF_OPT_SGD, "adam": LF_OPT_ADAM, "sdlm": LF_OPT_SDLM, "adagrad": LF_OPT_ADAGRAD,
               "rmsprop": LF_OPT_RMSPROP, "adamw": LF_OPT_ADAMW}
 
@@ -636,12 +642,12 @@ cdef class Trainer:
         lf_trainer_free(self.trainer)
         free(self.layers)
 
-    def check_loss(self, loss, j):
+    def check_loss(self, loss, j, reject_j=None):
         """ValueError unless loss (a name in LOSSES) fits the network's output layer ("map" and "rbf" an
-        RBF layer, "xent" a full one, "hinge" either) and j is a positive number."""
-        self._loss(loss, j)
+        RBF layer, "xent" a full one, "hinge" either) and j and reject_j (None: j) are positive numbers."""
+        self._loss(loss, j, reject_j)
 
-    cdef lf_loss _loss(self, loss, j) except *:
+    cdef lf_loss _loss(self, loss, j, reject_j=None) except *:
         cdef lf_loss out
         out.kind = _choice(loss, LOSSES, "loss")
         rbf_head = self.layers[self.network.nlayers - 1].kind == LF_LAYER_RBF
@@ -650,14 +656,16 @@ cdef class Trainer:
         if out.kind != LF_LOSS_HINGE and rbf_head != (out.kind != LF_LOSS_XENT):
             raise ValueError(f"loss {loss!r} does not fit the network's "
                              f"{'RBF' if rbf_head else 'full'} output layer")
-        if isinstance(j, bool) or not isinstance(j, (int, float, np.floating)) or not 0 < j < 1e30:
-            raise ValueError(f"j must be a positive number, got {j!r}")
+        for name, value in (("j", j), ("reject_j", j if reject_j is None else reject_j)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < 1e30:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
         out.j = j
+        out.reject_j = j if reject_j is None else reject_j
         out.dout = NULL
         return out
 
-    cdef cnp.ndarray _labels(self, labels, Py_ssize_t n):
-        return check_labels(labels, n, self.network.out_c * self.network.out_h * self.network.out_w)
+    cdef cnp.ndarray _labels(self, labels, Py_ssize_t n, loss):
+        return check_labels(labels, n, self.network.out_c * self.network.out_h * self.network.out_w, loss=loss)
 
     cdef tuple _check_dropout(self, dropout):
         """dropout (None, or (seed, epoch, offset) of integers, offset >= 0) as _set_dropout takes it."""
@@ -687,19 +695,20 @@ cdef class Trainer:
         return 0
 
     def gradient(self, x, labels, loss, j=10.0, double scale=1.0, bint second=False,
-                 bint normalize=True, dropout=None):
+                 bint normalize=True, dropout=None, reject_j=None):
         """(grad, losses, out): the gradient of scale * (sum of the images' losses) in params' layout,
         each image's loss (N,) and the network's output (N, ...). second=True: the diagonal Gauss-Newton
         second derivatives instead of the gradient (lenet_fast.h). dropout: None (dropout layers are the
-        identity) or (seed, epoch, offset), the masks of training (_dropout)."""
+        identity) or (seed, epoch, offset), the masks of training (_dropout). reject_j: MAP's rubbish
+        distance for the images labelled -1 (None: j)."""
         cdef lf_input inp
-        cdef lf_loss ls = self._loss(loss, j)
+        cdef lf_loss ls = self._loss(loss, j, reject_j)
         if second and ls.kind == LF_LOSS_HINGE:
             raise ValueError("loss 'hinge' has no Gauss-Newton curvature (it is piecewise linear): SDLM cannot "
                              "train with it; use optimizer 'sgd' or 'adam', or loss "
                              f"{'map' if ls.sign < 0 else 'xent'!r}")
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
-        cdef cnp.ndarray y = self._labels(labels, n), out = self.network._output(n)
+        cdef cnp.ndarray y = self._labels(labels, n, loss), out = self.network._output(n)
         cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
         self._gradient(&inp, n, <const int64_t *>cnp.PyArray_DATA(y), &ls, scale, second, grad, losses, out,
                        NULL, self._check_dropout(dropout))
@@ -736,20 +745,20 @@ cdef class Trainer:
         cdef cnp.ndarray g = d
         cdef cnp.ndarray grad = np.empty_like(self.params), losses = np.empty(n, dtype=np.float32)
         cdef cnp.ndarray dx = np.empty((n,) + self.network.input_shape, dtype=np.float32)
-        ls.kind, ls.j, ls.dout, ls.sign = LF_LOSS_LINEAR, 0, <const float *>cnp.PyArray_DATA(g), 1.0
+        ls.kind, ls.j, ls.reject_j, ls.dout, ls.sign = LF_LOSS_LINEAR, 0, 0, <const float *>cnp.PyArray_DATA(g), 1.0
         self._gradient(&inp, n, NULL, &ls, 1.0, 0, grad, losses, out, <float *>cnp.PyArray_DATA(dx), None)
         return grad, dx, out
 
     def train(self, x, labels, batch_size, optimizer, loss, j=10.0, bint normalize=True, bint summed=False,
-              dropout=None):
+              dropout=None, reject_j=None):
         """Train on the images in order, batch_size at a time, each batch's mean gradient (its summed one
         with summed) followed by an update of params by optimizer (see _optimizer). Returns (losses, out)
         for every image, each from before its batch's update. dropout: as in gradient (fit passes its seed,
-        the epoch and the position of x's first image in the epoch)."""
+        the epoch and the position of x's first image in the epoch); reject_j: as in gradient."""
         cdef lf_input inp
-        cdef lf_loss ls = self._loss(loss, j)
+        cdef lf_loss ls = self._loss(loss, j, reject_j)
         cdef Py_ssize_t n = self.network._input(x, normalize, &inp)
-        cdef cnp.ndarray y = self._labels(labels, n), out = self.network._output(n)
+        cdef cnp.ndarray y = self._labels(labels, n, loss), out = self.network._output(n)
         cdef cnp.ndarray losses = np.empty(n, dtype=np.float32)
         cdef cnp.ndarray params = self.params, grad = self._scratch
         cdef lf_optimizer opt

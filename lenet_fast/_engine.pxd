@@ -38,6 +38,7 @@ cdef extern from "lenet_fast.h" nogil:
     ctypedef struct lf_loss:
         lf_loss_kind kind
         float j
+        float reject_j
         const float *dout
         float sign
     ctypedef enum lf_opt_kind:

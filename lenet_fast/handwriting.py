@@ -58,7 +58,13 @@ def digit_strokes(digit, rng):
     if digit not in STYLES:
         raise ValueError(f"digit must be 0-9, got {digit!r}")
     styles = STYLES[digit]
-    strokes = styles[rng.integers(len(styles))]
+    return hand_strokes(styles[rng.integers(len(styles))], rng)
+
+
+def hand_strokes(strokes, rng):
+    """strokes (lists of control points (x, y) in the unit box, as STYLES holds them) as a hand draws them:
+    a list of (K, 2) arrays of traced points, every point jittered, the whole slanted, rotated and
+    stretched by rng, centred on y = 0 and about x = 0."""
     slant = rng.uniform(-0.3, 0.15)                     # x moves by slant * (0.5 - y): most hands lean right
     angle = np.radians(rng.uniform(-8, 8))
     stretch = rng.uniform(0.8, 1.25)

@@ -404,8 +404,9 @@ class LeNet5:
 
     def fit(self, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
             validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None,
-            early_stopping=None, reduction="mean"):
-        """Train on images (any form forward takes) and labels (0-9); returns a lenet_fast.History: the list of
+            early_stopping=None, reduction="mean", reject_j=None):
+        """Train on images (any form forward takes) and labels (0-9, or -1 for an image that is not a digit,
+        with loss "map" or "xent": docs/training.md#non-digits); returns a lenet_fast.History: the list of
         one dict per epoch (epoch, loss (mean), error (the running training error: each pattern classified
         just before its update), val_error (with validation=(images, labels)), lr and seconds), which also
         gives columns (history["val_error"]) and history.best_epoch().
@@ -414,8 +415,9 @@ class LeNet5:
         above 32 classic's default is "sgd"), "sgd", "adagrad", "rmsprop", "adam" (modern's default),
         "adamw" (batch_size 32 by default), or an instance from
         lenet_fast.optim with its own settings and schedule (docs/training.md). loss: "map" (classic's
-        default, with the constant j), "rbf" (the plain distance), "xent" (modern), or "hinge" (either; not
-        with SDLM: docs/training.md#losses). seed fixes the shuffling and dropout's masks
+        default, with the constant j; reject_j, j unless given, is the rubbish distance of the -1 images),
+        "rbf" (the plain distance), "xent" (modern), or "hinge" (either; not with SDLM:
+        docs/training.md#losses). seed fixes the shuffling and dropout's masks
         (docs/training.md#dropout). verbose: 0 silent, 1 a progress bar (tqdm, when installed) or a line per
         epoch, 2 a line per epoch. checkpoint=path saves after every epoch; resume=path continues such a run
         exactly (same data and settings; epochs is the total).
@@ -427,7 +429,7 @@ class LeNet5:
         return train.fit(self, images, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                          loss=loss, j=j, validation=validation, seed=seed, verbose=verbose, checkpoint=checkpoint,
                          resume=resume, normalized=normalized, augment=augment, early_stopping=early_stopping,
-                         reduction=reduction)
+                         reduction=reduction, reject_j=reject_j)
 
     def gradient(self, images, labels, loss=None, j=paper.MAP_J, normalized=False):
         """(grads, losses): the gradient of the summed loss of the images, as an ordered mapping of the
@@ -455,10 +457,6 @@ class LeNet5:
         scale = 1.0 / max(len(x), 1) if second else 1.0
         grad, losses, _ = self.trainer().gradient(x, labels, loss, j, scale, second, normalize)
         return grad, losses
-
-    def check_loss(self, loss, j):
-        """ValueError unless loss suits this variant (module docstring) and j is a positive number."""
-        self.trainer().check_loss(loss, j)
 
     def trainer(self):
         """The C engine's _core.Trainer on this model's parameters (made on first use)."""

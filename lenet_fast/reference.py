@@ -347,20 +347,22 @@ def dropout_mask(key, first, n, units, rate):
     return np.where((h >> _U64(40)) < threshold, np.float32(0), scale).astype(np.float32)
 
 
-# Each takes the network output (N, K) and the labels (N,) (integers in 0..K-1) and returns
-# (per-image loss (N,), gradient (N, K) of the SUM of the per-image losses w.r.t. the output).
+# Each takes the network output (N, K) and the labels (N,) (integers in 0..K-1; map_loss and cross_entropy
+# also -1, "not a digit") and returns (per-image loss (N,), gradient (N, K) of the SUM of the per-image
+# losses w.r.t. the output).
 
 
 def _one_hot(labels, k, dtype):
+    """(N, k): 1 at each row's label, a row of zeros for label -1."""
     return (np.asarray(labels)[:, None] == np.arange(k)).astype(dtype)
 
 
 def _pick(y, labels):
-    """y[p, labels[p]] for every row p."""
-    return np.take_along_axis(y, np.asarray(labels)[:, None], axis=1)[:, 0]
+    """y[p, labels[p]] for every row p (any value where labels[p] is -1: the callers replace it)."""
+    return np.take_along_axis(y, np.maximum(np.asarray(labels), 0)[:, None], axis=1)[:, 0]
 
 
-def map_loss(y, labels, j=MAP_J):
+def map_loss(y, labels, j=MAP_J, reject_j=None):
     """The paper's MAP criterion on RBF distances y (N, K): returns (loss (N,), grad (N, K)).
 
         loss_p = y[p, D_p] + log(exp(-j) + sum_i exp(-y[p, i]))
@@ -370,12 +372,17 @@ def map_loss(y, labels, j=MAP_J):
     shifted by m = min(j, min_i y_i), so that every exponent is <= 0 and one is
     0: huge distances give a finite loss and gradient. Each gradient row sums
     to exp(-j) / (exp(-j) + sum_l exp(-y_l)), the rubbish class's share.
+    Label -1 (not a digit) makes the rubbish class the desired one, at its own
+    distance reject_j (j when None) in that image's loss: y[p, D_p] and j both
+    become reject_j and the one-hot row is zero, so every distance is pushed
+    above reject_j.
     """
-    j = np.asarray(j, dtype=y.dtype)  # keep y's dtype whatever the type of j
-    m = np.minimum(j, y.min(axis=1))[:, None]  # (N, 1)
+    rejects = np.asarray(labels) < 0
+    j = np.where(rejects, j if reject_j is None else reject_j, j).astype(y.dtype)[:, None]  # (N, 1), y's dtype
+    m = np.minimum(j, y.min(axis=1, keepdims=True))  # (N, 1)
     e = np.exp(-(y - m))
     total = np.exp(-(j - m)) + e.sum(axis=1, keepdims=True)  # in [1, K + 1]
-    loss = _pick(y, labels) - m[:, 0] + np.log(total[:, 0])
+    loss = np.where(rejects, j[:, 0], _pick(y, labels)) - m[:, 0] + np.log(total[:, 0])
     return loss, _one_hot(labels, y.shape[1], y.dtype) - e / total
 
 
@@ -386,8 +393,12 @@ def rbf_loss(y, labels):
 
 def cross_entropy(z, labels):
     """Softmax cross-entropy on logits z (N, K): loss_p = -log_softmax(z)[p, D_p],
-    grad = softmax(z) - onehot(D) (each row sums to 0)."""
-    return -_pick(log_softmax(z), labels), softmax(z) - _one_hot(labels, z.shape[1], z.dtype)
+    grad = softmax(z) - onehot(D) (each row sums to 0). Label -1 (not a digit): the target is uniform
+    (outlier exposure), loss_p = -mean_i log_softmax(z)[p, i], grad = softmax(z) - 1/K."""
+    rejects = np.asarray(labels) < 0
+    target = np.where(rejects[:, None], 1 / z.shape[1], _one_hot(labels, z.shape[1], z.dtype)).astype(z.dtype)
+    logp = log_softmax(z)
+    return np.where(rejects, -logp.mean(axis=1), -_pick(logp, labels)), softmax(z) - target
 
 
 def hinge_loss(s, labels):

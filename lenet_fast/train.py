@@ -26,7 +26,7 @@ REDUCTIONS = ("mean", "sum")  # how a batch's losses make the gradient an update
 
 def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=None, j=paper.MAP_J,
         validation=None, seed=0, verbose=1, checkpoint=None, resume=None, normalized=False, augment=None,
-        early_stopping=None, reduction="mean"):
+        early_stopping=None, reduction="mean", reject_j=None):
     """See LeNet5.fit. model is a LeNet5 (this module does not import lenet_fast.model: the dependency runs
     one way, model to train)."""
     trainer = model.trainer()
@@ -34,7 +34,8 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     trainer.network.check_input(x, normalize)  # as every call into C checks it, but before any work
     if len(x) == 0:
         raise ValueError("no training images (an empty batch)")
-    y = _core.check_labels(labels, len(x), _CLASSES)
+    loss = model.default_loss if loss is None else loss
+    y = _core.check_labels(labels, len(x), _CLASSES, loss=loss)  # -1 (not a digit) where the loss gives it a meaning
     if validation is not None:
         try:
             xv, yv = validation
@@ -51,8 +52,7 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
     opt = optim.make(optimizer if optimizer is not None else optim.default_name(model.variant, batch_size))
     if batch_size is None:
         batch_size = 1 if opt.kind == "sdlm" else 32
-    loss = model.default_loss if loss is None else loss
-    model.check_loss(loss, j)
+    trainer.check_loss(loss, j, reject_j)
     if opt.kind == "sdlm" and batch_size > optim.SDLM_MAX_BATCH:
         warnings.warn(f"SDLM is the paper's per-pattern method: with batch_size={batch_size} each update is "
                       f"sqrt({batch_size}) times a pattern's step and an epoch learns far less "
@@ -86,6 +86,9 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
         settings["reduction"] = reduction
     if early_stopping is not None:
         settings["early_stopping"] = repr(early_stopping)
+    if reject_j is not None:
+        settings["reject_j"] = float(reject_j)
+    digits = int((y >= 0).sum())
     rng = np.random.default_rng(seed)
     start, history, best = 0, History(), None
     if resume is not None:
@@ -107,19 +110,21 @@ def fit(model, images, labels, epochs=1, batch_size=None, optimizer=None, loss=N
             bar = _progress(verbose, len(x), f"epoch {epoch + 1}/{epochs}")
             for s in range(0, len(x), chunk):
                 losses, out = trainer.train(xe[s : s + chunk], ye[s : s + chunk], batch_size, opt, loss, j,
-                                            normalize, reduction == "sum", dropout=(seed, epoch, s))
+                                            normalize, reduction == "sum", dropout=(seed, epoch, s),
+                                            reject_j=reject_j)
                 if not np.isfinite(losses).all():
                     raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the loss is not finite "
                                              "(lower the learning rate); the last checkpoint is intact")
                 total += float(losses.sum(dtype=np.float64))
-                wrong += int((model._classes(out.reshape(len(losses), -1)) != ye[s : s + chunk]).sum())
+                yc = ye[s : s + chunk]  # the error counts the digits only: -1 (not a digit) is never predicted
+                wrong += int(((model._classes(out.reshape(len(losses), -1)) != yc) & (yc >= 0)).sum())
                 if bar is not None:
                     bar.update(len(losses))
                     bar.set_postfix(loss=f"{total / (s + len(losses)):.4f}",
                                     error=f"{100 * wrong / (s + len(losses)):.2f}%")
             if not _core.all_finite(model.params_vector):
                 raise FloatingPointError(f"training diverged in epoch {epoch + 1}: the weights are not finite")
-            record = {"epoch": epoch + 1, "loss": total / len(x), "error": wrong / len(x), "lr": opt.lr}
+            record = {"epoch": epoch + 1, "loss": total / len(x), "error": wrong / max(digits, 1), "lr": opt.lr}
             if validation is not None:
                 record["val_error"] = float((model.predict(xv, normalized) != yv).mean()) if len(xv) else 0.0
             opt.end_epoch(record.get("val_error"))

@@ -155,7 +155,7 @@ def test_temperature_and_outlier_limit_are_saved_loaded_and_pickled(variant, tmp
 def test_pretrained_models_carry_their_calibration():
     for variant in ("classic", "modern"):
         a, b = lenet_fast.pretrained(variant), lenet_fast.pretrained(variant)
-        assert a.temperature > 1 and a.outlier_limit is not None
+        assert a.temperature != 1.0 and a.outlier_limit is not None
         assert (a.temperature, a.outlier_limit) == (b.temperature, b.outlier_limit)
         a.temperature = 1.0
         assert lenet_fast.pretrained(variant).temperature == b.temperature  # each call its own model
@@ -260,20 +260,17 @@ def test_rejection_curve_when_every_image_is_an_outlier(subset):
 @pytest.mark.parametrize("variant", ["classic", "modern"])
 def test_pretrained_models_are_calibrated(subset, variant):
     """The goals (log loss <= 0.05, mean confidence on errors <= 0.8 on the held-out half of the test set)
-    as far as 1,000 digits can tell; uncalibrated, the same models miss them on the same digits."""
+    as far as 1,000 digits can tell; uncalibrated, the classic model misses them on the same digits (the
+    modern one, trained with non-digits on a uniform target, is nearly calibrated at T = 1: its T is 0.94)."""
     x, y = subset
     model = lenet_fast.pretrained(variant)
     proba = model.predict_proba(x)
     assert calibration.log_loss(proba, y) < 0.08
     assert calibration.error_confidence(proba, y) < 0.85
     assert calibration.expected_calibration_error(proba, y) < 0.02
-    model.temperature = 1.0
-    assert calibration.error_confidence(model.predict_proba(x), y) > 0.85
-
-
-def test_the_classic_model_refuses_some_noise_and_blank_images():
-    refused = lenet_fast.pretrained("classic").predict(noise_and_blank(), reject=0.9) == -1
-    assert refused[:20].sum() >= 5 and refused[20:].sum() >= 5
+    if variant == "classic":
+        model.temperature = 1.0
+        assert calibration.error_confidence(model.predict_proba(x), y) > 0.85
 
 
 def noise_and_blank(seed=0):
@@ -281,12 +278,10 @@ def noise_and_blank(seed=0):
     return np.concatenate([rng.integers(0, 256, (20, 28, 28)), rng.integers(0, 20, (20, 28, 28))]).astype(np.uint8)
 
 
-@pytest.mark.parametrize("variant", [
-    pytest.param("classic", marks=pytest.mark.xfail(strict=True, reason="a limit of the classic model, measured "
-                 "(docs/confidence.md#what-is-not-refused): it reads about half of such images as a sure 8 or 6, "
-                 "within its outlier limit")),
-    "modern"])
+@pytest.mark.parametrize("variant", ["classic", "modern"])
 def test_noise_and_blank_images_are_refused(variant):
+    """Both refuse them since their training with non-digits (docs/confidence.md#what-is-refused); these
+    are of kinds negatives.non_digits makes (uniform and faint noise), from another seed."""
     model = lenet_fast.pretrained(variant)
     assert (model.predict(noise_and_blank(), reject=0.9) == -1).all()
     assert (model.predict(noise_and_blank()) >= 0).all()  # without reject every image gets a digit
@@ -305,10 +300,12 @@ def drawn(shape):
     return lenet_fast.read_digit(page)
 
 
-@pytest.mark.xfail(strict=True, reason="a limit of the models, measured (docs/confidence.md#what-is-not-refused): "
-                   "both read a drawn A as a 4 and a dot (scaled to a disk) as a 0, well within the outlier "
-                   "limit and sure at the calibrated temperature")
-@pytest.mark.parametrize("variant", ["classic", "modern"])
-@pytest.mark.parametrize("shape", ["A", "dot"])
+@pytest.mark.parametrize("variant, shape", [
+    pytest.param("classic", "A", marks=pytest.mark.xfail(strict=True, reason="a limit of the classic model, measured "
+                 "(docs/confidence.md#what-is-refused): trained with non-digits it refuses about half of held-out "
+                 "As, but reads this one as a sure 4 within its outlier limit")),
+    ("classic", "dot"), ("modern", "A"), ("modern", "dot")])
 def test_a_letter_and_a_dot_are_refused(variant, shape):
+    """Neither shape is in the models' non-digit training (negatives.py holds them out): refusing them is
+    how that training generalises."""
     assert lenet_fast.pretrained(variant).predict(drawn(shape), reject=0.9)[0] == -1

@@ -61,7 +61,7 @@ def digits():
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
-    (dict(labels=np.full(200, 10)), ValueError, "0..9"),
+    (dict(labels=np.full(200, 10)), ValueError, r"must lie in -1\.\.9"),
     (dict(labels=np.zeros(199, dtype=int)), ValueError, "199 labels for 200 images"),
     (dict(labels=np.zeros(200)), ValueError, "integer"),
     (dict(optimizer="lbfgs"), ValueError, "optimizer"),
