@@ -343,6 +343,7 @@ def test_fuzzed_bodies_never_get_a_5xx(client):
     assert 400 in statuses
 
 
+@pytest.mark.skipif(not lenet_fast.build_info()["openmp"], reason="built without OpenMP: always one thread")
 def test_the_pool_threads_use_the_creators_kernel_threads(model, monkeypatch):
     """OpenMP's thread count is per thread: the app gives its pool threads the one its creator had."""
     monkeypatch.setattr(serve, "_predict", lambda *args: (True, [lenet_fast.get_num_threads()]))
