@@ -21,6 +21,7 @@ import that same lenet_fast, not an unbuilt source folder beside them.
 import importlib.util
 import os
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,30 @@ def _reference_forward(model, images):
 def reference_forward():
     """reference_forward(model, images): lenet_fast.reference's float64 output for a LeNet5 on pixels."""
     return _reference_forward
+
+
+@pytest.fixture
+def refused_while_training():
+    """check(model, call): call() from another thread while this one holds the model's guard as fit does
+    raises RuntimeError naming the training, leaves no reader behind, and runs once the guard is free."""
+    def check(model, call):
+        errors = []
+
+        def other_thread():
+            try:
+                call()
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        with model.guard.writing():
+            thread = threading.Thread(target=other_thread)
+            thread.start()
+            thread.join()
+        assert len(errors) == 1 and "being trained in another thread" in str(errors[0])
+        assert model.guard.readers == 0
+        other_thread()  # after training, it runs
+        assert len(errors) == 1
+    return check
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -153,24 +152,10 @@ def test_an_existing_file_is_replaced_whole(tmp_path):
 
 
 @needs_onnx
-def test_the_weights_are_read_under_the_guard():
+def test_the_weights_are_read_under_the_guard(refused_while_training):
     """An export from another thread while a thread trains the model is refused, as a prediction is."""
     model = LeNet5("modern")
-    errors = []
-
-    def other_thread():
-        try:
-            model.to_onnx()
-        except RuntimeError as exc:
-            errors.append(exc)
-
-    with model.guard.writing():
-        thread = threading.Thread(target=other_thread)
-        thread.start()
-        thread.join()
-    assert len(errors) == 1 and "being trained in another thread" in str(errors[0])
-    other_thread()  # after training, it runs
-    assert len(errors) == 1 and model.guard.readers == 0
+    refused_while_training(model, model.to_onnx)
 
 
 @pytest.mark.parametrize("thing,match", [

@@ -1,6 +1,5 @@
 """lenet_fast.maps: the feature maps of C1, S2, C3 and S4 against the NumPy reference's forward of the same
 layers, their errors, and the picture of them (when matplotlib is installed)."""
-import threading
 
 import numpy as np
 import pytest
@@ -80,26 +79,11 @@ def test_feature_maps_refuse_an_ensemble():
         maps.feature_maps(ensemble, np.zeros((28, 28), np.uint8))
 
 
-def test_feature_maps_wait_for_training(digits):
+def test_feature_maps_wait_for_training(digits, refused_while_training):
     """The truncated network is not the model's: feature_maps takes the model's guard itself, so it is refused
     while another thread is inside fit, as predict is."""
     model = lenet_fast.LeNet5("classic")
-    errors = []
-
-    def other_thread():
-        try:
-            maps.feature_maps(model, digits[0])
-        except RuntimeError as exc:
-            errors.append(exc)
-
-    with model.guard.writing():
-        thread = threading.Thread(target=other_thread)
-        thread.start()
-        thread.join()
-    assert len(errors) == 1 and "being trained in another thread" in str(errors[0])
-    assert model.guard.readers == 0
-    other_thread()  # after training, it runs
-    assert len(errors) == 1
+    refused_while_training(model, lambda: maps.feature_maps(model, digits[0]))
 
 
 @pytest.mark.usefixtures("needs_matplotlib")

@@ -4,7 +4,6 @@ test_page.py."""
 import base64
 import io
 import json
-import os
 import signal
 import socket
 import struct
