@@ -14,9 +14,9 @@ from pathlib import Path
 
 import lenet_fast
 
-from . import maps, optim, paper, plotting, report, serve
-from .command import (PROG, Parser, dropout_share, execute, message, positive_float, positive_int, probability,
-                      threads_option)
+from . import maps, optim, paper, plotting, report, serve, storage
+from .command import (PROG, Parser, dropout_share, execute, message, port, positive_float, positive_int,
+                      probability, threads_option)
 from ._version import __version__
 from .datasets import load_mnist, mnist_files
 from .images import image_files, read_digit, read_digits, sample_paths
@@ -152,7 +152,7 @@ def _parser():
                                         "(needs the [serve] extra; docs/serving.md).")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1: this "
                                                        "machine only; 0.0.0.0 for every interface)")
-    p.add_argument("--port", type=_port, default=8000, help="the TCP port (default 8000; 0: any free one)")
+    p.add_argument("--port", type=port, default=8000, help="the TCP port (default 8000; 0: any free one)")
     p.add_argument("--max-body", type=positive_int, default=serve.MAX_BODY, metavar="BYTES",
                    help=f"the largest request body taken (default {serve.MAX_BODY:,}); larger ones get 413")
     p.add_argument("--max-pixels", type=positive_int, default=serve.MAX_PIXELS, metavar="N",
@@ -334,10 +334,9 @@ def _print_rows(rows):
 
 
 def _train(args):
-    for option, path in (("--out", args.out), ("--checkpoint", args.checkpoint)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
-        if folder and not os.path.isdir(folder):  # found now, not after hours of training
-            raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+    for path in (args.out, args.checkpoint):  # found now, not after hours of training
+        if path is not None:
+            storage.in_existing_folder(path)
     if args.activation is not None and args.variant != "modern":
         raise ValueError("--activation is for --variant modern: the classic network's squashing function is the "
                          "paper's")
@@ -403,16 +402,6 @@ def _show(args):
     model, _ = _model(args)
     image = read_digit(args.image)
     print(f"feature maps of {args.image} drawn to {maps.draw_maps(model, image, args.out)}")
-
-
-def _port(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number in 0..65535, got {text!r}")
-    return value
 
 
 def _serve(args):

@@ -49,6 +49,16 @@ def positive_int(text):
     return value
 
 
+def port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number in 0..65535, got {text!r}")
+    return value
+
+
 def _float(text, accept, rule):
     """text as a float that accept(value) takes (NaN never does), else argparse's error: expected rule."""
     try:

@@ -27,6 +27,7 @@ import numpy as np
 
 import lenet_fast
 
+from . import storage
 from .command import message
 from .ensemble import Ensemble
 from .evaluation import CLASSES
@@ -297,10 +298,7 @@ def _compute_locally(dask, tasks, progress):
 def _table_writer(out):
     """A function writing predict_files' rows to out, checked now: a .parquet out needs pyarrow (ImportError),
     out's folder must exist (FileNotFoundError)."""
-    out = os.fspath(out)
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{out}: the folder {folder} does not exist")
+    out = storage.in_existing_folder(out)
     if out.endswith(".parquet"):
         try:
             import pyarrow

@@ -98,10 +98,7 @@ def _check_path(path):
         path = os.fspath(path)
     except TypeError:
         raise TypeError(f"path must be a file path or None, got {path!r}") from None
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
-    storage.destination(path)
+    storage.destination(storage.in_existing_folder(path))
     return path
 
 

@@ -4,7 +4,7 @@ saved to a file and closed.
 matplotlib is the [plot] extra, not a dependency: it is imported here only inside the functions, so that
 importing lenet_fast (and predicting, training, evaluating without pictures) never loads it.
 """
-import os
+from . import storage
 
 PLOT_EXTRA = 'pip install "lenet_fast[plot]"'
 
@@ -22,13 +22,9 @@ def pyplot():
 
 
 def check_png_path(path):
-    """path as a str, after checking that its folder exists: FileNotFoundError naming it otherwise, so that a
-    typo is found before the work that makes the picture."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
-    return path
+    """path as a str, after checking that its folder exists (storage.in_existing_folder), before the work
+    that makes the picture."""
+    return storage.in_existing_folder(path)
 
 
 def save(fig, path):

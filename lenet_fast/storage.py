@@ -76,6 +76,16 @@ def write_file(path, write):
         raise
 
 
+def in_existing_folder(path):
+    """path as a str, after checking that the folder it names a file in exists: FileNotFoundError naming both
+    otherwise, so that a typo is found before the work whose result goes there."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
+    return path
+
+
 def destination(path):
     """(the file a write to path replaces: a symlink's final target, its os.lstat or None when missing),
     refusing with IsADirectoryError or ValueError what write_file never replaces (see there)."""
