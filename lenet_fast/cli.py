@@ -313,8 +313,7 @@ def _read(args):
 def _predictions(model, images, names, reject=None):
     """One {"file", "digit", "confidence", "probabilities"} row per image; digit -1 for an image refused by
     reject (model.predict's), its confidence still that of the likeliest class."""
-    digits = model.predict(images, reject=reject)
-    probs = model.predict_proba(images)
+    digits, probs = model.predict_with_proba(images, reject=reject)
     confidence = probs.max(axis=1)
     return [{"file": name, "digit": int(d), "confidence": round(float(c), 6),
              "probabilities": [round(float(p), 6) for p in row]}

@@ -244,8 +244,8 @@ def _read_and_predict(paths, model, reject):
     """predict_files' rows for one task's files (read_digits with errors="report", then the model)."""
     images, _, failures = read_digits(paths, errors="report")
     bad = {i: error for i, _, error in failures}
-    digits = model.predict(images, reject=reject)
-    confidence = model.predict_proba(images).max(axis=1)
+    digits, proba = model.predict_with_proba(images, reject=reject)
+    confidence = proba.max(axis=1)
     good = iter(zip(digits.tolist(), confidence.tolist()))
     rows = []
     for i, path in enumerate(paths):

@@ -56,12 +56,16 @@ class Ensemble:
     def predict(self, x, normalized=False, reject=None):
         """(N,) int64: the class of largest mean probability; reject=p in [0, 1] refuses with -1 each image
         whose largest mean probability is below p (TypeError for a non-number, ValueError outside [0, 1])."""
+        return self.predict_with_proba(x, normalized, reject)[0]
+
+    def predict_with_proba(self, x, normalized=False, reject=None):
+        """(predict's (N,) class ids, predict_proba's (N, 10) probabilities), each member run once."""
         threshold = _model._check_reject(reject)
         proba = self.predict_proba(x, normalized)
         classes = proba.argmax(axis=1).astype(np.int64)
         if threshold is not None:
             classes[proba.max(axis=1).astype(np.float64) < threshold] = -1
-        return classes
+        return classes, proba
 
     def score(self, x, y, normalized=False):
         """The share of the images predict classifies as their labels (scikit-learn's accuracy)."""

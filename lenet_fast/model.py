@@ -311,10 +311,23 @@ class LeNet5:
         reject that is not a number raises TypeError, one outside [0, 1] (or NaN) ValueError."""
         threshold = _check_reject(reject)
         out = self.forward(x, normalized)
+        return self._decide(out, None if threshold is None else self._proba(out), threshold)
+
+    def predict_with_proba(self, x, normalized=False, reject=None):
+        """(predict's (N,) class ids, predict_proba's (N, 10) probabilities) for the images x, from one forward
+        pass; reject and its errors as predict's."""
+        threshold = _check_reject(reject)
+        out = self.forward(x, normalized)
+        proba = self._proba(out)
+        return self._decide(out, proba, threshold), proba
+
+    def _decide(self, out, proba, threshold):
+        """The class ids of outputs out; with a threshold (and proba, out's probabilities), -1 for each image
+        whose confidence is below it or which is an outlier."""
         classes = self._classes(out)
         if threshold is not None:
             # compared in float64: the thresholds rejection_curve gives lie between float32 confidences
-            refused = self._proba(out).max(axis=1).astype(np.float64) < threshold
+            refused = proba.max(axis=1).astype(np.float64) < threshold
             classes[refused | self._outliers(out)] = -1
         return classes
 

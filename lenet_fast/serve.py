@@ -340,8 +340,8 @@ def _read_number(model, body, max_pixels):
 def _predict(model, body, kind, reject, with_maps, max_pixels, max_batch):
     """(single, rows) for a /predict body of media type kind: JSON pixels (_json_pixels), a .npy array
     (_npy_pixels) or an image file (_read_image, then read_digit); one {"digit", "confidence",
-    "probabilities"} row per image ("maps" too for one image with with_maps), from one predict_proba call for
-    the whole batch (and with reject one predict call more)."""
+    "probabilities"} row per image ("maps" too for one image with with_maps), from one forward pass over the
+    whole batch."""
     if kind in JSON_TYPES:
         x, single = _json_pixels(body, max_batch)
     elif kind == NPY_TYPE:
@@ -350,8 +350,7 @@ def _predict(model, body, kind, reject, with_maps, max_pixels, max_batch):
         x, single = read_digit(_read_image(body, max_pixels)), True
     if with_maps and not single:
         raise ValueError("maps=1 takes one image, not a list")
-    probs = model.predict_proba(x)
-    digits = probs.argmax(axis=1) if reject is None else model.predict(x, reject=reject)
+    digits, probs = model.predict_with_proba(x, reject=reject)
     rounded = np.round(probs.astype(np.float64), 6).tolist()  # 6 decimals: the JSON stays short
     rows = [{"digit": d, "confidence": row[k], "probabilities": row}
             for d, k, row in zip(digits.tolist(), probs.argmax(axis=1).tolist(), rounded)]

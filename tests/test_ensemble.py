@@ -111,3 +111,14 @@ def test_the_pretrained_ensemble(digits):
     assert ensemble.score(x, y) >= 0.99
     again = lenet_fast.pretrained("ensemble")  # a fresh copy each time
     assert all(a is not b for a, b in zip(again, ensemble))
+
+
+@pytest.mark.parametrize("reject", [None, 0.0, 0.999])
+def test_predict_with_proba_is_predict_and_predict_proba_from_one_pass(reject, digits):
+    x = digits[0]
+    for model in (lenet_fast.pretrained("classic"), lenet_fast.pretrained("modern"), lenet_fast.pretrained("ensemble")):
+        classes, proba = model.predict_with_proba(x, reject=reject)
+        np.testing.assert_array_equal(classes, model.predict(x, reject=reject))
+        np.testing.assert_array_equal(proba, model.predict_proba(x))
+        if reject == 0.999:
+            assert (classes == -1).any() and (classes >= 0).mean() > 0.5  # the refusing path is exercised
