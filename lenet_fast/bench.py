@@ -26,13 +26,12 @@ machine, figures on more threads than the idle cores say little.
 """
 import datetime
 import json
-import os
 import sys
 import time
 
 import numpy as np
 
-from . import optim, paper, peers, plotting, reference, timing
+from . import optim, paper, peers, plotting, reference, storage, timing
 from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
 from .datasets import synthetic_digits
 from .model import LeNet5, flops_per_image
@@ -192,10 +191,9 @@ def run(args, out=None):
     """Measure, print the markdown report to out (default stdout), write --json and --chart; returns the
     results dict."""
     out = out or sys.stdout
-    for option, path in (("--json", args.json), ("--chart", args.chart)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
-        if folder and not os.path.isdir(folder):  # found now, not after the run
-            raise FileNotFoundError(f"{option} {path}: the folder {folder} does not exist")
+    for option, path in (("--json", args.json), ("--chart", args.chart)):  # found now, not after the run
+        if path is not None:
+            storage.in_existing_folder(path, option)
     started = time.perf_counter()
     quick = args.quick
     threads_list = [args.threads] if getattr(args, "threads", None) else [1, 2]

@@ -333,9 +333,9 @@ def _print_rows(rows):
 
 
 def _train(args):
-    for path in (args.out, args.checkpoint):  # found now, not after hours of training
+    for option, path in (("--out", args.out), ("--checkpoint", args.checkpoint)):  # now, not after the training
         if path is not None:
-            storage.in_existing_folder(path)
+            storage.in_existing_folder(path, option)
     if args.activation is not None and args.variant != "modern":
         raise ValueError("--activation is for --variant modern: the classic network's squashing function is the "
                          "paper's")

@@ -25,9 +25,7 @@ import sys
 
 import numpy as np
 
-import lenet_fast
-
-from . import storage
+from . import _core, storage, timing
 from .command import message
 from .ensemble import Ensemble
 from .evaluation import CLASSES
@@ -72,9 +70,8 @@ def cluster(scheduler=None, workers=None, timeout=30):
         with Client(scheduler, timeout=timeout) as client:
             yield client
         return
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, host="127.0.0.1",
+    workers = _core.positive_int(workers, "workers", limit=None)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, timeout=timeout) as local, Client(local, timeout=timeout) as client:
         yield client
 
@@ -191,8 +188,7 @@ def predict_files(paths_or_glob, model, out=None, client=None, batch=FILES_PER_T
     dask = _dask()
     _check_reject(reject)
     _is_path(model)
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    batch = _core.positive_int(batch, "batch", limit=None)
     writer = None if out is None else _table_writer(out)
     sources, missing = _expand(paths_or_glob)
     handle = _model_handle(model, client) if sources else None
@@ -362,12 +358,9 @@ def _fit_one(model, shared, own):
     """(model, history): model.fit on shared's (images, labels) with shared's fit arguments updated by own,
     copied, on one thread (the caller's count restored after)."""
     images, labels, arguments = shared
-    arguments = copy.deepcopy(dict(arguments, **own))
-    threads = lenet_fast.get_num_threads()
-    lenet_fast.set_num_threads(1)
-    try:
+    # each task's own copy of what holds state (an optimizer, a schedule, early stopping); the validation
+    # arrays are only read
+    arguments = {k: v if k == "validation" else copy.deepcopy(v) for k, v in dict(arguments, **own).items()}
+    with timing.kernel_threads(1):
         history = model.fit(images, labels, **arguments)
-    finally:
-        if threads != 1:
-            lenet_fast.set_num_threads(threads)
     return model, history

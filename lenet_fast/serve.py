@@ -29,17 +29,17 @@ import numpy as np
 
 import lenet_fast
 
-from . import images, maps
+from . import _core, images, maps
 from ._version import __version__
 from .images import read_digit
+from .inputs import _FIELDS
 from .model import LeNet5
 from .numbers import read_number
 
 MAX_BODY = 5_000_000      # bytes: the default limit of a request's body
 MAX_PIXELS = 16_000_000   # the default limit of an image's pixels, from its header (a 16-megapixel photo)
-# bytes: a JSON body this small (a few digits) is predicted on the event loop, in a tenth of a millisecond; the
-# thread pool's hop would cost more than the work: it doubles the server's CPU time per single digit (the GIL
-# handed between the loop and a worker thread: benchmarks/results/serve-2026-12-03.md)
+# bytes: a JSON body this small (a few digits) is predicted on the event loop, since the thread pool's hop (the
+# GIL handed between the loop and a worker thread) costs more than the work: benchmarks/results/serve-2026-12-03.md
 INLINE = 16_384
 MAX_BATCH = 4096          # the default limit of the images in one request (JSON or .npy)
 PAGE = Path(__file__).parent / "static" / "pad.html"
@@ -47,7 +47,6 @@ EXTRA_MISSING = ('lenet-fast serve needs Starlette, uvicorn, python-multipart an
                  'pip install "lenet_fast[serve]"')
 JSON_TYPES = ("application/json",)
 NPY_TYPE = "application/x-npy"  # numpy's .npy file: a batch without JSON's decoding
-FIELDS = ((28, 28), (32, 32))  # a digit, or the network's whole input field (what predict takes)
 MAP_NAMES = ("c1", "c3")  # the layers the page shows
 
 
@@ -85,9 +84,8 @@ def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BA
     missing."""
     if not isinstance(model, LeNet5):
         raise TypeError(f"create_app serves a lenet_fast.LeNet5, got {type(model).__name__}")
-    for name, value in (("max_body", max_body), ("max_pixels", max_pixels), ("max_batch", max_batch)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    max_body, max_pixels, max_batch = (_core.positive_int(value, name, limit=None) for name, value in
+                                       (("max_body", max_body), ("max_pixels", max_pixels), ("max_batch", max_batch)))
     requirements()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
@@ -284,7 +282,7 @@ def _json_pixels(body, max_batch):
 def _check_shape(shape, max_batch):
     """ValueError unless shape is one 28x28 (or 32x32) image or a non-empty batch of them; BodyTooLarge for
     a batch of more than max_batch."""
-    if len(shape) not in (2, 3) or tuple(shape[-2:]) not in FIELDS:
+    if len(shape) not in (2, 3) or tuple(shape[-2:]) not in _FIELDS:
         raise ValueError(f"expected a 28x28 (or 32x32) array of pixels, or a list of them, got shape {list(shape)}")
     if len(shape) == 3 and shape[0] < 1:
         raise ValueError("the list of images is empty")
@@ -380,7 +378,7 @@ def run(model, host="127.0.0.1", port=8000, max_body=MAX_BODY, max_pixels=MAX_PI
     way, then returns). Arguments as create_app's; ImportError naming the [serve] extra without it."""
     app = create_app(model, max_body=max_body, max_pixels=max_pixels, max_batch=max_batch, description=description)
     import uvicorn
-    # no access log: a line per request would cost the service a good part of its throughput
+    # no access log: a line per request costs more than a single digit's prediction
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info"))
     if threading.current_thread() is not threading.main_thread():
         return server.run()  # signals reach the main thread only: whoever runs this one stops it

@@ -76,13 +76,14 @@ def write_file(path, write):
         raise
 
 
-def in_existing_folder(path):
+def in_existing_folder(path, option=None):
     """path as a str, after checking that the folder it names a file in exists: FileNotFoundError naming both
-    otherwise, so that a typo is found before the work whose result goes there."""
+    (and the command-line option that gave path, if any) otherwise, so that a typo is found before the work
+    whose result goes there."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{path}: the folder {folder} does not exist")
+        raise FileNotFoundError(f"{option + ' ' if option else ''}{path}: the folder {folder} does not exist")
     return path
 
 
