@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 import lenet_fast
 
@@ -19,7 +18,7 @@ from .command import (PROG, Parser, dropout_share, execute, message, port, posit
                       probability, threads_option)
 from ._version import __version__
 from .datasets import load_mnist, mnist_files
-from .images import image_files, read_digit, read_digits, sample_paths
+from .images import expand_sources, in_place, read_digit, read_digits, sample_paths
 from .model import ACTIVATIONS, INITS, LeNet5, load
 from .numbers import read_number
 from .pretrained import pretrained
@@ -251,21 +250,13 @@ def _predict(args):
     model, _ = _model(args)  # first: a bad --model ends the command before any file is read
     if on_cluster:
         return _predict_on_cluster(args, model)
-    sources, bad_folders = [], {}  # bad_folders: {how many sources came before them: [(name, error)]}
-    for name in args.files:
-        try:
-            sources.extend(image_files(name) if os.path.isdir(name) else [Path(name)])
-        except (OSError, ValueError) as exc:  # the folder itself: unreadable, or no image files in it
-            bad_folders.setdefault(len(sources), []).append((name, exc))
+    sources, bad_folders = expand_sources(args.files)  # a folder's own error: unreadable, or no image files
     images, paths, failures = read_digits(sources, errors="report")
-    bad_files = {i: (source, error) for i, source, error in failures}
+    bad_files = {i: {"file": str(source), "error": message(error)} for i, source, error in failures}
     results = iter(_predictions(model, images, [str(p) for p in paths], args.reject))
-    rows = []
-    for i in range(len(sources) + 1):
-        rows.extend({"file": str(name), "error": message(error)} for name, error in bad_folders.get(i, ()))
-        if i < len(sources):
-            source, error = bad_files.get(i, (None, None))
-            rows.append({"file": str(source), "error": message(error)} if error is not None else next(results))
+    rows = in_place([bad_files[i] if i in bad_files else next(results) for i in range(len(sources))],
+                    {i: [{"file": str(name), "error": message(error)} for name, error in errors]
+                     for i, errors in bad_folders.items()})
     if args.json:
         _print_rows([row for row in rows if "error" in row])  # stderr still names every bad file
         print("[\n  " + ",\n  ".join(json.dumps(row) for row in rows) + "\n]")
@@ -291,13 +282,11 @@ def _read(args):
     """Every file's number in the order given, on stdout; one line on stderr for each file that cannot be
     read (as _predict); exit status 1 if any."""
     model, _ = _model(args)
-    sources, failed = [], 0
-    for name in args.files:
-        try:
-            sources.extend(image_files(name) if os.path.isdir(name) else [Path(name)])
-        except (OSError, ValueError) as exc:
-            failed += 1
-            print(f"{PROG}: error: {message(exc)}", file=sys.stderr)
+    sources, bad_folders = expand_sources(args.files)
+    failed = 0
+    for _, exc in (entry for errors in bad_folders.values() for entry in errors):
+        failed += 1
+        print(f"{PROG}: error: {message(exc)}", file=sys.stderr)
     width = max((len(str(source)) for source in sources), default=0)
     for source in sources:
         try:

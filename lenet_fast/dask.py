@@ -15,7 +15,6 @@ extra).
 import contextlib
 import copy
 import csv
-import glob
 import hashlib
 import inspect
 import os
@@ -29,7 +28,7 @@ from . import _core, storage, timing
 from .command import message
 from .ensemble import Ensemble
 from .evaluation import CLASSES
-from .images import image_files, read_digits
+from .images import expand_sources, in_place, read_digits
 from .inputs import as_batch
 from .model import LeNet5, _check_reject, load
 
@@ -199,12 +198,7 @@ def predict_files(paths_or_glob, model, out=None, client=None, batch=FILES_PER_T
     else:
         tasks = [dask.delayed(_read_and_predict, pure=False)(group, handle, reject) for group in groups]
         results = _compute_locally(dask, tasks, progress)
-    rows = iter(row for result in results for row in result)
-    table = []
-    for i in range(len(sources) + 1):
-        table.extend(missing.get(i, ()))
-        if i < len(sources):
-            table.append(next(rows))
+    table = in_place([row for result in results for row in result], missing)
     if writer is not None:
         writer(table)
     return table
@@ -212,24 +206,11 @@ def predict_files(paths_or_glob, model, out=None, client=None, batch=FILES_PER_T
 
 def _expand(paths_or_glob):
     """(the files to read, in order, as strings; {how many files come before it: [error rows]}) for
-    predict_files' paths_or_glob."""
+    predict_files' paths_or_glob (images.expand_sources; a missing file is the worker's error row)."""
     items = [paths_or_glob] if isinstance(paths_or_glob, (str, os.PathLike)) else list(paths_or_glob)
-    sources, missing = [], {}
-    for item in items:
-        name = os.fspath(item)
-        try:
-            if os.path.isdir(name):
-                sources.extend(str(p) for p in image_files(name))
-            elif glob.has_magic(name):
-                matches = sorted(glob.glob(name, recursive=True))
-                if not matches:
-                    raise FileNotFoundError(f"{name}: no file matches this pattern")
-                sources.extend(matches)
-            else:
-                sources.append(name)  # a missing file is the worker's error row, as an unreadable one
-        except (OSError, ValueError) as exc:
-            missing.setdefault(len(sources), []).append(_error_row(name, exc))
-    return sources, missing
+    sources, errors = expand_sources(items, patterns=True)
+    return ([os.fspath(p) for p in sources],
+            {i: [_error_row(name, exc) for name, exc in entries] for i, entries in errors.items()})
 
 
 def _error_row(path, exc):

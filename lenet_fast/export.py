@@ -27,7 +27,6 @@ OPSET = 17
 IR_VERSION = 8  # what opset 17 needs; ONNX Runtime reads it since 1.13
 LEAKY_SLOPE = 0.01  # csrc/lenet_fast.h's LF_LEAKY_SLOPE and LF_ELU_ALPHA
 ELU_ALPHA = 1.0
-BORDER = (paper.INPUT_SIZE - paper.DIGIT_SIZE) // 2  # the background around a 28x28 digit in the 32x32 field
 INPUT = "x"  # the graph's input: (N, 1, 32, 32) float32 in the paper's range
 PIXELS = "pixels"  # the input of the pixels=True form: (N, 28, 28) uint8
 OUTPUT = {"classic": "distances", "modern": "logits"}
@@ -184,7 +183,8 @@ def _normalize(g, pixels):
     x = g.node("Add", [g.node("Mul", [x, g.const("input.scale", scale)]),
                        g.const("input.background", paper.INPUT_BACKGROUND)])
     x = g.node("Unsqueeze", [x, g.const("input.channel", [1], np.int64)])
-    pads = [0, 0, BORDER, BORDER, 0, 0, BORDER, BORDER]  # begins of the 4 axes, then their ends
+    border = paper.INPUT_BORDER
+    pads = [0, 0, border, border, 0, 0, border, border]  # the begins of the 4 axes, then their ends
     return g.node("Pad", [x, g.const("input.pads", pads, np.int64), g.const("input.background_value",
                                                                             paper.INPUT_BACKGROUND)])
 

@@ -44,6 +44,7 @@ need it, and neither do 8-bit grayscale PNG files such as the sample digits the 
 small strict decoder when Pillow is absent, so that a bare install's first command works).
 """
 import concurrent.futures
+import glob
 import os
 import struct
 import sys
@@ -235,16 +236,56 @@ def image_files(folder):
     return paths
 
 
+def expand_sources(names, patterns=False):
+    """(the files to read, as pathlib.Paths in order; {how many files come before it: [(name, error)]}) for
+    names given on a command line or to a batch job: each a file, a folder (its image_files) or, with
+    patterns, a glob pattern ("scans/**/*.png": its matches, sorted). A folder that cannot be listed or holds
+    no image file, and a pattern matching nothing, are errors kept at their place; a missing file is left to
+    the reader, whose error it then is."""
+    sources, errors = [], {}
+    for item in names:
+        name = os.fspath(item)
+        try:
+            if os.path.isdir(name):
+                sources.extend(image_files(name))
+            elif patterns and glob.has_magic(name):
+                matches = sorted(glob.glob(name, recursive=True))
+                if not matches:
+                    raise FileNotFoundError(f"{name}: no file matches this pattern")
+                sources.extend(Path(match) for match in matches)
+            else:
+                sources.append(Path(name))
+        except (OSError, ValueError) as exc:
+            errors.setdefault(len(sources), []).append((name, exc))
+    return sources, errors
+
+
+def in_place(rows, extra):
+    """rows (one per source, in order) with extra's rows ({how many sources come before them: [row]}) put
+    back at their places."""
+    out = []
+    for i, row in enumerate(rows):
+        out.extend(extra.get(i, ()))
+        out.append(row)
+    out.extend(extra.get(len(rows), ()))
+    return out
+
+
 def sample_paths():
     """The sample digits shipped with the package, digit_0.png to digit_9.png: for each class the first
     image of the MNIST test set, drawn dark on white and enlarged to 84x84 (tools/make_samples.py)."""
     return sorted(SAMPLES.glob("digit_*.png"))
 
 
-def _read_file(path):
-    """The pixels of an image file, as _pil_pixels gives them. A JPEG file is decoded at the smallest of
-    its reduced scales (1/2 to 1/8) that keeps the longer side at least WORK_SIZE, a colour one as its luma. ValueError, before any
-    pixel is decoded, when the header claims more than MAX_PIXELS pixels."""
+class TooManyPixels(ValueError):
+    """An image file whose header claims more pixels than the reader takes, refused before decoding."""
+
+
+def _read_file(path, max_pixels=MAX_PIXELS):
+    """The pixels of an image file (a path or a binary file object), as _pil_pixels gives them. A JPEG file
+    is decoded at the smallest of its reduced scales (1/2 to 1/8) that keeps the longer side at least
+    WORK_SIZE, a colour one as its luma. TooManyPixels, before any pixel is decoded, when the header claims
+    more than max_pixels pixels (or more than Pillow's own limit); ValueError for a file Pillow cannot read."""
     try:
         from PIL import Image, ImageOps
     except ImportError:
@@ -252,7 +293,7 @@ def _read_file(path):
     try:
         with Image.open(path) as img:
             size = img.size
-            if size[0] * size[1] <= MAX_PIXELS:
+            if size[0] * size[1] <= max_pixels:
                 longer = max(size)
                 # a colour JPEG is decoded as its luma plane only (JPEG's Y is BT.601 luma, as _gray's)
                 img.draft("L" if img.mode == "RGB" else img.mode,
@@ -260,12 +301,12 @@ def _read_file(path):
                 return _pil_pixels(ImageOps.exif_transpose(img))
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    # UnidentifiedImageError, a truncated or damaged file; DecompressionBombError (not an OSError): a header
-    # that claims more pixels than Pillow's limit
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # not an OSError: a header past Pillow's own limit
+        raise TooManyPixels("the image claims more pixels than Pillow decodes (a decompression bomb?)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # UnidentifiedImageError, a truncated or damaged file
         raise ValueError(f"not an image file Pillow can read ({exc})") from None
-    raise ValueError(f"the image is {size[0]}x{size[1]} pixels, more than the {MAX_PIXELS:,} read_digit accepts "
-                     f"(a decompression bomb?)")
+    raise TooManyPixels(f"the image is {size[0]}x{size[1]} pixels, more than the {max_pixels:,} accepted "
+                        "(a decompression bomb?)")
 
 
 def _read_gray_png(path):

@@ -47,10 +47,9 @@ def _as_seen(digit):
     """The (32, 32) float32 input the engine makes of a (28, 28) digit: paper.py's mapping of the pixels
     (uint8 0-255 or floats in [0, 1]) and the 2-pixel background border."""
     p = digit / np.float32(255) if digit.dtype == np.uint8 else digit.astype(np.float32)
-    border = (paper.INPUT_SIZE - paper.DIGIT_SIZE) // 2
     seen = np.full((paper.INPUT_SIZE, paper.INPUT_SIZE), paper.INPUT_BACKGROUND, dtype=np.float32)
-    seen[border:-border, border:-border] = p * np.float32(paper.INPUT_INK - paper.INPUT_BACKGROUND) \
-        + np.float32(paper.INPUT_BACKGROUND)
+    inside = slice(paper.INPUT_BORDER, -paper.INPUT_BORDER)
+    seen[inside, inside] = p * np.float32(paper.INPUT_INK - paper.INPUT_BACKGROUND) + np.float32(paper.INPUT_BACKGROUND)
     return seen
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "SQUASH_S",
     "INPUT_SIZE",
     "DIGIT_SIZE",
+    "INPUT_BORDER",
     "INPUT_BACKGROUND",
     "INPUT_INK",
     "C3_INPUTS",
@@ -57,6 +58,7 @@ SQUASH_S = 2.0 / 3.0
 # ---------------------------------------------------------------------------------------
 INPUT_SIZE = 32
 DIGIT_SIZE = 28
+INPUT_BORDER = (INPUT_SIZE - DIGIT_SIZE) // 2  # the background around a 28x28 digit in the 32x32 field
 INPUT_BACKGROUND = -0.1
 INPUT_INK = 1.175
 

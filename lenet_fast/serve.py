@@ -54,10 +54,6 @@ class BodyTooLarge(Exception):
     """A request body passed the app's max_body while it was being read, or holds more than max_batch images."""
 
 
-class TooManyPixels(Exception):
-    """An image whose header claims more pixels than the app's max_pixels."""
-
-
 class Unsupported(Exception):
     """A request body of a content type the route does not take."""
 
@@ -152,7 +148,7 @@ def create_app(model, max_body=MAX_BODY, max_pixels=MAX_PIXELS, max_batch=MAX_BA
     # the client's errors, as HTTPException's 404, 405 and 400 (a damaged multipart body) are.
     handlers = {HTTPException: http_error, ValueError: error(400), TypeError: error(400),
                 FloatingPointError: error(400), BodyTooLarge: error(413), Unsupported: error(415),
-                TooManyPixels: error(413)}
+                images.TooManyPixels: error(413)}
     return Starlette(routes=routes, exception_handlers=handlers,
                      middleware=[Middleware(BodyLimit, max_body=max_body)])
 
@@ -316,18 +312,7 @@ def _read_image(data, max_pixels):
     """The pixels of an image file's bytes, as read_digit reads a file (a JPEG at a reduced scale, EXIF
     orientation applied), for read_digit or read_number to take. TooManyPixels, before any pixel is decoded,
     for an image whose header claims more than max_pixels; ValueError for bytes Pillow cannot read."""
-    from PIL import Image
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-    except Image.DecompressionBombError:  # Pillow's own limit, past twice its MAX_IMAGE_PIXELS
-        raise TooManyPixels("the image claims more pixels than Pillow decodes (a decompression bomb?)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"not an image file Pillow can read ({exc})") from None
-    if width * height > max_pixels:
-        raise TooManyPixels(f"the image is {width}x{height} pixels, more than the {max_pixels:,} this service "
-                            "takes")
-    return images._read_file(io.BytesIO(data))
+    return images._read_file(io.BytesIO(data), max_pixels)
 
 
 def _read_number(model, body, max_pixels):

@@ -568,3 +568,20 @@ def test_samples_read_as_their_mnist_originals(Image, mnist_folder):
     for digit, d in enumerate(digits):
         original = x[np.argmax(labels == digit)]
         assert corr(d, original) > 0.8, digit
+
+
+def test_expand_sources_keeps_each_error_at_its_place(tmp_path):
+    (tmp_path / "scans").mkdir()
+    for name in ("b.png", "a.png"):
+        (tmp_path / "scans" / name).write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    names = [tmp_path / "one.png", tmp_path / "empty", tmp_path / "scans", str(tmp_path / "scans" / "*.png"),
+             str(tmp_path / "none*.png")]
+    sources, errors = images.expand_sources(names)
+    assert [p.name for p in sources] == ["one.png", "a.png", "b.png", "*.png", "none*.png"]  # no patterns: names
+    assert list(errors) == [1] and "no image files" in str(errors[1][0][1])
+    sources, errors = images.expand_sources(names, patterns=True)
+    assert [p.name for p in sources] == ["one.png", "a.png", "b.png", "a.png", "b.png"]
+    assert sorted(errors) == [1, 5] and "no file matches" in str(errors[5][0][1])
+    assert images.in_place(["s0", "s1", "s2"], {0: ["e0"], 2: ["e2a", "e2b"], 3: ["end"]}) == \
+        ["e0", "s0", "s1", "e2a", "e2b", "s2", "end"]
