@@ -204,6 +204,11 @@ int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labe
     return rc ? rc : kernels()->gradient(t, input, n, labels, loss, scale, second, grad, losses, out, dinput);
 }
 
+int lf_losses(const lf_loss *loss, const float *out, int n, int k, const int64_t *labels, float *losses)
+{
+    return kernels()->losses(loss, out, n, k, labels, losses);
+}
+
 void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams)
 {
     kernels()->update(opt, params, grad, nparams);

@@ -20,4 +20,5 @@ const lf_kernel_table LF_ISA(lf_kernels) = {
     .gradient = LF_ISA(gradient),
     .train = LF_ISA(train),
     .update = LF_ISA(update),
+    .losses = LF_ISA(losses),
 };

@@ -142,6 +142,11 @@ void lf_trainer_free(lf_trainer *t);
 int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
                 float scale, int second, float *grad, float *losses, float *out, float *dinput);
 
+/* Each image's loss (labels as lf_gradient's; not LINEAR) from the network's outputs out (n, k), as
+ * lf_gradient computes it: evaluation without a backward pass. On the calling thread; 0, or -1 when a
+ * workspace cannot be allocated. */
+int lf_losses(const lf_loss *loss, const float *out, int n, int k, const int64_t *labels, float *losses);
+
 /* One update of the flat parameter vector from its gradient. */
 void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams);
 

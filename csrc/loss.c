@@ -16,6 +16,8 @@
  *    0; dy = sign ds. Piecewise linear: second derivatives 0 (the Cython layer refuses SDLM with it).
  * Per image in double (ten outputs: cheap), the log-sum-exps shifted by their largest exponent so that
  * huge distances or logits give finite values.
+ * losses() gives the same per-image losses from outputs already computed (evaluation: one forward pass, no
+ * backward), through loss_block, so that they equal training's to the bit.
  */
 #include <math.h>
 #include "ops.h"
@@ -115,4 +117,16 @@ void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, c
         }
         losses[first + b] = (float)e;
     }
+}
+
+int LF_ISA(losses)(const lf_loss *loss, const float *out, int n, int k, const int64_t *labels, float *losses)
+{
+    float *dy = lf_workspace((size_t)k); /* loss_block's gradient, unused here */
+    if (!dy)
+        return -1;
+    lf_geom g;
+    lf_dense_geom(&g, k, 1, 1, 1);
+    for (int i = 0; i < n; i++)
+        LF_ISA(loss_block)(loss, out + (size_t)i * k, &g, labels, (size_t)i, 1, 1.0f, 0, dy, losses);
+    return 0;
 }

@@ -68,6 +68,7 @@ typedef struct {
     int (*train)(lf_trainer *, const lf_input *, int, const int64_t *, const lf_loss *, int, int,
                  lf_optimizer *, float *, float *, float *, float *);
     void (*update)(lf_optimizer *, float *, const float *, size_t);
+    int (*losses)(const lf_loss *, const float *, int, int, const int64_t *, float *);
 } lf_kernel_table;
 
 extern const lf_kernel_table lf_kernels_avx512, lf_kernels_avx2, lf_kernels_baseline;
@@ -97,6 +98,7 @@ void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, fl
  * (cross-entropy only). labels, losses and the linear loss's dout are the whole batch's. */
 void LF_ISA(loss_block)(const lf_loss *loss, const float *y, const lf_geom *g, const int64_t *labels,
                         size_t first, int count, float scale, int second, float *dy, float *losses);
+int LF_ISA(losses)(const lf_loss *loss, const float *out, int n, int k, const int64_t *labels, float *losses);
 
 int LF_ISA(forward)(const lf_layer *layers, int nlayers, const lf_input *input, int n, float *out);
 int LF_ISA(gradient)(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,

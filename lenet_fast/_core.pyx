@@ -714,6 +714,21 @@ cdef class Trainer:
                        NULL, self._check_dropout(dropout))
         return grad, losses, out
 
+    def losses(self, out, labels, loss, j=10.0, reject_j=None):
+        """(N,) float32: each image's loss, as gradient gives it, from the network's outputs out (N, K), K
+        the output's size (a forward pass's, flat): evaluation without the backward pass. loss, j, reject_j
+        as in gradient."""
+        cdef lf_loss ls = self._loss(loss, j, reject_j)
+        cdef int k = self.network.out_c * self.network.out_h * self.network.out_w, rc
+        cdef cnp.ndarray o = float32_array(out, "out", (None, k))
+        cdef Py_ssize_t n = o.shape[0]
+        cdef cnp.ndarray y = self._labels(labels, n, loss), losses = np.empty(n, dtype=np.float32)
+        with nogil:
+            rc = lf_losses(&ls, <const float *>cnp.PyArray_DATA(o), <int>n, k, <const int64_t *>cnp.PyArray_DATA(y),
+                           <float *>cnp.PyArray_DATA(losses))
+        _check(rc)
+        return losses
+
     cdef int _gradient(self, const lf_input *inp, Py_ssize_t n, const int64_t *labels, const lf_loss *ls,
                        float scale, int second, cnp.ndarray grad, cnp.ndarray losses, cnp.ndarray out,
                        float *dinput, tuple dropout) except -1:

@@ -55,6 +55,7 @@ cdef extern from "lenet_fast.h" nogil:
         pass
     lf_trainer *lf_trainer_new(const lf_layer *layers, int nlayers, size_t nparams)
     void lf_trainer_free(lf_trainer *t)
+    int lf_losses(const lf_loss *loss, const float *out, int n, int k, const int64_t *labels, float *losses)
     int lf_gradient(lf_trainer *t, const lf_input *input, int n, const int64_t *labels, const lf_loss *loss,
                     float scale, int second, float *grad, float *losses, float *out, float *dinput)
     void lf_update(lf_optimizer *opt, float *params, const float *grad, size_t nparams)

@@ -344,9 +344,9 @@ class LeNet5:
         and each digit's error. print() it for a report. ValueError for bad labels or no images."""
         x, normalize = as_batch(x, normalized)
         y = _core.check_labels(y, len(x), evaluation.CLASSES)
-        predicted = self.predict(x, not normalize)
-        _, per_image = self._derivatives(x, y, loss, j, not normalize, second=False)
-        return evaluation.evaluation(predicted, y, per_image)
+        out = self.forward(x, not normalize)
+        per_image = self.trainer().losses(out, y, self.default_loss if loss is None else loss, j)
+        return evaluation.evaluation(self._classes(out), y, per_image)
 
     def _classes(self, out):
         return (out.argmin(axis=1) if self.variant == "classic" else out.argmax(axis=1)).astype(np.int64)

@@ -2,7 +2,8 @@
 cross-entropy on logits, the multiclass hinge loss on either) and their gradients at the output, through _core.Trainer.gradient on a small head
 (a full layer, then RBF units for the distance losses), on every instruction-set path, against
 lenet_fast.reference's map_loss, rbf_loss and cross_entropy, with label -1 (not a digit) for MAP and
-cross-entropy (the reference checked by its definition and finite differences); finite for huge distances."""
+cross-entropy (the reference checked by its definition and finite differences); finite for huge distances;
+the same losses from the outputs alone (Trainer.losses, evaluation's path)."""
 from collections import OrderedDict
 
 import numpy as np
@@ -63,11 +64,27 @@ def test_loss_and_its_gradient_match_the_reference(loss, j, low, reject_j, n, pa
     else:
         want_losses, dy = ref.map_loss(y, labels, j, reject_j) if loss == "map" else ref.LOSSES[loss](y, labels)
     np.testing.assert_allclose(losses, want_losses, rtol=1e-4, atol=1e-5 * np.abs(want_losses).max())
+    # from the outputs alone (evaluation's path), the same losses to the bit
+    np.testing.assert_array_equal(trainer.losses(out.reshape(n, -1), labels, name, j=j, reject_j=reject_j), losses)
     dh = dy if centers is None else ref.rbf_backward(hidden, np.float64(centers), dy)
     _, dw, db = ref.linear_backward(x64, w, dh)
     got = _views(grad, views)
     close(got["weight"], dw, f"{path}: {loss} weight")
     close(got["bias"], db, f"{path}: {loss} bias")
+
+
+def test_losses_from_outputs_refuse_what_does_not_fit(layers):
+    trainer, _, _ = head(np.random.default_rng(5), "map", layers)
+    out, labels = np.ones((3, CLASSES), np.float32), np.array([0, 1, 2])
+    assert trainer.losses(out, labels, "map").shape == (3,)
+    with pytest.raises(ValueError, match=r"out must have shape \(N, 10\)"):
+        trainer.losses(np.ones((3, CLASSES + 1), np.float32), labels, "map")
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        trainer.losses(np.full((3, CLASSES), np.nan, np.float32), labels, "map")
+    with pytest.raises(ValueError, match="labels"):
+        trainer.losses(out, np.array([0, 1, 10]), "map")
+    with pytest.raises(ValueError, match="does not fit"):
+        trainer.losses(out, labels, "xent")
 
 
 def test_huge_distances_give_finite_losses_and_gradients(shuffled_digits):
