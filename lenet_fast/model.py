@@ -615,8 +615,7 @@ class BF16LeNet5(LeNet5):
     It predicts, calibrates, evaluates, saves (the weights as their 16 bits: half the file), loads and
     pickles like a LeNet5. set_params rounds the values it is given to bfloat16 (edits in place through
     params should keep them bfloat16 values). Training is fp32: fit, gradient and curvature raise
-    ValueError, as does to_onnx (the ONNX graph is fp32). evaluate's mean loss is the training loss
-    computed in float32 from the bfloat16 weights; its classes are predict's.
+    ValueError, as does to_onnx (the ONNX graph is fp32).
     """
 
     precision = "bf16"

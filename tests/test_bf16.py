@@ -160,6 +160,13 @@ def test_a_bad_precision_or_bf16_member_is_refused(tmp_path):
         model_module._from_entries(bad, "f")
 
 
+def test_evaluate_classifies_as_predict(pair):
+    _, bf16 = pair
+    x, y = digits(30, seed=7), np.arange(30) % 10
+    ev = bf16.evaluate(x, y)
+    assert ev.error == pytest.approx(1 - bf16.score(x, y))
+
+
 def test_training_is_refused():
     q = lenet_fast.LeNet5("classic").quantize(dtype="bf16")
     x, y = digits(4), np.arange(4)
