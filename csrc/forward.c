@@ -149,6 +149,18 @@ void LF_ISA(unpack_output)(const float *src, const lf_geom *g, size_t first, int
                         src[c * g->cs + y * g->rs + x * g->lanes + b];
 }
 
+/* The n floats of t rounded to bfloat16 in place (a layer's round_output). The whole tensor, padding
+ * included: rounding is elementwise, so the layout does not matter, and a finite value stays finite or becomes
+ * infinity, which the caller's check of the output catches. */
+static void round_bf16(float *t, size_t n)
+{
+    size_t i = 0;
+    for (; i + LF_LANES <= n; i += LF_LANES)
+        lf_store(t + i, lf_round_bf16(lf_load(t + i)));
+    if (i < n)
+        lf_store_n(t + i, lf_round_bf16(lf_load_n(t + i, n - i)), n - i);
+}
+
 void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, float *ws)
 {
     for (int i = 0; i < nlayers; i++) {
@@ -156,6 +168,8 @@ void LF_ISA(run_block)(const lf_layer *layers, int nlayers, const lf_plan *p, fl
         const float *in = ws + p->off[i];
         float *out = ws + p->off[i + 1];
         lf_ops(l)->forward(l, in, &p->g[i], out, &p->g[i + 1]);
+        if (l->round_output)
+            round_bf16(out, p->g[i + 1].size);
     }
 }
 

@@ -51,6 +51,10 @@ typedef struct {
     float rate;                /* the share of units dropped in training */
     uint64_t key;              /* the masks' key: fit's seed, the epoch and the layer (lenet_fast/_core.pyx) */
     int64_t first;             /* the epoch position of the first image of the call (lf_gradient, lf_train) */
+    /* lf_forward rounds the layer's output to bfloat16 (nearest, ties to even) when set: the bf16 model's
+     * arithmetic on the fp32 kernels (lenet_fast/model.py, BF16LeNet5). 0 everywhere else; last in the struct,
+     * so that a positional initializer that stops before it leaves it 0. Training ignores it. */
+    int round_output;
 } lf_layer;
 
 typedef enum { LF_U8 = 0, LF_F32 } lf_dtype;

@@ -28,6 +28,7 @@
 #endif
 typedef float lf_vf __attribute__((vector_size(LF_LANES * sizeof(float))));
 typedef int32_t lf_vi __attribute__((vector_size(LF_LANES * sizeof(int32_t)))); /* comparison results */
+typedef uint32_t lf_vu __attribute__((vector_size(LF_LANES * sizeof(uint32_t)))); /* float bits */
 
 /* Loads and stores through memcpy: no alignment or aliasing assumptions; compiles to one vector move. */
 static inline lf_vf lf_load(const float *p) { lf_vf v; memcpy(&v, p, sizeof v); return v; }
@@ -165,6 +166,17 @@ static inline __attribute__((always_inline)) void lf_transpose(lf_vf r[LF_LANES]
         for (int j = 0; j < LF_LANES; j++)
             r[j] = t[j];
     }
+}
+
+/* v rounded to bfloat16, float32's top 16 bits, to nearest with ties to even as hardware converts
+ * (vcvtneps2bf16), as float32 with the low half zero. Adding 0x7FFF plus the lowest kept bit carries into
+ * the kept half exactly when the dropped half is above one half, or one half with an odd kept half; a value
+ * past bfloat16's largest becomes infinity. Finite v: a NaN may come out as infinity (callers check
+ * outputs finite). */
+static inline lf_vf lf_round_bf16(lf_vf v)
+{
+    const lf_vu u = (lf_vu)v;
+    return (lf_vf)((u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u);
 }
 
 /* exp(x) - 1 = 2^n (1 + q) - 1, in parts: x = n ln2 + r with |r| <= ln2 / 2 (ln2 split in two so that

@@ -336,6 +336,8 @@ cdef class Network:
       {"kind": "dropout", "rate": p}: inverted dropout of the share p in [0, 1) of its input's units in
        training (Trainer's dropout argument), the identity otherwise; it takes a subsampling or full
        layer's output.
+    Any layer may also hold "round": True: its output is rounded to bfloat16 (nearest, ties to even) before
+    the next layer reads it, in forward (the bf16 model's arithmetic; training ignores it). Default False.
     Parameter arrays must be float32 and C-contiguous: they are used in place, not copied, so updates made
     to them in place (training) take effect at once. The Network keeps them alive.
 
@@ -416,6 +418,10 @@ cdef class Network:
         l.weight = l.bias = NULL
         l.weight_at = l.bias_at = -1
         l.rate, l.key, l.first = 0.0, 0, 0
+        rounding = spec.get("round", False)
+        if not isinstance(rounding, (bool, np.bool_)):
+            raise ValueError(f"{where}: round must be True or False, got {rounding!r}")
+        l.round_output = bool(rounding)
         if l.kind == LF_LAYER_DROPOUT:
             if i > 0 and self.layers[i - 1].kind == LF_LAYER_CONV:
                 raise ValueError(f"{where}: dropout takes a subsampling or full layer's output")

@@ -27,6 +27,7 @@ cdef extern from "lenet_fast.h" nogil:
         float rate
         uint64_t key
         int64_t first
+        int round_output
     ctypedef struct lf_input:
         const void *data
         lf_dtype dtype

@@ -1,12 +1,22 @@
-"""The benchmark report: lenet_fast beside its NumPy reference, PyTorch and ONNX Runtime, in one process.
+"""The benchmark report: lenet_fast beside its NumPy reference, PyTorch, ONNX Runtime and OpenVINO, in one
+process.
 
     lenet-fast bench [--quick] [--json FILE] [--chart FILE]       (or python -m lenet_fast.bench)
 
-Every engine runs the same network (classic and modern LeNet-5, lenet_fast's weights; how the peers build
+Every engine runs the same network (classic and modern LeNet-5, lenet_fast's pretrained weights, so that the
+reduced-precision rows' class agreement is a trained network's; how the peers build
 it: lenet_fast.peers) on the same input, (N, 1, 32, 32) float32 digits already in the paper's range, at
 the same thread count. A peer is timed only after its outputs (and, for training, its gradients) agree
-with lenet_fast's; one that disagrees is reported as refused, never timed. PyTorch and ONNX Runtime are
-optional (pip install "lenet_fast[bench]"); the report says which were absent.
+with lenet_fast's; one that disagrees is reported as refused, never timed. PyTorch, ONNX Runtime and
+OpenVINO are optional (pip install "lenet_fast[bench]"); the report says which were absent.
+
+The precision axis (docs/precision.md): lenet_fast's bf16 and int8 models (LeNet5.quantize), ONNX Runtime's
+static int8 quantization (quantize_static) and OpenVINO, pinned to f32 and with its default precision (bf16
+on CPUs with AVX512_BF16 or AMX), labelled with the precision it chose. The int8 engines calibrate on
+CALIBRATION synthetic digits of another seed than the timed ones. OpenVINO pinned to f32 is an fp32 peer,
+checked as the others; the reduced-precision rows are never refused for their numbers: the report gives each
+one's largest output error relative to lenet_fast fp32's largest output and the share of the check digits
+it classifies as lenet_fast fp32 does.
 
 Timing (lenet_fast.timing, the harness the benchmarks/ scripts and suites share): for each setting the
 engines run in turn, repeat after repeat (interleaved, so that the machine's load drifts over all of them
@@ -24,6 +34,7 @@ gradients). The reference's BLAS runs on one thread (threadpoolctl): OpenBLAS's 
 each call and would take the core the next engine needs. The machine's load average is recorded: on a busy
 machine, figures on more threads than the idle cores say little.
 """
+import copy
 import datetime
 import json
 import sys
@@ -34,10 +45,21 @@ import numpy as np
 from . import optim, paper, peers, plotting, reference, storage, timing
 from .command import PROG, Parser, execute, positive_float, positive_int, threads_option
 from .datasets import synthetic_digits
-from .model import LeNet5, flops_per_image
+from .model import flops_per_image
+from .pretrained import pretrained
 
-ENGINES = ("lenet_fast", "reference", "torch", "onnxruntime")
-PEERS = ("torch", "onnxruntime")  # the engines from other packages, whose versions the report records
+ENGINES = ("lenet_fast", "reference", "torch", "onnxruntime", "lenet_fast-bf16", "lenet_fast-int8",
+           "onnxruntime-int8", "openvino-f32", "openvino")
+PEERS = ("torch", "onnxruntime", "openvino")  # the packages of other engines, whose versions the report records
+# the modules each engine needs beyond lenet_fast's core
+MODULES = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx"), "onnxruntime-int8": ("onnxruntime", "onnx"),
+           "openvino-f32": ("openvino", "onnx"), "openvino": ("openvino", "onnx"), "lenet_fast-int8": ("lenet_fast.int8",)}
+# the reduced-precision engines: reported with their error and class agreement, never refused for them
+REDUCED = ("lenet_fast-bf16", "lenet_fast-int8", "onnxruntime-int8", "openvino")
+# column headings (the others are the engine's name); "openvino" gets the precision it chose
+LABELS = {"lenet_fast-bf16": "lenet_fast bf16", "lenet_fast-int8": "lenet_fast int8",
+          "onnxruntime-int8": "onnxruntime int8 (static)", "openvino-f32": "openvino f32 (pinned)"}
+CALIBRATION = 256  # digits the int8 engines calibrate on
 TRAINERS = ("lenet_fast", "reference", "torch")
 VARIANTS = ("classic", "modern")
 TRAIN_BATCH = 32
@@ -77,13 +99,15 @@ def available_peers(wanted):
     """(engines importable among wanted, {engine: why absent})."""
     found, absent = [], {}
     for name in wanted:
-        modules = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx")}.get(name, ())
         try:
-            for module in modules:
+            for module in MODULES.get(name, ()):
                 __import__(module)
             found.append(name)
         except ImportError as exc:
-            absent[name] = f"not installed ({exc.name}); pip install \"lenet_fast[bench]\""
+            if exc.name == "lenet_fast.int8":
+                absent[name] = "this lenet_fast has no int8 engine (lenet_fast.int8)"
+            else:
+                absent[name] = f"not installed ({exc.name}); pip install \"lenet_fast[bench]\""
     return found, absent
 
 
@@ -96,28 +120,44 @@ def agree(got, want, what):
     return None if off <= TOLERANCE else f"{what}: off by {off:.1e} of the largest entry"
 
 
+def precision_error(got, want, variant):
+    """A reduced-precision engine's outputs got against lenet_fast fp32's want: the largest error relative to
+    want's largest entry, and the share of images given the same class (the smallest RBF distance for
+    classic, the largest logit for modern)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    pick = np.argmin if variant == "classic" else np.argmax
+    return {"largest_error": float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30)),
+            "class_agreement": float((pick(got, axis=1) == pick(want, axis=1)).mean())}
+
+
 class Engines:
     """Each engine's forward and training step for one variant, and the check that it computes lenet_fast's
     numbers before it is timed."""
 
-    def __init__(self, variant, engines, x_check, y_check):
+    def __init__(self, variant, engines, x_check, y_check, calibration=None):
+        """calibration: (pixels, the same normalized), the int8 engines' calibration digits."""
         self.variant, self.engines = variant, list(engines)
-        self.model = LeNet5(variant, seed=0)
+        self.model = pretrained(variant)
         self.params = reference.with_centers(self.model.params, variant)
         self.refused = {}
-        self.sessions = {}
-        if "torch" in self.engines or "onnxruntime" in self.engines:
-            self._build_peers()
+        self.sessions = {}  # (engine, threads) -> its run function
+        self.precision = {}  # reduced-precision engine -> precision_error's figures
+        self.chosen = None  # the precision OpenVINO's default chose
+        self._build_peers(calibration)
         want = self.model.forward(x_check, normalized=True)
         for name in self.engines[1:]:
-            problem = agree(self.forward(name, 1)(x_check), want, f"{name} {variant} output")
+            got = self.forward(name, 1)(x_check)
+            if name in REDUCED:
+                self.precision[name] = precision_error(got, want, variant)
+                continue
+            problem = agree(got, want, f"{name} {variant} output")
             if name == "torch" and problem is None:
                 problem = self._check_torch_gradient(x_check, y_check)
             if problem:
                 self.refused[name] = problem
         self.engines = [e for e in self.engines if e not in self.refused]
 
-    def _build_peers(self):
+    def _build_peers(self, calibration):
         if "torch" in self.engines:
             import torch
             self.torch = torch
@@ -125,6 +165,12 @@ class Engines:
             self.torch_loss = peers.torch_loss(self.variant)
         if "onnxruntime" in self.engines:
             self.onnx_bytes = peers.onnx_model(self.model)
+        if "onnxruntime-int8" in self.engines:
+            self.onnx_int8_bytes = peers.onnx_int8_model(self.model, calibration[1])
+        if "lenet_fast-bf16" in self.engines:
+            self.bf16 = self.model.quantize(dtype="bf16")
+        if "lenet_fast-int8" in self.engines:
+            self.int8 = self.model.quantize(calibration[0], dtype="int8")
 
     def _check_torch_gradient(self, x, y):
         grads, _ = self.model.gradient(x, y, normalized=True)
@@ -146,6 +192,10 @@ class Engines:
         """A function of x: the engine's forward pass on threads threads."""
         if name == "lenet_fast":
             return lambda x: self.model.forward(x, normalized=True)
+        if name == "lenet_fast-bf16":
+            return lambda x: self.bf16.forward(x, normalized=True)
+        if name == "lenet_fast-int8":
+            return lambda x: self.int8.forward(x, normalized=True)
         if name == "reference":
             return lambda x: reference.forward(self.params, x, self.variant)
         if name == "torch":
@@ -155,16 +205,25 @@ class Engines:
                 with torch.inference_mode():
                     return model(torch.from_numpy(x)).numpy()
             return run
-        if threads not in self.sessions:
-            self.sessions[threads] = peers.onnx_session(self.onnx_bytes, threads)
-        session = self.sessions[threads]
+        if (name, threads) not in self.sessions:
+            self.sessions[name, threads] = self._session(name, threads)
+        return self.sessions[name, threads]
+
+    def _session(self, name, threads):
+        """The run function of an ONNX Runtime or OpenVINO engine on threads threads."""
+        if name.startswith("openvino"):
+            run, chosen = peers.openvino_model(self.model, threads, "f32" if name == "openvino-f32" else None)
+            if name == "openvino":
+                self.chosen = chosen
+            return run
+        session = peers.onnx_session(self.onnx_bytes if name == "onnxruntime" else self.onnx_int8_bytes, threads)
         return lambda x: session.run(None, {"x": x})[0]
 
     def train_step(self, name, x, y):
         """A function of no arguments: one training step of the engine on (x, y), on its own copy of the
         weights."""
         if name == "lenet_fast":
-            model = LeNet5(self.variant, seed=0)
+            model = copy.deepcopy(self.model)
             trainer, opt, loss = model.trainer(), optim.SGD(lr=LR, momentum=0.9), model.default_loss
             opt.bind(model.params_vector.size)
             return lambda: trainer.train(x, y, len(x), opt, loss, paper.MAP_J, False)
@@ -214,25 +273,34 @@ def run(args, out=None):
     digits, labels = synthetic_digits(max(n_max, 64), seed=0)
     x_all = np.ascontiguousarray(reference.normalize_input(digits), np.float32)
     y_all = labels.astype(np.int64)
-    results = []
+    calibration = None
+    if any(e in engines for e in ("lenet_fast-int8", "onnxruntime-int8")):
+        pixels, _ = synthetic_digits(CALIBRATION, seed=1)
+        calibration = pixels, np.ascontiguousarray(reference.normalize_input(pixels), np.float32)
+    results, precision = [], {}
     with timing.blas_threads(1) as reference_blas_limited:
         for variant in variants:
-            e = Engines(variant, engines, x_all[:64], y_all[:64])
+            e = Engines(variant, engines, x_all[:64], y_all[:64], calibration)
             for name, why in e.refused.items():
                 refused[name] = why
+            for name, figures in e.precision.items():
+                precision.setdefault(variant, {})[name] = dict(
+                    figures, precision=e.chosen if name == "openvino" else name.split("-")[-1])
             results += _measure(e, variant, batches, threads_list, x_all, y_all, repeats, min_time, peaks)
 
     report = {
         "command": command(args),
         "date": datetime.date.today().isoformat(),
-        "machine": timing.machine([e for e in engines if e in PEERS]),
+        "machine": timing.machine([p for p in PEERS if any(p in MODULES.get(e, ()) for e in engines)]),
         "settings": {"quick": quick, "threads": threads_list, "batches": batches, "train_batch": TRAIN_BATCH,
+                     "calibration_digits": CALIBRATION if calibration is not None else 0,
                      "repeats": repeats, "min_time_s": min_time, "input": "(N, 1, 32, 32) float32, paper range",
                      "reference_blas_threads": 1 if reference_blas_limited else "unknown"},
         "peak": {"matmul_size": peak_size, "blas_threads_set": blas_set,
                  "gflops": {str(t): round(g, 2) for t, g in peaks.items()}},
         "flops_per_image": {v: flops_per_image(v) for v in variants},
         "refused": refused,
+        "precision": precision,
         "results": results,
         "goals": _goals(results, threads_list),
         "seconds": round(time.perf_counter() - started, 1),
@@ -353,7 +421,8 @@ def markdown(report):
         "",
         "Cells: images/s (how many times faster lenet_fast is; share of the peak).",
         "",
-        "| variant | task | batch | threads | lenet_fast us per batch | " + " | ".join(engines) + " |",
+        "| variant | task | batch | threads | lenet_fast us per batch | "
+        + " | ".join(label(e, report) for e in engines) + " |",
         "| --- | --- | ---: | ---: | ---: |" + " ---: |" * len(engines),
     ]
     settings = {}
@@ -363,6 +432,15 @@ def markdown(report):
         cells = [_cell(by_engine.get(e)) for e in engines]
         lines.append(f"| {variant} | {task} | {batch} | {threads} "
                      f"| {by_engine['lenet_fast']['seconds_per_batch'] * 1e6:,.1f} | " + " | ".join(cells) + " |")
+    precision = report.get("precision", {})
+    if precision:
+        lines += ["", "Reduced precision against lenet_fast fp32, on the 64 check digits: the largest output error "
+                  "relative to fp32's largest output, and the share of digits given fp32's class.", "",
+                  "| variant | engine | precision | largest error | class agreement |", "| --- | --- | --- | ---: | ---: |"]
+        for variant, by_engine in precision.items():
+            for name, f in by_engine.items():
+                lines.append(f"| {variant} | {label(name, report)} | {f['precision']} | {f['largest_error']:.1e} "
+                             f"| {100 * f['class_agreement']:.1f}% |")
     if report["goals"]:
         lines += ["", "| goal (lenet_fast, classic) | measured | met |", "| --- | ---: | --- |"]
         lines += [f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else 'no'} |" for g in report["goals"]]
@@ -374,6 +452,17 @@ def markdown(report):
     for name, why in report["refused"].items():
         lines.append(f"\n{name}: not reported: {why}")
     return "\n".join(lines)
+
+
+def label(engine, report):
+    """An engine's column heading: OpenVINO's default with the precision it chose; lenet_fast and ONNX Runtime
+    as "... fp32" in a report with reduced-precision rows."""
+    if engine == "openvino":
+        chosen = {f["precision"] for v in report.get("precision", {}).values() for e, f in v.items() if e == engine}
+        return f"openvino default ({'/'.join(sorted(chosen)) or '?'})"
+    if engine in ("lenet_fast", "onnxruntime") and report.get("precision"):
+        return engine + " fp32"
+    return LABELS.get(engine, engine)
 
 
 def chart(report, path):
@@ -394,7 +483,7 @@ def chart(report, path):
                              if r["variant"] == variant and r["engine"] == engine and r["threads"] == t)
                 if pts:
                     ax.plot(*zip(*pts), marker="o", color=colors[engine], linestyle="-" if t == max(report["settings"]["threads"]) else "--",
-                            label=f"{engine}, {t} thread{'s' if t != 1 else ''}")
+                            label=f"{label(engine, report)}, {t} thread{'s' if t != 1 else ''}")
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s", title=f"LeNet-5 {variant}, inference")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)

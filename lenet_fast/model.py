@@ -13,6 +13,7 @@ Options (docs/training.md): the modern variant's activation, dropout before C5 a
 table, as in AlexNet before its full layers), and the initialisation.
 """
 import functools
+import importlib
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -178,14 +179,40 @@ def flat_params(arrays):
     return flat, views
 
 
-def build_network(variant, params, rbf_centers=None, activation=None, dropout=0.0):
+def build_network(variant, params, rbf_centers=None, activation=None, dropout=0.0, round_outputs=False):
     """The C engine's Network for a variant and its options (network_layers), running on the given
-    parameter arrays in place."""
-    return _core.Network(INPUT_SHAPE, [layer.spec(params, rbf_centers)
-                                       for layer in network_layers(variant, activation, dropout)])
+    parameter arrays in place; with round_outputs, every layer's output is rounded to bfloat16 (the bf16
+    model's arithmetic: BF16LeNet5)."""
+    specs = [layer.spec(params, rbf_centers) for layer in network_layers(variant, activation, dropout)]
+    if round_outputs:
+        for spec in specs:
+            spec["round"] = True
+    return _core.Network(INPUT_SHAPE, specs)
+
+
+def bf16_bits(a):
+    """The bfloat16 nearest each value of the finite float32 array a, ties to even (as hardware converts),
+    as its 16 bits (uint16, a's shape): float32's top half, rounded. A value beyond bfloat16's largest
+    (3.39e38) gives infinity's bits."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32)
+    # adding 0x7FFF, plus the kept half's lowest bit, carries into the top half exactly when the dropped
+    # half is above one half, or one half with an odd kept half; no finite value overflows 32 bits
+    return ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
+
+
+def from_bf16_bits(bits):
+    """float32 values of bfloat16 bits (uint16): exact, bfloat16 being float32 with its low half zero."""
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def round_bf16(a):
+    """float32 a rounded to bfloat16 (bf16_bits), as float32."""
+    return from_bf16_bits(bf16_bits(a)).reshape(np.shape(a))
 
 
 FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "bf16")  # a model file's __precision__ (none: fp32); LeNet5.quantize's dtypes: DTYPES
+DTYPES = ("int8", "bf16")
 OUTLIER_SHARE = 0.005  # calibrate's default: the share of held-out digits beyond the outlier limit
 
 
@@ -234,7 +261,11 @@ class LeNet5:
     [0, 1], 0 the background (MNIST's polarity: light ink on dark). 28x28 digits are centred in the 32x32
     field and pixels are mapped to the paper's range: background -0.1, full ink 1.175. Input already in
     that form (float, (N, 32, 32) or (N, 1, 32, 32)) is passed with normalized=True and used as it is.
+
+    precision: "fp32"; quantize() makes reduced-precision copies (docs/precision.md).
     """
+
+    precision = "fp32"
 
     def __init__(self, variant="classic", seed=0, activation=None, dropout=0.0, init=None):
         self.layers = network_layers(variant, activation, dropout)
@@ -492,6 +523,44 @@ class LeNet5:
         with self.guard.reading():
             save(self, path)
 
+    def quantize(self, calibration_images=None, dtype="int8"):
+        """A copy of this model that predicts in reduced precision (docs/precision.md); this model is
+        unchanged. The copy keeps the variant, options, temperature and outlier limit; it predicts, saves,
+        loads (lenet_fast.load) and pickles like this one, and is not trained (training is fp32: quantize
+        after fit).
+
+        dtype "int8": lenet_fast.int8.quantize(self, calibration_images): int8 weights (symmetric per output
+        channel) and activations (scales from the calibration images, which it needs: some hundreds of
+        digits of the kind the model will see, in any form predict takes), int32 accumulation.
+        dtype "bf16": a BF16LeNet5: the weights, biases and every layer's output rounded to bfloat16 (nearest,
+        ties to even), products and sums in float32; on every CPU (the fp32 kernels run it, rounding each
+        layer's output). calibration_images is not needed.
+
+        ValueError: dtype not one of "int8" and "bf16"; int8 without calibration_images; calibration images
+        that are not an image batch predict takes (or hold no image); a model that is not fp32 itself.
+        """
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}")
+        if self.precision != "fp32":
+            raise ValueError(f"quantize an fp32 model: this one is already {self.precision}")
+        if calibration_images is not None:
+            try:
+                x, normalize = as_batch(calibration_images, False)
+                n = self._net.check_input(x, normalize)
+            except TypeError as exc:
+                raise ValueError(f"calibration_images: {exc}") from None
+            if n == 0:
+                raise ValueError("calibration_images holds no image")
+        if dtype == "bf16":
+            return BF16LeNet5.from_model(self)
+        if calibration_images is None:
+            raise ValueError("int8 quantization needs calibration_images: digits whose activations set its "
+                             "scales (some hundreds, of the kind the model will see)")
+        # The int8 engine loads only when asked for, and by name: lenet_fast.int8 builds on LeNet5 (this
+        # module), so an import statement here would close an import cycle (tests/test_imports.py).
+        int8 = importlib.import_module(".int8", __package__)
+        return int8.quantize(self, calibration_images)
+
     def to_onnx(self, path=None, pixels=False):
         """This model as a standard ONNX graph, written to path (returned) or, with path None, returned as
         bytes; pixels=True makes its input (N, 28, 28) uint8 pixels instead of (N, 1, 32, 32) float32 in the
@@ -532,7 +601,62 @@ class LeNet5:
 
     def __repr__(self):
         opts = "".join(f", {k}={v!r}" for k, v in self.options().items())
-        return f"LeNet5(variant={self.variant!r}{opts}, params={self.n_params})"
+        precision = "" if self.precision == "fp32" else f", precision={self.precision!r}"
+        return f"{type(self).__name__}(variant={self.variant!r}{opts}{precision}, params={self.n_params})"
+
+
+class BF16LeNet5(LeNet5):
+    """A LeNet5 in bfloat16 arithmetic (LeNet5.quantize(dtype="bf16"); docs/precision.md): its weights and
+    biases are bfloat16 values (held in float32, where they are exact), and every layer's output is rounded
+    to bfloat16 (nearest, ties to even) before the next layer reads it; products and sums are float32, as in
+    bf16 hardware's dot products. It runs on the fp32 kernels on every CPU, with the same results on any
+    thread count and (within an instruction-set path) any batch.
+
+    It predicts, calibrates, evaluates, saves (the weights as their 16 bits: half the file), loads and
+    pickles like a LeNet5. set_params rounds the values it is given to bfloat16 (edits in place through
+    params should keep them bfloat16 values). Training is fp32: fit, gradient and curvature raise
+    ValueError, as does to_onnx (the ONNX graph is fp32).
+    """
+
+    precision = "bf16"
+
+    def __init__(self, variant="classic", seed=0, activation=None, dropout=0.0, init=None):
+        super().__init__(variant, seed, activation, dropout, init)
+        self._flat[...] = round_bf16(self._flat)
+        self._net = build_network(variant, self._params, self._centers, activation, self.dropout,
+                                  round_outputs=True)
+
+    @classmethod
+    def from_model(cls, model):
+        """model (an fp32 LeNet5) in bfloat16: its weights rounded, its variant, options, temperature and
+        outlier limit kept."""
+        with model.guard.reading():
+            params = {name: np.array(a, copy=True) for name, a in model.params.items()}
+        bf16 = cls(model.variant, activation=model.activation, dropout=model.dropout)
+        bf16.set_params(params)
+        bf16.temperature = model.temperature
+        bf16.outlier_limit = model.outlier_limit
+        return bf16
+
+    def set_params(self, params):
+        """LeNet5.set_params, each value rounded to bfloat16 first (the caller's arrays untouched)."""
+        checked = _check_params(self.variant, params)
+        super().set_params({name: round_bf16(a) for name, a in checked.items()})
+
+    def _fp32_only(self, what):
+        raise ValueError(f"{what}: training is fp32: quantize after fit (this model is {self.precision})")
+
+    def fit(self, *args, **kwargs):
+        self._fp32_only("fit")
+
+    def gradient(self, *args, **kwargs):
+        self._fp32_only("gradient")
+
+    def curvature(self, *args, **kwargs):
+        self._fp32_only("curvature")
+
+    def to_onnx(self, path=None, pixels=False):
+        raise ValueError(f"the ONNX export is fp32: export the fp32 model (this one is {self.precision})")
 
 
 def _check_params(variant, params):
@@ -578,7 +702,8 @@ def _file_limits():
         sizes = {name: math.prod(shape) for name, (shape, _) in param_shapes(variant).items()}
         for name, most in train.checkpoint_limits(sizes, LeNet5.OPTION_LIMITS).items():
             limits[name] = max(limits.get(name, 0), most)
-    limits.update(__temperature__=storage.NUMBER_BYTES, __outlier_limit__=storage.NUMBER_BYTES)
+    limits.update(__temperature__=storage.NUMBER_BYTES, __outlier_limit__=storage.NUMBER_BYTES,
+                  __precision__=storage.text_bytes(storage.NAME_CHARS))
     return limits
 
 
@@ -606,7 +731,11 @@ def _entries(model):
     if model.outlier_limit is not None:
         arrays["__outlier_limit__"] = np.array(model.outlier_limit, dtype=np.float64)
     arrays.update(model.option_entries())
-    arrays.update(model.params)
+    if model.precision == "bf16":  # fp32 files hold no precision: those earlier versions wrote and read
+        arrays["__precision__"] = np.array(model.precision)
+        arrays.update({name: bf16_bits(a) for name, a in model.params.items()})
+    else:
+        arrays.update(model.params)
     return arrays
 
 
@@ -627,13 +756,19 @@ def _from_entries(arrays, source):
         raise ValueError(f"{source}: model format {version} is not supported (this version reads {FORMAT_VERSION})")
     if variant not in VARIANTS:
         raise ValueError(f"{source}: unknown variant {variant!r}")
+    precision = str(arrays.pop("__precision__", "fp32"))
+    if precision not in PRECISIONS:
+        raise ValueError(f"{source}: unknown precision {precision!r} (this version reads {', '.join(PRECISIONS)})")
+    if precision == "bf16":
+        arrays = _from_bf16_entries(arrays, source)
+    cls = BF16LeNet5 if precision == "bf16" else LeNet5
     try:
         # optional: files from before these options existed hold neither (relu, no dropout)
         activation = arrays.pop("__activation__", None)
         activation = None if activation is None else str(activation)
         dropout = arrays.pop("__dropout__", 0.0)
         dropout = float(dropout) if isinstance(dropout, np.ndarray) and dropout.shape == () else dropout
-        model = LeNet5(variant, activation=activation, dropout=dropout)
+        model = cls(variant, activation=activation, dropout=dropout)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: {exc}") from None
     try:
@@ -644,6 +779,20 @@ def _from_entries(arrays, source):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{source}: {exc}") from None
     return model
+
+
+def _from_bf16_entries(arrays, source):
+    """A bf16 file's entries with its parameters (uint16 bfloat16 bits) as float32 values; ValueError, naming
+    source, for a parameter of another dtype."""
+    out = {}
+    for name, a in arrays.items():
+        if name.startswith("__"):
+            out[name] = a
+        elif not isinstance(a, np.ndarray) or a.dtype != np.uint16:
+            raise ValueError(f"{source}: {name} must hold bfloat16 bits (uint16) in a bf16 model")
+        else:
+            out[name] = from_bf16_bits(a)
+    return out
 
 
 def _check_finite_number(value, name, positive=False):

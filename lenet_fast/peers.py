@@ -1,7 +1,11 @@
-"""The same LeNet-5 in PyTorch and in ONNX Runtime, for the benchmark report (lenet_fast.bench): built from
-a LeNet5's own parameters, so that every engine runs one network on one input. Optional: torch, onnx and
-onnxruntime are imported only here and in lenet_fast.export, only when asked for (pip install
-"lenet_fast[bench]").
+"""The same LeNet-5 in PyTorch, ONNX Runtime and OpenVINO, for the benchmark report (lenet_fast.bench):
+built from a LeNet5's own parameters, so that every engine runs one network on one input. Optional: torch,
+onnx, onnxruntime and openvino are imported only here and in lenet_fast.export, only when asked for (pip
+install "lenet_fast[bench]").
+
+The reduced-precision peers: ONNX Runtime's static int8 quantization of the exporter's graph
+(onnx_int8_model) and OpenVINO compiling that graph with its default inference precision, which is bf16 on
+CPUs with AVX512_BF16 or AMX and f32 elsewhere, or pinned to f32 (openvino_model).
 
 The ONNX graph is lenet_fast's public exporter's (lenet_fast.export, whose docstring says how each layer is
 written). The torch module, its input (N, 1, 32, 32) float32 already in the paper's range:
@@ -154,3 +158,53 @@ def onnx_session(model_bytes, threads):
     # next (the engines take turns) would find it taken.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_int8_model(model, calibration):
+    """The exporter's graph statically quantized to int8 by ONNX Runtime (bytes, input "x"), with ONNX
+    Runtime's recommended settings for CPUs: pre-processed (quant_pre_process), QDQ format, weights QInt8
+    per output channel, activations QUInt8 per tensor with min-max ranges from calibration, (N, 1, 32, 32)
+    float32 digits in the paper's range."""
+    import os
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    class Digits(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"x": calibration[i:i + 64]} for i in range(0, len(calibration), 64)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, prepared, target = (os.path.join(folder, name) for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
+        with open(source, "wb") as f:
+            f.write(onnx_model(model))
+        # shapes inferred and the graph optimized first, as ORT advises (ONNX's shape inference: the shapes are
+        # static but for N, so its symbolic one, which needs sympy, adds nothing)
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        quantize_static(prepared, target, Digits(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        with open(target, "rb") as f:
+            return f.read()
+
+
+def openvino_model(model, threads, precision=None):
+    """(run, chosen): the exporter's graph compiled by OpenVINO for the CPU on threads inference threads;
+    run(x) is its forward on (N, 1, 32, 32) float32 (any N), chosen the inference precision OpenVINO reports
+    for the compiled model ("f32", "bf16", ...). precision None keeps OpenVINO's default; "f32" pins it."""
+    import openvino
+
+    core = openvino.Core()
+    graph = core.read_model(onnx_model(model), b"")  # the graph's batch dimension is free ("N")
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = core.compile_model(graph, "CPU", config)
+    chosen = compiled.get_property("INFERENCE_PRECISION_HINT")  # an openvino.Type: "f32", "bf16", ...
+    request = compiled.create_infer_request()
+
+    def run(x):
+        return request.infer({0: x})[0]
+    return run, chosen.to_string() if hasattr(chosen, "to_string") else str(chosen)

@@ -9,6 +9,7 @@ import math
 import subprocess
 import sys
 import importlib.util
+import types
 
 import numpy as np
 import pytest
@@ -130,3 +131,109 @@ def test_the_peers_refuse_networks_they_do_not_build(options):
     for build in (peers.torch_model, peers.onnx_model):
         with pytest.raises(ValueError, match="default classic and modern networks only"):
             build(model)
+
+
+# ---- the precision axis ---------------------------------------------------------------------------------
+
+
+def calibration_digits(n=256):
+    pixels, _ = synthetic_digits(n, seed=1)
+    return pixels, np.ascontiguousarray(reference.normalize_input(pixels), np.float32)
+
+
+def test_precision_rows_report_error_and_agreement(capsys):
+    report = bench.run(args(engines=["lenet_fast", "lenet_fast-bf16"], variants=["classic", "modern"]))
+    assert {r["engine"] for r in report["results"]} == {"lenet_fast", "lenet_fast-bf16"}
+    for variant in ("classic", "modern"):
+        f = report["precision"][variant]["lenet_fast-bf16"]
+        # bf16 rounds every layer: an error well above float32's, well below a wrong network's
+        assert 1e-4 < f["largest_error"] < 0.03 and f["class_agreement"] >= 0.95 and f["precision"] == "bf16"
+    out = capsys.readouterr().out
+    assert "| lenet_fast fp32 | lenet_fast bf16 |" in out
+    assert "| classic | lenet_fast bf16 | bf16 |" in out
+
+
+def test_the_precision_figures_can_fail():
+    want = np.array([[1.0, 5.0, 2.0], [4.0, 0.5, 3.0]])
+    assert bench.precision_error(want, want, "modern") == {"largest_error": 0.0, "class_agreement": 1.0}
+    off = bench.precision_error(want[::-1], want, "modern")
+    assert off["largest_error"] == pytest.approx(4.5 / 5) and off["class_agreement"] == 0.0
+    assert bench.precision_error(want[::-1], want, "classic")["class_agreement"] == 0.0
+
+
+def test_an_absent_int8_engine_is_reported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "lenet_fast.int8", None)  # import lenet_fast.int8 raises ImportError
+    found, absent = bench.available_peers(["lenet_fast", "lenet_fast-int8"])
+    assert found == ["lenet_fast"] and "no int8 engine" in absent["lenet_fast-int8"]
+
+
+def test_the_int8_row():
+    pytest.importorskip("lenet_fast.int8")
+    images, labels = synthetic_digits(64, seed=2)
+    x = np.ascontiguousarray(reference.normalize_input(images), np.float32)
+    e = bench.Engines("modern", ["lenet_fast", "lenet_fast-int8"], x, labels.astype(np.int64), calibration_digits())
+    f = e.precision["lenet_fast-int8"]
+    assert 0 < f["largest_error"] < 0.2 and f["class_agreement"] >= 0.9
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx")),
+                    reason="needs onnx and onnxruntime")
+def test_onnxruntime_static_int8_is_reported_not_refused():
+    images, labels = synthetic_digits(64, seed=2)
+    x = np.ascontiguousarray(reference.normalize_input(images), np.float32)
+    e = bench.Engines("classic", ["lenet_fast", "onnxruntime-int8"], x, labels.astype(np.int64), calibration_digits())
+    assert e.refused == {} and e.engines == ["lenet_fast", "onnxruntime-int8"]
+    f = e.precision["onnxruntime-int8"]
+    # int8 moves the outputs far more than float32 rounding, yet classifies as fp32 does
+    assert 1e-3 < f["largest_error"] < 0.5 and f["class_agreement"] >= 0.9
+    assert e.forward("onnxruntime-int8", 1)(x[:3]).shape == (3, 10)
+
+
+def fake_openvino(monkeypatch, chosen, scale):
+    """OpenVINO replaced: its default "chooses" chosen and returns lenet_fast's outputs times scale; pinned
+    to f32 it returns them exactly."""
+    for name in ("openvino", "onnx"):
+        module = types.ModuleType(name)
+        module.__version__ = "fake"
+        monkeypatch.setitem(sys.modules, name, module)
+
+    def openvino_model(model, threads, precision=None):
+        factor = 1.0 if precision == "f32" else scale
+        return (lambda x: model.forward(x, normalized=True) * np.float32(factor)), precision or chosen
+    monkeypatch.setattr(peers, "openvino_model", openvino_model)
+
+
+def test_openvinos_default_is_labelled_with_its_precision(monkeypatch, capsys):
+    fake_openvino(monkeypatch, "bf16", 1.004)
+    report = bench.run(args(engines=["lenet_fast", "openvino-f32", "openvino"]))
+    assert {r["engine"] for r in report["results"]} == {"lenet_fast", "openvino-f32", "openvino"}
+    f = report["precision"]["classic"]["openvino"]
+    assert f["precision"] == "bf16" and f["largest_error"] == pytest.approx(0.004, rel=1e-3)
+    assert f["class_agreement"] == 1.0
+    out = capsys.readouterr().out
+    assert "| openvino f32 (pinned) | openvino default (bf16) |" in out
+    assert "| classic | openvino default (bf16) | bf16 | 4.0e-03 | 100.0% |" in out
+
+
+def test_openvino_pinned_to_f32_must_agree(monkeypatch):
+    fake_openvino(monkeypatch, "f32", 1.0)
+    right = peers.openvino_model
+    monkeypatch.setattr(peers, "openvino_model",
+                        lambda model, threads, precision=None: (lambda run: ((lambda x: run[0](x) * 1.01), run[1]))(
+                            right(model, threads, precision)))
+    report = bench.run(args(engines=["lenet_fast", "openvino-f32"]))
+    assert "off by" in report["refused"]["openvino-f32"]
+    assert {r["engine"] for r in report["results"]} == {"lenet_fast"}
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("openvino", "onnx")), reason="needs openvino and onnx")
+@pytest.mark.parametrize("precision", ["f32", None])
+def test_openvino_computes_lenet_fasts_numbers(precision):
+    images, _ = synthetic_digits(16, seed=1)
+    x = np.ascontiguousarray(reference.normalize_input(images), np.float32)
+    model = LeNet5("modern", seed=1)
+    run, chosen = peers.openvino_model(model, 1, precision)
+    assert chosen in ("f32", "bf16", "f16")
+    got, want = run(x), model.forward(x, normalized=True)
+    tolerance = bench.TOLERANCE if chosen == "f32" else 0.05  # bf16 or f16 where OpenVINO chooses it
+    assert np.abs(got - want).max() <= tolerance * np.abs(want).max()
