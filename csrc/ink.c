@@ -9,13 +9,15 @@
  * order exactly: float32 per pixel, the statistics in double.
  */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 #include "lenet_fast.h"
 #include "select_rank.h"
 
-/* select_rank.h: Hoare's selection with a median-of-three pivot. */
-float lf_select_rank(float *a, ptrdiff_t n, ptrdiff_t k)
+/* Hoare's selection with a median-of-three pivot, on a[lo .. hi]: what a range too short for another
+ * histogram pass is left to. */
+static float hoare(float *a, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t k)
 {
-    ptrdiff_t lo = 0, hi = n - 1;
     while (lo < hi) {
         const float x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi];
         const float pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
@@ -40,6 +42,54 @@ float lf_select_rank(float *a, ptrdiff_t n, ptrdiff_t k)
             return a[k];
     }
     return a[k];
+}
+
+/* A float's bits turned into an unsigned key in the floats' order (negatives' bits flipped, positives'
+ * sign bit set): equal floats get equal keys but for -0 before +0, which compare equal, so the value
+ * selected is the one a comparison sort puts at rank k. */
+static inline uint32_t sort_key(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u ^ ((uint32_t)-(int32_t)(u >> 31) | 0x80000000u);
+}
+
+/* The three digits of a key, most significant first: (shift, width). */
+static const int DIGITS[3][2] = {{21, 11}, {10, 11}, {0, 10}};
+enum { SHORT = 48 }; /* candidates left to Hoare's selection: fewer than a histogram's worth */
+
+/* select_rank.h. A radix selection on the keys, 11 bits at a time: a histogram of the candidates' digit, the
+ * bin holding rank k found from its counts, and that bin's elements swapped to the candidates' front (a
+ * stays a permutation of itself: callers select several ranks of one array) to be the next digit's
+ * candidates. O(n) whatever the values, where a pivot's comparisons mispredict on every other element. */
+float lf_select_rank(float *a, ptrdiff_t n, ptrdiff_t k)
+{
+    ptrdiff_t len = n; /* the candidates: a[0 .. len), the one sought of rank k among them */
+    for (int d = 0; d < 3 && len > SHORT; d++) {
+        const int shift = DIGITS[d][0];
+        const uint32_t mask = (1u << DIGITS[d][1]) - 1;
+        uint32_t count[1 << 11];
+        memset(count, 0, (mask + 1) * sizeof *count);
+        for (ptrdiff_t i = 0; i < len; i++)
+            count[sort_key(a[i]) >> shift & mask]++;
+        uint32_t bin = 0;
+        ptrdiff_t before = 0; /* candidates in the bins below k's */
+        while (before + (ptrdiff_t)count[bin] <= k)
+            before += count[bin++];
+        if ((ptrdiff_t)count[bin] == len)
+            continue; /* all in one bin: nothing to move */
+        ptrdiff_t j = 0;
+        for (ptrdiff_t i = 0; i < len; i++)
+            if ((sort_key(a[i]) >> shift & mask) == bin) {
+                const float t = a[i];
+                a[i] = a[j];
+                a[j++] = t;
+            }
+        k -= before;
+        len = count[bin];
+    }
+    /* after the three digits, every candidate has k's key: hoare returns at once */
+    return hoare(a, 0, len - 1, k);
 }
 
 int lf_ink(const float *gray, const float *paper, float level, int h, int w, int dark, float min_paper,
