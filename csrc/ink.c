@@ -56,7 +56,7 @@ static inline uint32_t sort_key(float f)
 
 /* The three digits of a key, most significant first: (shift, width). */
 static const int DIGITS[3][2] = {{21, 11}, {10, 11}, {0, 10}};
-enum { SHORT = 48 }; /* candidates left to Hoare's selection: fewer than a histogram's worth */
+enum { SHORT = 48, LANES = 8 }; /* candidates left to Hoare's selection: fewer than a histogram's worth */
 
 /* select_rank.h. A radix selection on the keys, 11 bits at a time: a histogram of the candidates' digit, the
  * bin holding rank k found from its counts, and that bin's elements swapped to the candidates' front (a
@@ -79,12 +79,13 @@ float lf_select_rank(float *a, ptrdiff_t n, ptrdiff_t k)
         if ((ptrdiff_t)count[bin] == len)
             continue; /* all in one bin: nothing to move */
         ptrdiff_t j = 0;
-        for (ptrdiff_t i = 0; i < len; i++)
-            if ((sort_key(a[i]) >> shift & mask) == bin) {
-                const float t = a[i];
-                a[i] = a[j];
-                a[j++] = t;
-            }
+        for (ptrdiff_t i = 0; i < len; i++) { /* a swap when a[i] is in the bin, without a branch */
+            const float x = a[i], y = a[j];
+            const int in = (sort_key(x) >> shift & mask) == bin;
+            a[i] = in ? y : x;
+            a[j] = in ? x : y;
+            j += in;
+        }
         k -= before;
         len = count[bin];
     }
@@ -92,17 +93,37 @@ float lf_select_rank(float *a, ptrdiff_t n, ptrdiff_t k)
     return hoare(a, 0, len - 1, k);
 }
 
-int lf_ink(const float *gray, const float *paper, float level, int h, int w, int dark, float min_paper,
-           double sigmas, double min_contrast, float *ink, float *scratch, double *contrast, double *floor)
+int lf_ink(const float *restrict gray, const float *restrict paper, float level, int h, int w, int dark,
+           float min_paper, double sigmas, double min_contrast, float *restrict ink, float *scratch, double *contrast,
+           double *floor)
 {
     const size_t count = (size_t)h * w;
+    /* one loop per case, each vectorized, then the maximum in LANES running maxima (the order of a maximum
+     * of finite floats does not matter) */
+    if (paper && dark)
+        for (size_t i = 0; i < count; i++)
+            ink[i] = (paper[i] - gray[i]) / (paper[i] > min_paper ? paper[i] : min_paper);
+    else if (paper)
+        for (size_t i = 0; i < count; i++)
+            ink[i] = gray[i] - paper[i];
+    else if (dark)
+        for (size_t i = 0; i < count; i++)
+            ink[i] = (level - gray[i]) / (level > min_paper ? level : min_paper);
+    else
+        for (size_t i = 0; i < count; i++)
+            ink[i] = gray[i] - level;
+    float most[LANES];
+    for (int j = 0; j < LANES; j++)
+        most[j] = -INFINITY;
+    size_t i = 0;
+    for (; i + LANES <= count; i += LANES)
+        for (int j = 0; j < LANES; j++)
+            most[j] = ink[i + j] > most[j] ? ink[i + j] : most[j];
     float strongest = -INFINITY;
-    for (size_t i = 0; i < count; i++) {
-        const float p = paper ? paper[i] : level;
-        const float v = dark ? (p - gray[i]) / (p > min_paper ? p : min_paper) : gray[i] - p;
-        ink[i] = v;
-        strongest = v > strongest ? v : strongest;
-    }
+    for (; i < count; i++)
+        strongest = ink[i] > strongest ? ink[i] : strongest;
+    for (int j = 0; j < LANES; j++)
+        strongest = most[j] > strongest ? most[j] : strongest;
     ptrdiff_t n = 0;
     for (int y = 0; y < h; y += 2)
         for (int x = 0; x < w; x += 2)
