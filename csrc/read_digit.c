@@ -139,8 +139,10 @@ void lf_paper(const float *gray, int h, int w, int dark, const lf_picture_params
     for (int y = 0; y < h; y++) {
         const float *s = q.small_paper + (size_t)(y / 2 < q.sh ? y / 2 : q.sh - 1) * q.sw;
         float *out = paper + (size_t)y * w;
-        for (int x = 0; x < w; x++)
-            out[x] = s[x / 2 < q.sw ? x / 2 : q.sw - 1];
+        for (int x = 0; x < q.sw; x++)
+            out[2 * x] = out[2 * x + 1] = s[x];
+        if (w % 2)
+            out[w - 1] = s[q.sw - 1];
     }
 }
 
