@@ -56,7 +56,11 @@ static inline uint32_t sort_key(float f)
 
 /* The three digits of a key, most significant first: (shift, width). */
 static const int DIGITS[3][2] = {{21, 11}, {10, 11}, {0, 10}};
-enum { SHORT = 48, LANES = 8 }; /* candidates left to Hoare's selection: fewer than a histogram's worth */
+enum {
+    SHORT = 48, /* candidates left to Hoare's selection: fewer than a histogram's worth */
+    COUNTS = 4, /* histograms counted side by side */
+    LANES = 8   /* running maxima of a loop that vectorizes */
+};
 
 /* select_rank.h. A radix selection on the keys, 11 bits at a time: a histogram of the candidates' digit, the
  * bin holding rank k found from its counts, and that bin's elements swapped to the candidates' front (a
@@ -68,26 +72,36 @@ float lf_select_rank(float *a, ptrdiff_t n, ptrdiff_t k)
     for (int d = 0; d < 3 && len > SHORT; d++) {
         const int shift = DIGITS[d][0];
         const uint32_t mask = (1u << DIGITS[d][1]) - 1;
-        uint32_t count[1 << 11];
-        memset(count, 0, (mask + 1) * sizeof *count);
-        for (ptrdiff_t i = 0; i < len; i++)
-            count[sort_key(a[i]) >> shift & mask]++;
+        /* COUNTS histograms, one per element in turn: a run of elements in one bin (an ink map's many
+         * values near 0) then does not wait on each increment's store */
+        uint32_t count[COUNTS][1 << 11];
+        memset(count, 0, sizeof count);
+        ptrdiff_t i = 0;
+        for (; i + COUNTS <= len; i += COUNTS)
+            for (int c = 0; c < COUNTS; c++)
+                count[c][sort_key(a[i + c]) >> shift & mask]++;
+        for (; i < len; i++)
+            count[0][sort_key(a[i]) >> shift & mask]++;
+        for (int c = 1; c < COUNTS; c++)
+            for (uint32_t b = 0; b <= mask; b++)
+                count[0][b] += count[c][b];
         uint32_t bin = 0;
         ptrdiff_t before = 0; /* candidates in the bins below k's */
-        while (before + (ptrdiff_t)count[bin] <= k)
-            before += count[bin++];
-        if ((ptrdiff_t)count[bin] == len)
+        while (before + (ptrdiff_t)count[0][bin] <= k)
+            before += count[0][bin++];
+        if ((ptrdiff_t)count[0][bin] == len)
             continue; /* all in one bin: nothing to move */
         ptrdiff_t j = 0;
-        for (ptrdiff_t i = 0; i < len; i++) { /* a swap when a[i] is in the bin, without a branch */
-            const float x = a[i], y = a[j];
-            const int in = (sort_key(x) >> shift & mask) == bin;
-            a[i] = in ? y : x;
-            a[j] = in ? x : y;
-            j += in;
+        for (ptrdiff_t i = 0; i < len; i++) {
+            /* Lomuto's partition without a branch: a[0 .. j) are in the bin, a[j .. i) are not; a[i] is
+             * swapped with a[j] whatever it is, and j moves past it only if it is in the bin */
+            const float x = a[i];
+            a[i] = a[j];
+            a[j] = x;
+            j += (sort_key(x) >> shift & mask) == bin;
         }
         k -= before;
-        len = count[bin];
+        len = count[0][bin];
     }
     /* after the three digits, every candidate has k's key: hoare returns at once */
     return hoare(a, 0, len - 1, k);

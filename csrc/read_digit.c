@@ -478,8 +478,25 @@ int lf_read_digit(const float *gray, int h, int w, const lf_picture_params *p, u
             q.sums[c] >= p->part_share * q.sums[largest] || q.peaks[c] >= p->mark_peak * q.peaks[largest];
         q.keep[c + 1] = (near(b, m, p->part_reach * size) && part) || near(b, m, p->adjacent);
     }
-    for (size_t i = 0; i < n; i++)  /* ink * 1 or * 0 (ink is finite, not negative): no branch to mispredict */
-        q.form[i] = (double)q.ink[i] * q.keep[q.labels[i]];
-    lf_mnist_form(q.form, q.h, q.w, p, digit, q.form_ws);
+    /* the kept ink, in the box around the kept components only: steps 6-8 see no ink outside it, and their
+     * result does not depend on where the box lies (the workspace, sized for the whole, serves a part) */
+    int32_t top = q.h, left = q.w, bottom = 0, right = 0;
+    for (int32_t c = 0; c < count; c++)
+        if (q.keep[c + 1]) {
+            const int32_t *b = q.boxes + 4 * (size_t)c;
+            top = b[0] < top ? b[0] : top;
+            left = b[1] < left ? b[1] : left;
+            bottom = b[2] > bottom ? b[2] : bottom;
+            right = b[3] > right ? b[3] : right;
+        }
+    const int fw = right - left;
+    for (int y = top; y < bottom; y++) {
+        const float *in = q.ink + (size_t)y * q.w + left;
+        const int32_t *label = q.labels + (size_t)y * q.w + left;
+        double *out = q.form + (size_t)(y - top) * fw;
+        for (int x = 0; x < fw; x++)  /* ink * 1 or * 0 (ink is finite, not negative): no branch */
+            out[x] = (double)in[x] * q.keep[label[x]];
+    }
+    lf_mnist_form(q.form, bottom - top, fw, p, digit, q.form_ws);
     return result->status = LF_PICTURE_OK;
 }
