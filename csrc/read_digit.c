@@ -30,6 +30,8 @@ static void *take(arena *a, size_t count, size_t size)
     return a->base ? a->base + at : NULL;
 }
 
+enum { LANES = 8 }; /* running maxima of a loop that vectorizes */
+
 static int larger(int a, int b)
 {
     return a > b ? a : b;
@@ -137,8 +139,10 @@ void lf_paper(const float *gray, int h, int w, int dark, const lf_picture_params
     for (int y = 0; y < h; y++) {
         const float *s = q.small_paper + (size_t)(y / 2 < q.sh ? y / 2 : q.sh - 1) * q.sw;
         float *out = paper + (size_t)y * w;
-        for (int x = 0; x < w; x++)
-            out[x] = s[x / 2 < q.sw ? x / 2 : q.sw - 1];
+        for (int x = 0; x < q.sw; x++)
+            out[2 * x] = out[2 * x + 1] = s[x];
+        if (w % 2)
+            out[w - 1] = s[q.sw - 1];
     }
 }
 
@@ -241,12 +245,13 @@ int lf_picture_ink(const float *gray, int h, int w, const lf_picture_params *p, 
 /* ---- steps 6-8: the MNIST form ------------------------------------------------------------------------ */
 
 typedef struct {
+    double *row_most;    /* each row's strongest ink */
     double *rows, *box;  /* the crop resampled down its columns (box x w), then across (box x box) */
 } form_plan;
 
 static void form_layout(arena *a, int h, int w, const lf_picture_params *p, form_plan *q)
 {
-    (void)h;
+    q->row_most = take(a, h, sizeof(double));
     q->rows = take(a, (size_t)p->box * w, sizeof(double));
     q->box = take(a, (size_t)p->box * p->box, sizeof(double));
 }
@@ -292,20 +297,43 @@ void lf_mnist_form(const double *ink, int h, int w, const lf_picture_params *p, 
     arena a = {workspace, 0};
     form_plan q;
     form_layout(&a, h, w, p, &q);
+    /* each row's strongest ink (in LANES running maxima, so that the loop vectorizes: the order of a maximum
+     * of finite values does not matter), and the picture's */
     double strongest = 0.0;
-    for (size_t i = 0; i < (size_t)h * w; i++)
-        strongest = ink[i] > strongest ? ink[i] : strongest;
-    /* step 6: the bounding box of the strong ink */
+    for (int y = 0; y < h; y++) {
+        const double *in = ink + (size_t)y * w;
+        double most[LANES] = {0.0};
+        int x = 0;
+        for (; x + LANES <= w; x += LANES)
+            for (int j = 0; j < LANES; j++)
+                most[j] = in[x + j] > most[j] ? in[x + j] : most[j];
+        double row = 0.0;
+        for (; x < w; x++)
+            row = in[x] > row ? in[x] : row;
+        for (int j = 0; j < LANES; j++)
+            row = most[j] > row ? most[j] : row;
+        q.row_most[y] = row;
+        strongest = row > strongest ? row : strongest;
+    }
+    /* step 6: the bounding box of the strong ink: its rows are those whose strongest is strong enough, its
+     * columns found from each such row's ends */
     const double strong = p->ink_threshold * strongest;
     int top = h, left = w, bottom = -1, right = -1;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            if (ink[(size_t)y * w + x] >= strong) {
-                top = y < top ? y : top;
-                bottom = y > bottom ? y : bottom;
-                left = x < left ? x : left;
-                right = x > right ? x : right;
-            }
+    for (int y = 0; y < h; y++) {
+        if (q.row_most[y] < strong)
+            continue;
+        const double *in = ink + (size_t)y * w;
+        top = y < top ? y : top;
+        bottom = y;
+        int x = 0;
+        while (in[x] < strong)
+            x++;
+        left = x < left ? x : left;
+        x = w - 1;
+        while (in[x] < strong)
+            x--;
+        right = x > right ? x : right;
+    }
     const int ch = bottom - top + 1, cw = right - left + 1;
     const double scale = (double)p->box / larger(ch, cw);
     const int bh = larger(1, (int)(ch * scale + 0.5)), bw = larger(1, (int)(cw * scale + 0.5));
@@ -450,8 +478,25 @@ int lf_read_digit(const float *gray, int h, int w, const lf_picture_params *p, u
             q.sums[c] >= p->part_share * q.sums[largest] || q.peaks[c] >= p->mark_peak * q.peaks[largest];
         q.keep[c + 1] = (near(b, m, p->part_reach * size) && part) || near(b, m, p->adjacent);
     }
-    for (size_t i = 0; i < n; i++)
-        q.form[i] = q.keep[q.labels[i]] ? (double)q.ink[i] : 0.0;
-    lf_mnist_form(q.form, q.h, q.w, p, digit, q.form_ws);
+    /* the kept ink, in the box around the kept components only: steps 6-8 see no ink outside it, and their
+     * result does not depend on where the box lies (the workspace, sized for the whole, serves a part) */
+    int32_t top = q.h, left = q.w, bottom = 0, right = 0;
+    for (int32_t c = 0; c < count; c++)
+        if (q.keep[c + 1]) {
+            const int32_t *b = q.boxes + 4 * (size_t)c;
+            top = b[0] < top ? b[0] : top;
+            left = b[1] < left ? b[1] : left;
+            bottom = b[2] > bottom ? b[2] : bottom;
+            right = b[3] > right ? b[3] : right;
+        }
+    const int fw = right - left;
+    for (int y = top; y < bottom; y++) {
+        const float *in = q.ink + (size_t)y * q.w + left;
+        const int32_t *label = q.labels + (size_t)y * q.w + left;
+        double *out = q.form + (size_t)(y - top) * fw;
+        for (int x = 0; x < fw; x++)  /* ink * 1 or * 0 (ink is finite, not negative): no branch */
+            out[x] = (double)in[x] * q.keep[label[x]];
+    }
+    lf_mnist_form(q.form, bottom - top, fw, p, digit, q.form_ws);
     return result->status = LF_PICTURE_OK;
 }

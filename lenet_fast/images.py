@@ -77,6 +77,7 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pbm", ".pgm", ".png", ".p
                     ".webp")
 PILLOW_MISSING = 'Reading image files needs Pillow: pip install "lenet_fast[images]"'
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXIF_ORIENTATION = 0x0112  # the EXIF tag ImageOps.exif_transpose applies (1: upright as stored)
 MAX_PIXELS = 64_000_000   # a file claiming more is refused before decoding: no decompression bomb
 PNG_MAX_PIXELS = 1 << 24  # the built-in PNG reader's limit (a digit needs far fewer): no decompression bomb
 SAMPLES = Path(__file__).parent / "samples"
@@ -298,7 +299,10 @@ def _read_file(path, max_pixels=MAX_PIXELS):
                 # a colour JPEG is decoded as its luma plane only (JPEG's Y is BT.601 luma, as _gray's)
                 img.draft("L" if img.mode == "RGB" else img.mode,
                           (size[0] * WORK_SIZE // longer, size[1] * WORK_SIZE // longer))
-                return _pil_pixels(ImageOps.exif_transpose(img))
+                # exif_transpose reads the same orientation; without one to apply it would copy the pixels
+                if img.getexif().get(EXIF_ORIENTATION, 1) != 1:
+                    img = ImageOps.exif_transpose(img)
+                return _pil_pixels(img)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Image.DecompressionBombError:  # not an OSError: a header past Pillow's own limit
@@ -398,7 +402,8 @@ def _pil_pixels(img):
     if img.mode == "F":  # float gray: taken like a float array, in [0, 1]
         return np.asarray(img)
     transparent = "A" in img.getbands() or "transparency" in img.info
-    return np.asarray(img.convert("RGBA" if transparent else "L"))
+    mode = "RGBA" if transparent else "L"
+    return np.asarray(img if img.mode == mode else img.convert(mode))  # convert to its own mode would copy
 
 
 def _gray(a):

@@ -320,15 +320,18 @@ def test_transparent_png(Image, tmp_path, reference):
     assert corr(read_digit(path), reference["ring"]) > 0.99
 
 
-def test_exif_orientation_applied(Image, tmp_path, reference):
+@pytest.mark.parametrize("suffix, least", [(".png", 0.999), (".jpg", 0.99)])
+def test_exif_orientation_applied(Image, tmp_path, reference, suffix, least):
     """A camera stores the pixels as the sensor saw them and says how to turn them upright (EXIF tag 274;
-    6: turn 90 degrees clockwise)."""
-    img = Image.fromarray(np.rot90(to_uint8(CENTRED["seven"])).copy())  # as stored: turned anticlockwise
-    exif = Image.Exif()
-    exif[274] = 6
-    path = tmp_path / "photo.png"
-    img.save(path, exif=exif)
-    assert corr(read_digit(path), reference["seven"]) > 0.999
+    6: turn 90 degrees clockwise); a JPEG file (its EXIF read with the header) as a PNG one (after the
+    pixels). Orientation 1 is upright as stored."""
+    stored = np.rot90(to_uint8(CENTRED["seven"])).copy()  # as stored: turned anticlockwise
+    for orientation, want in ((6, reference["seven"]), (1, read_digit(stored))):
+        exif = Image.Exif()
+        exif[274] = orientation
+        path = tmp_path / f"photo{suffix}"
+        Image.fromarray(stored).save(path, exif=exif)
+        assert corr(read_digit(path), want) > least
 
 
 def test_not_an_image_file(Image, tmp_path):

@@ -58,6 +58,27 @@ def test_ink_above_floor_matches_the_reference(h, w, dark, level, contrast, nois
         np.testing.assert_array_equal(ink, want)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_ink_above_floor_medians_of_ties_and_neighbouring_floats(seed):
+    """csrc/ink.c's medians select by the floats' bits, 11 at a time: samples where most values tie, or
+    differ only in their last bits (which only the last digit tells apart), or only in sign (-0.0 and 0.0
+    among them), on either side of the median; the floor and contrast are the sorted reference's exactly."""
+    rng = np.random.default_rng(seed)
+    base = np.float32(rng.choice([0.0, 0.25, 0.5]))
+    near = np.nextafter(base, np.float32(1), dtype=np.float32)
+    values = np.array([base, near, np.nextafter(near, np.float32(1)), -base, np.float32(-0.0),
+                       np.float32(0.0), np.float32(0.75), np.float32(2 ** -20)], np.float32)
+    weights = rng.dirichlet(np.full(len(values), 0.3))
+    gray = rng.choice(values, size=(90, 90), p=weights).astype(np.float32)
+    args = (gray, np.float32(0), False, 0.02, 3.0, 0.1)  # light ink on a level of 0: the ink is gray itself
+    ink, contrast, floor = _core.ink_above_floor(*args)
+    want, contrast_want, floor_want = ref.ink_above_floor(*args)
+    assert (contrast, floor) == (contrast_want, floor_want)
+    assert (ink is None) == (want is None)
+    if ink is not None:
+        np.testing.assert_array_equal(ink, want)
+
+
 def test_ink_above_floor_finds_a_stroke_on_shaded_paper_and_nothing_on_blank_paper():
     """What read_digit relies on: relative to a shaded paper a faint dark stroke stands out as a constant
     contrast wherever it lies; blank grainy paper gives nothing."""
