@@ -20,7 +20,7 @@ import tempfile
 # A stack frame in lenet_fast: the extension's file, a Cython function or its generated _core.c, a C kernel
 # (lf_ functions, csrc/ files).
 OURS = re.compile(r"lenet_fast|_core\.c:|\blf_|csrc/|\b(conv|subsample|full|net|train|trainer|loss|optimizer|"
-                  r"softmax|activation|dropout|workspace|dispatch)\.c:")
+                  r"softmax|activation|dropout|workspace|dispatch|int8_\w+)\.c:")
 
 
 def workload():

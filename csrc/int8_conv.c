@@ -1,0 +1,46 @@
+/*
+ * int8_conv.c: the int8 network's spatial layers on one image of codes (C, H, W): the convolution as its
+ * patches (im2col) times the weight rows, and 2x2 pooling. int8.h has the formulas.
+ */
+#include "int8_epilogue.h"
+#include "int8_ops.h"
+
+void LF_ISA(int8_conv)(const lf_int8_layer *l, const uint8_t *in, void *out, uint8_t *cols, int32_t *acc,
+                       lf_i8_gemm_fn gemm)
+{
+    const int k = l->k, h = l->in_h, w = l->in_w, oh = l->out_h, ow = l->out_w, m = oh * ow;
+    /* One row of depth bytes per output pixel: its taps in the weights' (c, ky, kx) order. The bytes past
+     * the taps are never set: the weights there are zero, so whatever they hold adds nothing. */
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            uint8_t *row = cols + (size_t)(y * ow + x) * l->depth;
+            for (int c = 0; c < l->in_c; c++)
+                for (int ky = 0; ky < k; ky++)
+                    memcpy(row + (c * k + ky) * k, in + ((size_t)c * h + y + ky) * w + x, (size_t)k);
+        }
+    gemm(cols, (size_t)l->depth, m, l->weight, l->depth, l->out_c, acc);
+    lf_i8_epilogue(l, acc, l->out_c, m, out, 1, (size_t)m);
+}
+
+void LF_ISA(int8_pool)(const lf_int8_layer *l, const uint8_t *in, void *out, int32_t *acc)
+{
+    const int w = l->in_w, oh = l->out_h, ow = l->out_w, m = oh * ow;
+    for (int c = 0; c < l->out_c; c++)
+        for (int y = 0; y < oh; y++) {
+            const uint8_t *r0 = in + ((size_t)c * l->in_h + 2 * y) * w, *r1 = r0 + w;
+            if (l->pool == LF_POOL_MAX) {
+                uint8_t *o = (uint8_t *)out + (size_t)c * m + y * ow;
+                for (int x = 0; x < ow; x++) {
+                    const uint8_t a = r0[2 * x] > r0[2 * x + 1] ? r0[2 * x] : r0[2 * x + 1];
+                    const uint8_t b = r1[2 * x] > r1[2 * x + 1] ? r1[2 * x] : r1[2 * x + 1];
+                    o[x] = a > b ? a : b;
+                }
+            } else {
+                int32_t *o = acc + (size_t)c * m + y * ow;
+                for (int x = 0; x < ow; x++)
+                    o[x] = r0[2 * x] + r0[2 * x + 1] + r1[2 * x] + r1[2 * x + 1];
+            }
+        }
+    if (l->pool != LF_POOL_MAX)
+        lf_i8_epilogue(l, acc, l->out_c, m, out, 1, (size_t)m);
+}
