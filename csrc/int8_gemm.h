@@ -26,9 +26,14 @@ static inline __attribute__((always_inline)) LF_I8_ATTRIBUTE void LF_CAT(LF_I8_G
                 acc[r][s] = lf_i8_mac(acc[r][s], av, wv[s]);
         }
     }
-    for (int r = 0; r < mr; r++)
-        for (int s = 0; s < nr; s++)
+    for (int s = 0; s < nr; s++) {
+        if (mr == 4) {
+            lf_i8_store4(c + (size_t)s * m, acc[0][s], acc[1][s], acc[2][s], acc[3][s]);
+            continue;
+        }
+        for (int r = 0; r < mr; r++)
             c[(size_t)s * m + r] = lf_i8_sum(acc[r][s]);
+    }
 }
 
 LF_I8_ATTRIBUTE void LF_I8_GEMM(const uint8_t *a, size_t lda, int m, const int8_t *w, int depth, int nw, int32_t *c)

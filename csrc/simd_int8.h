@@ -4,7 +4,8 @@
  *
  * A form defines LF_I8_STEP (the bytes one multiply-accumulate takes; it divides LF_I8_DEPTH), the types
  * lf_i8_acc (int32 partial sums), lf_i8_a (a step of uint8 activations, prepared) and lf_i8_w (a step of
- * int8 weights, prepared), and lf_i8_zero, lf_i8_load_a, lf_i8_load_w, lf_i8_mac and lf_i8_sum. Every form
+ * int8 weights, prepared), and lf_i8_zero, lf_i8_load_a, lf_i8_load_w, lf_i8_mac, lf_i8_sum (one
+ * accumulator's lanes summed) and lf_i8_store4 (four accumulators' sums stored at once). Every form
  * is exact: each product and pair sum is formed in at least 32 bits. AVX2's vpmaddubsw is not used: it adds
  * pairs of uint8 x int8 products in int16 with saturation (255 x 127 x 2 = 64770 > 32767), which would need
  * 7-bit activations, half the resolution of every activation code; widening to int16 and vpmaddwd keeps
@@ -95,6 +96,13 @@ static inline int32_t lf_i8_sum(__m128i v)
     memcpy(t, &v, sizeof t);
     return t[0] + t[1] + t[2] + t[3];
 }
+/* The sums of a, b, c, d into p[0..3]: a 4x4 transpose by unpacking, then adds. */
+static inline __attribute__((always_inline)) void lf_i8_store4(int32_t *p, __m128i a, __m128i b, __m128i c, __m128i d)
+{
+    const __m128i s0 = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
+    const __m128i s1 = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
+    _mm_storeu_si128((__m128i *)p, _mm_add_epi32(_mm_unpacklo_epi64(s0, s1), _mm_unpackhi_epi64(s0, s1)));
+}
 #else
 /* Portable: 4 bytes, one int32 sum. */
 #define LF_I8_STEP 4
@@ -107,6 +115,7 @@ typedef const int8_t *lf_i8_w;
 #define lf_i8_mac(acc, a, w) \
     ((acc) + (a)[0] * (int32_t)(w)[0] + (a)[1] * (int32_t)(w)[1] + (a)[2] * (int32_t)(w)[2] + (a)[3] * (int32_t)(w)[3])
 #define lf_i8_sum(acc) (acc)
+#define lf_i8_store4(p, a, b, c, d) ((p)[0] = (a), (p)[1] = (b), (p)[2] = (c), (p)[3] = (d))
 #endif
 
 #if defined(LF_I8_SUM256) && !defined(LF_I8_SUM256_DEFINED)
@@ -118,6 +127,12 @@ static inline __attribute__((always_inline)) int32_t lf_i8_sum(__m256i v)
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
     return _mm_cvtsi128_si32(s);
+}
+/* The sums of a, b, c, d into p[0..3]: three horizontal adds leave each one's two halves, then one add. */
+static inline __attribute__((always_inline)) void lf_i8_store4(int32_t *p, __m256i a, __m256i b, __m256i c, __m256i d)
+{
+    const __m256i abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    _mm_storeu_si128((__m128i *)p, _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1)));
 }
 #endif
 

@@ -15,6 +15,7 @@ a file holds its own layer list.
 """
 import json
 import math
+import zipfile
 
 import numpy as np
 
@@ -60,12 +61,13 @@ def quantize(model, calibration_images):
 
 
 def _output_ranges(rows, params, centers, x):
-    """(low, high) of each layer's float32 output over the images x (None for the last layer, whose output
-    stays float32), from a float32 Network of the first k layers (as maps.py makes)."""
+    """(low, high) of each layer's float32 output over the images x, from a float32 Network of the first k
+    layers (as maps.py makes); None where the output stays float32 (the last layer, and classic's F6, whose
+    output the RBF layer takes in float32) or keeps its input's codes (max pooling)."""
     ranges = []
     for k in range(1, len(rows) + 1):
-        if k == len(rows) or (rows[k - 1].kind == "subsample" and rows[k - 1].pool == "max"):
-            ranges.append(None)  # float32 out; max pooling keeps its input's codes
+        if k == len(rows) or rows[k].kind == "rbf" or (rows[k - 1].kind == "subsample" and rows[k - 1].pool == "max"):
+            ranges.append(None)
             continue
         net = _core.Network(INPUT_SHAPE, [layer.spec(params, centers) for layer in rows[:k]])
         y = net.forward(x, True, flat=True)
@@ -273,7 +275,7 @@ class Int8LeNet5:
         for i, layer in enumerate(self._layers):
             for field in _FIELDS:
                 if layer.get(field) is not None:
-                    arrays[f"layer{i}.{field}"] = np.array(layer[field], copy=True)
+                    arrays[f"layer{i}.{field}"] = np.array(layer[field], dtype=_DTYPES[field], copy=True)
         return arrays
 
     def __reduce__(self):
@@ -301,8 +303,10 @@ def is_int8_file(path):
     """True when path is a model file whose precision member says "int8" (read without loading the rest)."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            return "__precision__.npy" in f.zip.namelist() and str(f["__precision__"]) == PRECISION
-    except (OSError, ValueError, KeyError):
+            name = "__precision__.npy"
+            return (name in f.zip.namelist() and f.zip.getinfo(name).file_size <= _limits()["__precision__"] + 4096
+                    and str(f["__precision__"]) == PRECISION)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return False
 
 
