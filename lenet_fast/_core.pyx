@@ -609,7 +609,8 @@ cdef class Int8Network:
        up to I8_DEPTH;
       {"kind": "rbf", "centers": float32 (K, In)}: on a float32 input.
     Every layer but an RBF one takes codes. Arrays must have exactly these dtypes; they are copied when not
-    C-contiguous, and kept alive. Checked: shapes, finite scales (> 0) and biases, zero points in 0..255,
+    C-contiguous, and kept alive. Checked: shapes, finite scales and biases (a trainable pooling's scale,
+    its coefficient times s_x, may be negative), out_scale finite and > 0, zero points in 0..255,
     offsets within what a sum can reach, and zero weights in every row's padding (the kernels read whatever
     bytes lie there)."""
     cdef lf_int8_layer *layers
@@ -669,8 +670,6 @@ cdef class Int8Network:
         cdef const float[::1] bias = self._array(spec, "bias", np.float32, (n,), where)
         if n and np.max(np.abs(np.asarray(off, dtype=np.int64))) > reach:
             raise ValueError(f"{where}: offset must lie within +-{reach} (what a sum can reach)")
-        if n and not (np.asarray(scale) > 0).all():
-            raise ValueError(f"{where}: scale must be positive")
         l.offset, l.scale, l.bias = &off[0], &scale[0], &bias[0]
         l.act = _choice(spec.get("act", "none"), ACTIVATIONS, f"{where}: act")
         out_scale = spec.get("out_scale")
