@@ -7,9 +7,10 @@
  *    s > 0 and zero point z in 0..255. The network's input is the pixels themselves: the paper's input
  *    normalization x = 1.275 p / 255 - 0.1 (docs/paper.md#input-normalization) is s = 1.275 / 255, z = 20,
  *    and the background around a 28x28 digit in the 32x32 field is code 0 (x = -0.1), exactly.
- *  - Weights are int8 in -127..127, symmetric per output channel: w = s_w[o] q_w.
+ *  - Weights are int8 within +-LF_I8_WEIGHT_MAX, symmetric per output channel: w = s_w[o] q_w (the bound
+ *    keeps AVX2's byte products exact: simd_int8.h).
  *  - A convolution or full layer sums q_x q_w in int32, exactly on every instruction-set path (the largest
- *    sum, 416 x 255 x 127, is far below 2^31, and no step saturates: simd_int8.h). Then, in float32, in
+ *    sum, 416 x 255 x 64, is far below 2^31, and no step saturates: simd_int8.h). Then, in float32, in
  *    this order: a = (float)(acc - offset[o]) * scale[o] + bias[o], with offset[o] = z_x * sum of row o's
  *    weights (the zero point folded out in integers), scale[o] = s_x s_w[o]; y = act(a); then either the
  *    code rint(clamp(y / s_y + z_y, 0, 255)) (round to nearest even) or y itself as float32 (out_codes 0).
@@ -32,6 +33,7 @@
 
 #define LF_I8_DEPTH 32 /* weight rows are a multiple of this many bytes: every dot product's step divides it */
 #define LF_I8_BLOCK 8  /* images per work item: the full layers' weights are read once per block */
+#define LF_I8_WEIGHT_MAX 64 /* |weight| at most this (simd_int8.h says why) */
 
 typedef enum { LF_I8_CONV = 0, LF_I8_POOL, LF_I8_FULL, LF_I8_RBF } lf_i8_kind;
 
@@ -61,7 +63,7 @@ int lf_int8_forward(const lf_int8_layer *layers, int nlayers, const uint8_t *pix
                     void *out);
 
 /* The integer kernel alone, for the tests: c[j * m + i] = sum over t < depth of a[i * lda + t] w[j * depth + t]
- * for i < m, j < nw (uint8 a, int8 w, depth a multiple of LF_I8_DEPTH). */
+ * for i < m, j < nw (uint8 a, int8 w within +-LF_I8_WEIGHT_MAX, depth a multiple of LF_I8_DEPTH). */
 void lf_int8_gemm(const uint8_t *a, size_t lda, int m, const int8_t *w, int depth, int nw, int32_t *c);
 
 /* The int8 kernels' instruction-set path: the float32 path's (lf_isa_name), or with "vnni" its VNNI

@@ -5,19 +5,30 @@
 #include "int8_epilogue.h"
 #include "int8_ops.h"
 
-void LF_ISA(int8_conv)(const lf_int8_layer *l, const uint8_t *in, void *out, uint8_t *cols, int32_t *acc,
-                       lf_i8_gemm_fn gemm)
+/* One row of depth bytes per output pixel: its taps in the weights' (c, ky, kx) order. The bytes past the taps
+ * are never set: the weights there are zero, so whatever they hold adds nothing. Inlined with k constant,
+ * each kernel row's copy is a move or two, not a call to memcpy. */
+static inline __attribute__((always_inline)) void patches(const lf_int8_layer *l, const uint8_t *in, uint8_t *cols,
+                                                          int k)
 {
-    const int k = l->k, h = l->in_h, w = l->in_w, oh = l->out_h, ow = l->out_w, m = oh * ow;
-    /* One row of depth bytes per output pixel: its taps in the weights' (c, ky, kx) order. The bytes past
-     * the taps are never set: the weights there are zero, so whatever they hold adds nothing. */
-    for (int y = 0; y < oh; y++)
-        for (int x = 0; x < ow; x++) {
-            uint8_t *row = cols + (size_t)(y * ow + x) * l->depth;
+    const int h = l->in_h, w = l->in_w;
+    for (int y = 0; y < l->out_h; y++)
+        for (int x = 0; x < l->out_w; x++) {
+            uint8_t *row = cols + (size_t)(y * l->out_w + x) * l->depth;
             for (int c = 0; c < l->in_c; c++)
                 for (int ky = 0; ky < k; ky++)
                     memcpy(row + (c * k + ky) * k, in + ((size_t)c * h + y + ky) * w + x, (size_t)k);
         }
+}
+
+void LF_ISA(int8_conv)(const lf_int8_layer *l, const uint8_t *in, void *out, uint8_t *cols, int32_t *acc,
+                       lf_i8_gemm_fn gemm)
+{
+    const int m = l->out_h * l->out_w;
+    if (l->k == 5) /* LeNet-5's every convolution */
+        patches(l, in, cols, 5);
+    else
+        patches(l, in, cols, l->k);
     gemm(cols, (size_t)l->depth, m, l->weight, l->depth, l->out_c, acc);
     lf_i8_epilogue(l, acc, l->out_c, m, out, 1, (size_t)m);
 }

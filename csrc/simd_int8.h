@@ -6,10 +6,16 @@
  * lf_i8_acc (int32 partial sums), lf_i8_a (a step of uint8 activations, prepared) and lf_i8_w (a step of
  * int8 weights, prepared), and lf_i8_zero, lf_i8_load_a, lf_i8_load_w, lf_i8_mac, lf_i8_sum (one
  * accumulator's lanes summed) and lf_i8_store4 (four accumulators' sums stored at once). Every form
- * is exact: each product and pair sum is formed in at least 32 bits. AVX2's vpmaddubsw is not used: it adds
- * pairs of uint8 x int8 products in int16 with saturation (255 x 127 x 2 = 64770 > 32767), which would need
- * 7-bit activations, half the resolution of every activation code; widening to int16 and vpmaddwd keeps
- * the 8 bits and is exact.
+ * is exact: no step saturates or wraps.
+ *
+ * AVX2 multiplies bytes by vpmaddubsw, which adds each pair of uint8 x int8 products in int16 with
+ * saturation: 255 x 127 x 2 = 64770 would saturate. Rather than cut the activations to 7 bits (half the
+ * resolution of every code, the input pixels' too) or widen both sides to int16 for vpmaddwd (half the
+ * products per instruction), the weights are kept within +-LF_I8_WEIGHT_MAX = 64: a pair then sums to at most
+ * 2 x 255 x 64 = 32640 < 32767, exact, at 32 products per instruction; per-channel weights on 129 levels
+ * measured no change in either pretrained model's MNIST error (benchmarks/results/int8-2026-12-03.md).
+ * The SSE2 baseline (no vpmaddubsw) widens to int16 for pmaddwd; VNNI's vpdpbusd sums four products
+ * into int32 without saturation.
  *
  * The default form follows the flags the file is compiled with (setup.py): AVX2 (also on the AVX-512 path,
  * whose AVX-512F alone has no byte or word instructions), SSE2 (the x86-64 baseline), or portable C. The
@@ -55,13 +61,15 @@
 #define LF_I8_FORM_AVX512VNNI 4
 
 #if LF_I8_FORM == LF_I8_FORM_AVX2
-/* 16 bytes widened to 16 int16 each side; vpmaddwd adds pairs of products into 8 int32. */
-#define LF_I8_STEP 16
+/* 32 bytes; vpmaddubsw adds pairs of products into 16 int16 (exact: the weights' bound above), vpmaddwd by
+ * ones adds those pairs into 8 int32. */
+#define LF_I8_STEP 32
 typedef __m256i lf_i8_acc, lf_i8_a, lf_i8_w;
 #define lf_i8_zero() _mm256_setzero_si256()
-#define lf_i8_load_a(p) _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p)))
-#define lf_i8_load_w(p) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)))
-#define lf_i8_mac(acc, a, w) _mm256_add_epi32(acc, _mm256_madd_epi16(a, w))
+#define lf_i8_load_a(p) _mm256_loadu_si256((const __m256i *)(p))
+#define lf_i8_load_w(p) _mm256_loadu_si256((const __m256i *)(p))
+#define lf_i8_mac(acc, a, w) \
+    _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, w), _mm256_set1_epi16(1)))
 #define LF_I8_SUM256 1
 #elif LF_I8_FORM == LF_I8_FORM_AVXVNNI
 /* 32 bytes; vpdpbusd (VEX) adds groups of four uint8 x int8 products into 8 int32. */

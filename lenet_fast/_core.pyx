@@ -591,6 +591,7 @@ cdef class Network:
 
 _I8_KINDS = {"conv": LF_I8_CONV, "pool": LF_I8_POOL, "full": LF_I8_FULL, "rbf": LF_I8_RBF}
 I8_DEPTH = LF_I8_DEPTH  # weight rows are a multiple of this many bytes
+I8_WEIGHT_MAX = LF_I8_WEIGHT_MAX  # |weight| at most this (csrc/simd_int8.h: AVX2's byte products stay exact)
 I8_ISAS = ("baseline", "avx2", "avxvnni", "avx512", "avx512vnni")  # the int8 paths a build may have
 
 
@@ -598,7 +599,7 @@ cdef class Int8Network:
     """A network the int8 engine runs (csrc/int8.h), checked once and then run many times.
 
     Int8Network(input_shape, layers): input_shape is one image's (1, H, W) pixel field; each layer a dict:
-      {"kind": "conv", "out": Co, "kernel": k, "weight": int8 (Co, depth), "offset": int32 (Co,),
+      {"kind": "conv", "out": Co, "kernel": k, "weight": int8 (Co, depth) within +-I8_WEIGHT_MAX, "offset": int32 (Co,),
        "scale": float32 (Co,), "bias": float32 (Co,), "act": a, "out_scale": s or None, "out_zero": z}:
        a valid k x k convolution; weight rows hold the taps in (c, ky, kx) order, then zeros up to depth
        (the taps rounded up to I8_DEPTH). out_scale None: the output is float32 (an RBF layer may follow,
@@ -716,6 +717,7 @@ cdef class Int8Network:
             weight = self._array(spec, "weight", np.int8, (co, depth), where)
             if depth > taps and np.asarray(weight)[:, taps:].any():
                 raise ValueError(f"{where}: weight's padding columns {taps}..{depth - 1} must be zero")
+            _weights_in_range(np.asarray(weight), where)
             l.depth, l.weight = depth, &weight[0, 0]
             self._epilogue(l, spec, co, 255 * 128 * <long long>depth, where)
         elif l.kind == LF_I8_POOL:
@@ -776,9 +778,15 @@ cdef class Int8Network:
         return out
 
 
+def _weights_in_range(w, where):
+    if w.size and np.abs(w.astype(np.int16)).max() > LF_I8_WEIGHT_MAX:
+        raise ValueError(f"{where}: int8 weights must lie within +-{LF_I8_WEIGHT_MAX}")
+
+
 def int8_gemm(a, w):
-    """The int8 engine's integer kernel alone (tests): a uint8 (M, depth), w int8 (K, depth), depth a
-    multiple of I8_DEPTH, both C-contiguous; returns c int32 (K, M), c[j, i] = sum_t a[i, t] w[j, t]."""
+    """The int8 engine's integer kernel alone (tests): a uint8 (M, depth), w int8 (K, depth) within
+    +-I8_WEIGHT_MAX, depth a multiple of I8_DEPTH, both C-contiguous; returns c int32 (K, M),
+    c[j, i] = sum_t a[i, t] w[j, t]."""
     if not (isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.ndim == 2 and a.flags.c_contiguous):
         raise TypeError("a must be a C-contiguous 2-D uint8 array")
     if not (isinstance(w, np.ndarray) and w.dtype == np.int8 and w.ndim == 2 and w.flags.c_contiguous):
@@ -786,8 +794,9 @@ def int8_gemm(a, w):
     if a.shape[1] != w.shape[1] or a.shape[1] % LF_I8_DEPTH or a.shape[0] == 0 or w.shape[0] == 0:
         raise ValueError(f"a and w need the same depth, a positive multiple of {LF_I8_DEPTH}, and rows; got "
                          f"{a.shape} and {w.shape}")
-    if a.shape[0] > _MAX_TENSOR or w.shape[0] > _MAX_TENSOR or a.shape[1] > 255 * 128 * 32:
+    if a.shape[0] > _MAX_TENSOR or w.shape[0] > _MAX_TENSOR or a.shape[1] > _MAX_TENSOR:
         raise ValueError("too large")
+    _weights_in_range(w, "w")
     cdef const uint8_t[:, ::1] av = a
     cdef const int8_t[:, ::1] wv = w
     c = np.empty((w.shape[0], a.shape[0]), dtype=np.int32)

@@ -96,7 +96,7 @@ cdef extern from "lenet_fast.h" nogil:
     int lf_set_num_threads(int n)
 
 cdef extern from "int8.h" nogil:
-    enum: LF_I8_DEPTH, LF_I8_BLOCK
+    enum: LF_I8_DEPTH, LF_I8_BLOCK, LF_I8_WEIGHT_MAX
     ctypedef enum lf_i8_kind:
         LF_I8_CONV, LF_I8_POOL, LF_I8_FULL, LF_I8_RBF
     ctypedef struct lf_int8_layer:

@@ -2,7 +2,7 @@
 C kernels (csrc/int8.h has the arithmetic, docs/precision.md the scheme and its measured accuracy).
 
 - Weights: int8, symmetric per output channel (a convolution's map, a full layer's unit): w ~ s_w q,
-  q in -127..127, s_w = max |w| / 127.
+  q in -64..64, s_w = max |w| / 64 (WEIGHT_LEVELS: the bound AVX2's exact byte products need).
 - Activations: uint8 codes per tensor, asymmetric: y ~ s (q - z), from the range of each layer's output over
   the calibration images as the float32 model computes it (with 0 inside the range, so that ReLU's zero and
   an exact zero are codes). The input is the pixels themselves (the paper's normalization is exactly
@@ -24,7 +24,9 @@ from .inputs import as_batch
 
 PRECISION = "int8"
 FORMAT_VERSION = 1
-WEIGHT_LEVELS = 127  # int8 weights in -127..127: symmetric, so that -w is representable whenever w is
+# int8 weights in -64..64: symmetric (-w is representable whenever w is), and within the bound that keeps
+# AVX2's byte products exact (csrc/simd_int8.h); 129 levels per channel cost no measurable accuracy
+WEIGHT_LEVELS = _core.I8_WEIGHT_MAX
 CODES = 255  # uint8 activation codes 0..255
 INPUT_SHAPE = (1, paper.INPUT_SIZE, paper.INPUT_SIZE)
 # The pixels' codes: the paper's input normalization x = RANGE p / 255 + BACKGROUND is s (p - z) with:

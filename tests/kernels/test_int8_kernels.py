@@ -39,20 +39,20 @@ def test_gemm_is_exact(isa):
     with int8_path(isa):
         for m, n, depth in [(1, 1, 32), (3, 5, 64), (4, 2, 32), (37, 13, 160), (784, 6, 32), (8, 120, 416)]:
             a = rng.integers(0, 256, (m, depth), dtype=np.uint8)
-            w = rng.integers(-128, 128, (n, depth), dtype=np.int8)
+            w = rng.integers(-64, 65, (n, depth), dtype=np.int8)
             want = w.astype(np.int64) @ a.T.astype(np.int64)
             assert np.array_equal(_core.int8_gemm(a, w), want), (m, n, depth)
 
 
 @pytest.mark.parametrize("isa", INT8_ISAS)
 def test_gemm_does_not_saturate(isa):
-    """255 x 127 pairs: an int16 sum of two (vpmaddubsw) would saturate at 32767."""
+    """The extremes: 255 x +-64 in every position, the largest pair sums vpmaddubsw's int16 takes."""
     a = np.full((5, 416), 255, dtype=np.uint8)
-    w = np.full((3, 416), 127, dtype=np.int8)
-    w[1] = -128
+    w = np.full((3, 416), 64, dtype=np.int8)
+    w[1] = -64
     with int8_path(isa):
         got = _core.int8_gemm(a, w)
-    assert got[0, 0] == 416 * 255 * 127 and got[1, 0] == -416 * 255 * 128
+    assert got[0, 0] == 416 * 255 * 64 and got[1, 0] == -416 * 255 * 64
 
 
 def test_gemm_refuses_bad_arrays():
@@ -62,6 +62,8 @@ def test_gemm_refuses_bad_arrays():
         _core.int8_gemm(a.astype(np.int8), w)
     with pytest.raises(ValueError):
         _core.int8_gemm(a[:, :30].copy(), w[:, :30].copy())
+    with pytest.raises(ValueError):
+        _core.int8_gemm(a, np.full((2, 32), -65, dtype=np.int8))
 
 
 # ---- a reference of the quantized network, in NumPy ----------------------------------------------------
@@ -122,7 +124,7 @@ def reference(specs, pixels, field):
 
 def rows(rng, out, taps, depth):
     w = np.zeros((out, depth), dtype=np.int8)
-    w[:, :taps] = rng.integers(-127, 128, (out, taps))
+    w[:, :taps] = rng.integers(-64, 65, (out, taps))
     return w
 
 
@@ -130,7 +132,7 @@ def code_layer(rng, kind, out, taps, act_name, in_zero, codes=True, **extra):
     depth = -(-taps // _core.I8_DEPTH) * _core.I8_DEPTH
     w = rows(rng, out, taps, depth)
     # scales that keep the pre-activations O(1) for codes spread over 0..255
-    scale = (rng.uniform(0.5, 1.5, out) / (127 * 128 * np.sqrt(taps))).astype(np.float32)
+    scale = (rng.uniform(0.5, 1.5, out) / (64 * 128 * np.sqrt(taps))).astype(np.float32)
     spec = dict(kind=kind, out=out, weight=w, offset=(in_zero * w.astype(np.int64).sum(axis=1)).astype(np.int32),
                 scale=scale, bias=rng.uniform(-0.3, 0.3, out).astype(np.float32), act=act_name,
                 out_scale=(1 / 100 if codes else None), out_zero=(128 if act_name == "squash" else 0), **extra)
@@ -139,7 +141,8 @@ def code_layer(rng, kind, out, taps, act_name, in_zero, codes=True, **extra):
 
 def trainable_pool(rng, c, z):
     return dict(kind="pool", pool="trainable", offset=np.full(c, 4 * z, np.int32),
-                scale=rng.uniform(0.002, 0.004, c).astype(np.float32), bias=rng.uniform(-0.2, 0.2, c).astype(np.float32),
+                scale=rng.uniform(0.002, 0.004, c).astype(np.float32),
+                bias=rng.uniform(-0.2, 0.2, c).astype(np.float32),
                 act="squash", out_scale=1 / 100, out_zero=z)
 
 
@@ -222,6 +225,7 @@ def test_bad_layers_are_refused():
     cases = [
         (ValueError, _bad(specs, 0, weight=w)),
         (TypeError, _bad(specs, 0, weight=specs[0]["weight"].astype(np.int16))),
+        (ValueError, _bad(specs, 0, weight=np.where(specs[0]["weight"] != 0, np.int8(100), np.int8(0)))),
         (ValueError, _bad(specs, 0, weight=specs[0]["weight"][:, :31].copy())),
         (ValueError, _bad(specs, 0, out_zero=256)),
         (ValueError, _bad(specs, 0, out_scale=0.0)),
@@ -244,7 +248,8 @@ def test_bad_layers_are_refused():
 def test_bad_inputs_are_refused():
     net = _core.Int8Network((1, 32, 32), random_network(np.random.default_rng(7), False))
     for error, x in [(TypeError, np.zeros((2, 28, 28), np.float32)), (ValueError, np.zeros((2, 33, 28), np.uint8)),
-                     (ValueError, np.zeros((2, 28), np.uint8)), (ValueError, np.zeros((2, 28, 56), np.uint8)[:, :, ::2]),
+                     (ValueError, np.zeros((2, 28), np.uint8)),
+                     (ValueError, np.zeros((2, 28, 56), np.uint8)[:, :, ::2]),
                      (ValueError, [[0]]), (ValueError, np.zeros((2, 3, 28, 28), np.uint8))]:
         with pytest.raises(error):
             net.forward(x)
