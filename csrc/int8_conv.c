@@ -6,10 +6,12 @@
 #include "int8_ops.h"
 
 /* One row of depth bytes per output pixel: its taps in the weights' (c, ky, kx) order. The bytes past the taps
- * are never set: the weights there are zero, so whatever they hold adds nothing. Inlined with k constant,
- * each kernel row's copy is a move or two, not a call to memcpy. */
+ * hold whatever is there: the weights there are zero, so it adds nothing. Inlined with k constant, each
+ * kernel row's copy is one move of `move` bytes (8 for k = 5: the 3 bytes past a kernel row are written over
+ * by the next row's copy, or land in the row's padding, and read at most 3 bytes past the input map, inside
+ * the workspace that follows it: int8_forward.c). */
 static inline __attribute__((always_inline)) void patches(const lf_int8_layer *l, const uint8_t *in, uint8_t *cols,
-                                                          int k)
+                                                          int k, int move)
 {
     const int h = l->in_h, w = l->in_w;
     for (int y = 0; y < l->out_h; y++)
@@ -17,7 +19,7 @@ static inline __attribute__((always_inline)) void patches(const lf_int8_layer *l
             uint8_t *row = cols + (size_t)(y * l->out_w + x) * l->depth;
             for (int c = 0; c < l->in_c; c++)
                 for (int ky = 0; ky < k; ky++)
-                    memcpy(row + (c * k + ky) * k, in + ((size_t)c * h + y + ky) * w + x, (size_t)k);
+                    memcpy(row + (c * k + ky) * k, in + ((size_t)c * h + y + ky) * w + x, (size_t)move);
         }
 }
 
@@ -25,10 +27,10 @@ void LF_ISA(int8_conv)(const lf_int8_layer *l, const uint8_t *in, void *out, uin
                        lf_i8_gemm_fn gemm)
 {
     const int m = l->out_h * l->out_w;
-    if (l->k == 5) /* LeNet-5's every convolution */
-        patches(l, in, cols, 5);
+    if (l->k == 5 && l->depth >= l->in_c * 25 + 3) /* LeNet-5's every convolution */
+        patches(l, in, cols, 5, 8);
     else
-        patches(l, in, cols, l->k);
+        patches(l, in, cols, l->k, l->k);
     gemm(cols, (size_t)l->depth, m, l->weight, l->depth, l->out_c, acc);
     lf_i8_epilogue(l, acc, l->out_c, m, out, 1, (size_t)m);
 }
@@ -40,12 +42,12 @@ void LF_ISA(int8_pool)(const lf_int8_layer *l, const uint8_t *in, void *out, int
         for (int y = 0; y < oh; y++) {
             const uint8_t *r0 = in + ((size_t)c * l->in_h + 2 * y) * w, *r1 = r0 + w;
             if (l->pool == LF_POOL_MAX) {
-                uint8_t *o = (uint8_t *)out + (size_t)c * m + y * ow;
-                for (int x = 0; x < ow; x++) {
-                    const uint8_t a = r0[2 * x] > r0[2 * x + 1] ? r0[2 * x] : r0[2 * x + 1];
-                    const uint8_t b = r1[2 * x] > r1[2 * x + 1] ? r1[2 * x] : r1[2 * x + 1];
-                    o[x] = a > b ? a : b;
-                }
+                /* the two rows' maximum first, then each pair's: two loops the compiler vectorizes */
+                uint8_t both[2 * ow], *o = (uint8_t *)out + (size_t)c * m + y * ow;
+                for (int x = 0; x < 2 * ow; x++)
+                    both[x] = r0[x] > r1[x] ? r0[x] : r1[x];
+                for (int x = 0; x < ow; x++)
+                    o[x] = both[2 * x] > both[2 * x + 1] ? both[2 * x] : both[2 * x + 1];
             } else {
                 int32_t *o = acc + (size_t)c * m + y * ow;
                 for (int x = 0; x < ow; x++)

@@ -9,7 +9,24 @@
 #include "activation.h"
 #include "int8.h"
 
-typedef uint8_t lf_vu8 __attribute__((vector_size(LF_LANES)));
+/* LF_LANES codes (int32 lanes holding 0..255) stored as bytes, through narrowing instructions (GCC makes a
+ * scalar shift-and-or sequence of __builtin_convertvector to bytes). */
+static inline __attribute__((always_inline)) void lf_i8_store_codes(uint8_t *p, lf_vi k)
+{
+#if defined(__AVX512F__)
+    _mm_storeu_si128((__m128i *)p, _mm512_cvtepi32_epi8((__m512i)k));
+#elif defined(__AVX2__)
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128((__m256i)k), _mm256_extracti128_si256((__m256i)k, 1));
+    _mm_storel_epi64((__m128i *)p, _mm_packus_epi16(words, words));
+#elif defined(__SSE2__) && LF_LANES == 4
+    const __m128i words = _mm_packs_epi32((__m128i)k, (__m128i)k);
+    const int32_t four = _mm_cvtsi128_si32(_mm_packus_epi16(words, words));
+    memcpy(p, &four, sizeof four);
+#else
+    for (int t = 0; t < LF_LANES; t++)
+        p[t] = (uint8_t)k[t];
+#endif
+}
 
 /* acc[j * m + i] (channel j < n, position or image i < m) through layer l's float32 step; the result of
  * (i, j) goes to out[i * ms + j * ns], a code or a float as l->out_codes says. The vectors run along i
@@ -35,8 +52,7 @@ static inline void lf_i8_epilogue(const lf_int8_layer *l, const int32_t *acc, in
                 const lf_vi k = (lf_vi)(y + magic) & 255;
                 uint8_t *o = (uint8_t *)out + i * ms + j * ns;
                 if (ms == 1 && count == LF_LANES) {
-                    const lf_vu8 b = __builtin_convertvector(k, lf_vu8);
-                    memcpy(o, &b, sizeof b);
+                    lf_i8_store_codes(o, k);
                 } else {
                     for (int t = 0; t < count; t++)
                         o[t * ms] = (uint8_t)k[t];

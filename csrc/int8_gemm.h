@@ -8,9 +8,8 @@
  * 2 weight rows keep 8 accumulators and 6 prepared operands in AVX2's 16 registers; the weight rows'
  * loop is outside, so that two rows stay in L1 while the activations stream past.
  */
-static inline __attribute__((always_inline)) LF_I8_ATTRIBUTE void LF_CAT(LF_I8_GEMM, tile)(const uint8_t *a, size_t lda, int mr,
-                                                                          const int8_t *w, int depth, int nr,
-                                                                          int32_t *c, int m)
+static inline __attribute__((always_inline)) LF_I8_ATTRIBUTE void
+LF_CAT(LF_I8_GEMM, tile)(const uint8_t *a, size_t lda, int mr, const int8_t *w, int depth, int nr, int32_t *c, int m)
 {
     lf_i8_acc acc[4][2];
     for (int r = 0; r < mr; r++)
