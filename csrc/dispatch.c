@@ -61,6 +61,60 @@ static const lf_kernel_table *kernels(void)
 
 const char *lf_isa_name(void) { return kernels()->name; }
 
+/* The int8 kernels follow the float32 path (so LENET_FAST_ISA and lf_select_isa narrow both), in its VNNI
+ * form where the path's copy holds one (int8_gemm.c) and the CPU runs it, unless lf_int8_select_isa has
+ * forced a path. */
+static const lf_kernel_table *int8_table; /* the forced path, or NULL */
+static int int8_vnni;                     /* the forced path's VNNI form */
+
+static int vnni_supported(const lf_kernel_table *t)
+{
+    if (!t->int8_vnni)
+        return 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (strcmp(t->int8_vnni, "avx512vnni") == 0)
+        return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+    if (strcmp(t->int8_vnni, "avxvnni") == 0)
+        return __builtin_cpu_supports("avxvnni");
+#endif
+    return 0;
+}
+
+static const lf_kernel_table *int8_kernels(int *vnni)
+{
+    const lf_kernel_table *t = int8_table ? int8_table : kernels();
+    *vnni = int8_table ? int8_vnni : vnni_supported(t);
+    return t;
+}
+
+const char *lf_int8_isa_name(void)
+{
+    int vnni;
+    const lf_kernel_table *t = int8_kernels(&vnni);
+    return vnni ? t->int8_vnni : t->name;
+}
+
+int lf_int8_select_isa(const char *name)
+{
+    if (name == NULL) {
+        int8_table = NULL;
+        return 0;
+    }
+    for (size_t i = 0; i < NTABLES; i++) {
+        const lf_kernel_table *t = tables[i];
+        if (!supported(t))
+            continue;
+        const int vnni = t->int8_vnni && strcmp(t->int8_vnni, name) == 0 && vnni_supported(t);
+        if (vnni || strcmp(t->name, name) == 0) {
+            int8_vnni = vnni;
+            int8_table = t;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* ---- Threads ----
  *
  * Fork: libgomp's thread pool does not survive fork(). The child inherits the pool's bookkeeping but not
@@ -221,6 +275,22 @@ int lf_train(lf_trainer *t, const lf_input *input, int n, const int64_t *labels,
     const int rc = threads_ready((size_t)(n < batch_size ? n : batch_size));
     return rc ? rc : kernels()->train(t, input, n, labels, loss, batch_size, summed, opt, params, grad, losses,
                                       out);
+}
+
+int lf_int8_forward(const lf_int8_layer *layers, int nlayers, const uint8_t *pixels, int h, int w, int n,
+                    void *out)
+{
+    const int rc = threads_ready((size_t)n);
+    int vnni;
+    const lf_kernel_table *t = int8_kernels(&vnni);
+    return rc ? rc : t->int8_forward(layers, nlayers, pixels, h, w, n, out, vnni);
+}
+
+void lf_int8_gemm(const uint8_t *a, size_t lda, int m, const int8_t *w, int depth, int nw, int32_t *c)
+{
+    int vnni;
+    const lf_kernel_table *t = int8_kernels(&vnni);
+    t->int8_gemm(a, lda, m, w, depth, nw, c, vnni);
 }
 
 int lf_openmp_enabled(void)

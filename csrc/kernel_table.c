@@ -2,7 +2,7 @@
  * kernel_table.c: this instruction set's tables: the layer kinds' ops records by lf_layer_kind, which
  * forward.c and gradient.c run networks through, and the entry points dispatch.c picks among.
  */
-#include "ops.h"
+#include "int8_ops.h"
 
 const lf_layer_ops *const LF_ISA(layer_ops)[LF_LAYER_KINDS] = {
     [LF_LAYER_CONV] = &LF_ISA(conv_ops),
@@ -21,4 +21,9 @@ const lf_kernel_table LF_ISA(lf_kernels) = {
     .train = LF_ISA(train),
     .update = LF_ISA(update),
     .losses = LF_ISA(losses),
+    .int8_forward = LF_ISA(int8_forward),
+    .int8_gemm = LF_ISA(int8_gemm_any),
+#ifdef LF_I8_VNNI
+    .int8_vnni = LF_I8_VNNI,
+#endif
 };

@@ -252,4 +252,7 @@ int lf_openmp_enabled(void);
 int lf_get_num_threads(void);
 int lf_set_num_threads(int n);
 
+/* The int8 inference engine: its own interface and quantization scheme. */
+#include "int8.h"
+
 #endif

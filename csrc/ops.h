@@ -69,6 +69,10 @@ typedef struct {
                  lf_optimizer *, float *, float *, float *, float *);
     void (*update)(lf_optimizer *, float *, const float *, size_t);
     int (*losses)(const lf_loss *, const float *, int, int, const int64_t *, float *);
+    /* int8 inference (int8_ops.h); int8_vnni names the VNNI form the path's copy holds, or is NULL */
+    int (*int8_forward)(const lf_int8_layer *, int, const uint8_t *, int, int, int, void *, int);
+    void (*int8_gemm)(const uint8_t *, size_t, int, const int8_t *, int, int, int32_t *, int);
+    const char *int8_vnni;
 } lf_kernel_table;
 
 extern const lf_kernel_table lf_kernels_avx512, lf_kernels_avx2, lf_kernels_baseline;

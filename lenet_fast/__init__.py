@@ -22,7 +22,7 @@ except ImportError:
                           f"in {_root}, or run Python from another folder to use the installed package",
                           name=__name__, path=_here) from None
     raise
-from . import calibration, datasets, optim
+from . import calibration, datasets, int8, optim
 from .calibration import rejection_curve
 from .datasets import load_mnist, read_idx
 from .ensemble import Ensemble
@@ -33,7 +33,7 @@ from .numbers import read_number
 from ._version import __version__
 from .pretrained import pretrained
 
-__all__ = ["LeNet5", "load", "Ensemble", "EarlyStopping", "History", "pretrained", "optim", "datasets", "load_mnist", "read_idx", "read_digit", "read_digits",
+__all__ = ["LeNet5", "load", "Ensemble", "EarlyStopping", "History", "pretrained", "optim", "int8", "datasets", "load_mnist", "read_idx", "read_digit", "read_digits",
            "calibration", "rejection_curve", "read_number", "sample_paths", "build_info", "get_num_threads",
            "set_num_threads", "MAX_THREADS", "__version__"]
 

@@ -4,7 +4,7 @@
 Nothing reaches C unchecked: dtypes, C-contiguity, shapes, connection tables and finiteness are verified
 here, and errors name the argument. A network is described once (Network) and then run many times.
 """
-from libc.stdint cimport int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from cpython.pythread cimport PyThread_get_thread_ident
@@ -590,6 +590,257 @@ cdef class Network:
             raise FloatingPointError("the network's output is not finite: float32 overflowed (weights or "
                                      "inputs far too large)")
         return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# int8 inference (csrc/int8.h: the quantization scheme and layouts; lenet_fast/int8.py builds the layers)
+
+_I8_KINDS = {"conv": LF_I8_CONV, "pool": LF_I8_POOL, "full": LF_I8_FULL, "rbf": LF_I8_RBF}
+I8_DEPTH = LF_I8_DEPTH  # weight rows are a multiple of this many bytes
+I8_WEIGHT_MAX = LF_I8_WEIGHT_MAX  # |weight| at most this (csrc/simd_int8.h: AVX2's byte products stay exact)
+I8_ISAS = ("baseline", "avx2", "avxvnni", "avx512", "avx512vnni")  # the int8 paths a build may have
+
+
+cdef class Int8Network:
+    """A network the int8 engine runs (csrc/int8.h), checked once and then run many times.
+
+    Int8Network(input_shape, layers): input_shape is one image's (1, H, W) pixel field; each layer a dict:
+      {"kind": "conv", "out": Co, "kernel": k, "weight": int8 (Co, depth) within +-I8_WEIGHT_MAX, "offset": int32 (Co,),
+       "scale": float32 (Co,), "bias": float32 (Co,), "act": a, "out_scale": s or None, "out_zero": z}:
+       a valid k x k convolution; weight rows hold the taps in (c, ky, kx) order, then zeros up to depth
+       (the taps rounded up to I8_DEPTH). out_scale None: the output is float32 (an RBF layer may follow,
+       or nothing); else codes of scale out_scale > 0 and zero point out_zero in 0..255;
+      {"kind": "pool", "pool": "max"}: 2x2 max on codes (they keep their scale);
+      {"kind": "pool", "pool": "trainable", "offset", "scale", "bias" (C,), "act", "out_scale", "out_zero"};
+      {"kind": "full", "out": K, "weight": int8 (K, depth), ... as conv}: depth is the input's C*H*W rounded
+       up to I8_DEPTH;
+      {"kind": "rbf", "centers": float32 (K, In)}: on a float32 input.
+    Every layer but an RBF one takes codes. Arrays must have exactly these dtypes; they are copied when not
+    C-contiguous, and kept alive. Checked: shapes, finite scales and biases (a trainable pooling's scale,
+    its coefficient times s_x, may be negative), out_scale finite and > 0, zero points in 0..255,
+    offsets within what a sum can reach, and zero weights in every row's padding (the kernels read whatever
+    bytes lie there)."""
+    cdef lf_int8_layer *layers
+    cdef int nlayers
+    cdef readonly tuple input_shape, output_shape
+    cdef readonly bint codes  # the output is uint8 codes (a network ending on a code layer), else float32
+    cdef list _keep
+
+    def __cinit__(self, input_shape, layers):
+        self.layers = NULL
+        self._keep = []
+        layers = list(layers)
+        if not 1 <= len(layers) <= _MAX_LAYERS:
+            raise ValueError(f"a network has 1 to {_MAX_LAYERS} layers, got {len(layers)}")
+        try:
+            c, h, w = input_shape
+        except (TypeError, ValueError):
+            raise ValueError(f"input_shape must be (1, H, W), got {input_shape!r}") from None
+        if c != 1:
+            raise ValueError(f"the int8 network takes one channel of pixels, got input_shape {input_shape!r}")
+        h, w = positive_int(h, "input height"), positive_int(w, "input width")
+        if h * w > _MAX_TENSOR:
+            raise ValueError(f"an input of {h}x{w} pixels is over {_MAX_TENSOR}")
+        self.input_shape = (1, h, w)
+        self.layers = <lf_int8_layer *>malloc(len(layers) * sizeof(lf_int8_layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self.nlayers = len(layers)
+        c = 1
+        codes = True
+        for i, spec in enumerate(layers):
+            if not isinstance(spec, dict):
+                raise TypeError(f"layer {i} must be a dict, got {type(spec).__name__}")
+            c, h, w, codes = self._describe(i, spec, c, h, w, codes)
+        self.output_shape = (c, h, w)
+        self.codes = codes
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    cdef object _array(self, dict spec, str key, dtype, tuple shape, str where):
+        a = spec.get(key)
+        if not isinstance(a, np.ndarray) or a.dtype != dtype:
+            raise TypeError(f"{where}: {key} must be a numpy array of {np.dtype(dtype).name}")
+        if a.shape != shape:
+            raise ValueError(f"{where}: {key} must have shape {shape}, got {a.shape}")
+        a = np.ascontiguousarray(a)
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError(f"{where}: {key} contains NaN or infinity")
+        self._keep.append(a)
+        return a
+
+    cdef int _epilogue(self, lf_int8_layer *l, dict spec, int n, long long reach, str where) except -1:
+        """The float32 step's arrays (offset, scale, bias: (n,)), activation and output quantization."""
+        cdef const int32_t[::1] off = self._array(spec, "offset", np.int32, (n,), where)
+        cdef const float[::1] scale = self._array(spec, "scale", np.float32, (n,), where)
+        cdef const float[::1] bias = self._array(spec, "bias", np.float32, (n,), where)
+        if n and np.max(np.abs(np.asarray(off, dtype=np.int64))) > reach:
+            raise ValueError(f"{where}: offset must lie within +-{reach} (what a sum can reach)")
+        l.offset, l.scale, l.bias = &off[0], &scale[0], &bias[0]
+        l.act = _choice(spec.get("act", "none"), ACTIVATIONS, f"{where}: act")
+        out_scale = spec.get("out_scale")
+        l.out_codes = out_scale is not None
+        l.out_inv_scale, l.out_zero = 1.0, 0.0
+        if l.out_codes:
+            if isinstance(out_scale, bool) or not isinstance(out_scale, (int, float, np.floating)) \
+                    or not (0 < out_scale < float("inf")) or not (0 < 1.0 / out_scale < 3e38):
+                raise ValueError(f"{where}: out_scale must be a positive finite number, got {out_scale!r}")
+            zero = spec.get("out_zero")
+            if isinstance(zero, bool) or not isinstance(zero, (int, np.integer)) or not 0 <= zero <= 255:
+                raise ValueError(f"{where}: out_zero must be an integer in 0..255, got {zero!r}")
+            l.out_inv_scale, l.out_zero = 1.0 / out_scale, zero
+        return 0
+
+    cdef tuple _describe(self, int i, dict spec, int c, int h, int w, bint codes):
+        cdef lf_int8_layer *l = &self.layers[i]
+        cdef const int8_t[:, ::1] weight
+        cdef const float[:, ::1] centers
+        where = f"int8 layer {i} ({spec.get('kind')!r})"
+        l.kind = _choice(spec.get("kind"), _I8_KINDS, f"{where}: kind")
+        l.in_c, l.in_h, l.in_w = c, h, w
+        l.k = l.depth = 0
+        l.weight, l.offset, l.scale, l.bias, l.centers = NULL, NULL, NULL, NULL, NULL
+        l.pool, l.act, l.out_codes, l.out_inv_scale, l.out_zero = LF_POOL_MAX, LF_ACT_NONE, 1, 1.0, 0.0
+        if l.kind != LF_I8_RBF and not codes:
+            raise ValueError(f"{where}: takes codes, but the layer before it gives float32 (out_scale None)")
+        if l.kind == LF_I8_RBF and codes:
+            raise ValueError(f"{where}: takes float32, but the layer before it gives codes")
+        if l.kind == LF_I8_CONV or l.kind == LF_I8_FULL:
+            co = positive_int(spec.get("out"), f"{where}: out")
+            if l.kind == LF_I8_CONV:
+                k = positive_int(spec.get("kernel"), f"{where}: kernel")
+                if k > h or k > w:
+                    raise ValueError(f"{where}: a {k}x{k} kernel does not fit a {h}x{w} input")
+                taps = c * k * k
+                l.k, l.out_c, l.out_h, l.out_w = k, co, h - k + 1, w - k + 1
+            else:
+                taps = c * h * w
+                l.out_c, l.out_h, l.out_w = co, 1, 1
+            if taps > _MAX_TENSOR or co * l.out_h * l.out_w > _MAX_TENSOR:
+                raise ValueError(f"{where}: over {_MAX_TENSOR} inputs or outputs per image")
+            depth = -(-taps // LF_I8_DEPTH) * LF_I8_DEPTH
+            weight = self._array(spec, "weight", np.int8, (co, depth), where)
+            if depth > taps and np.asarray(weight)[:, taps:].any():
+                raise ValueError(f"{where}: weight's padding columns {taps}..{depth - 1} must be zero")
+            _weights_in_range(np.asarray(weight), where)
+            l.depth, l.weight = depth, &weight[0, 0]
+            self._epilogue(l, spec, co, 255 * 128 * <long long>depth, where)
+        elif l.kind == LF_I8_POOL:
+            if h < 2 or w < 2:
+                raise ValueError(f"{where}: 2x2 pooling needs at least a 2x2 input, got {h}x{w}")
+            l.out_c, l.out_h, l.out_w = c, h // 2, w // 2
+            l.pool = _choice(spec.get("pool"), {"max": LF_POOL_MAX, "trainable": LF_POOL_TRAINABLE},
+                             f"{where}: pool")
+            if l.pool == LF_POOL_TRAINABLE:
+                self._epilogue(l, spec, c, 4 * 255, where)
+        else:
+            n_in = c * h * w
+            given = spec.get("centers")
+            if not isinstance(given, np.ndarray) or given.ndim != 2:
+                raise ValueError(f"{where}: centers must be a (K, {n_in}) array")
+            centers = self._array(spec, "centers", np.float32, (given.shape[0], n_in), where)
+            l.out_c, l.out_h, l.out_w = positive_int(centers.shape[0], f"{where}: number of centres"), 1, 1
+            l.centers = &centers[0, 0]
+            l.out_codes = 0
+        return l.out_c, l.out_h, l.out_w, bool(l.out_codes)
+
+    def forward(self, x):
+        """Run the network on x, uint8 pixels (N, H, W) or (N, 1, H, W), C-contiguous, each image at most the
+        input field (a smaller one is centred, code 0 around). Returns (N, C*H*W) of the output: float32, or
+        uint8 codes (codes). FloatingPointError when a float32 output is not finite."""
+        cdef cnp.ndarray a, out
+        cdef cnp.npy_intp dims[2]
+        cdef int rc, n, h, w
+        cdef bint ok = True
+        if not isinstance(x, np.ndarray):
+            raise ValueError(f"x must be a numpy array, got {type(x).__name__}")
+        a = <cnp.ndarray>x
+        if a.dtype != np.uint8:
+            raise TypeError(f"x must be uint8 pixels, got {x.dtype}")
+        if not (a.ndim == 3 or (a.ndim == 4 and a.shape[1] == 1)):
+            raise ValueError(f"x must be (N, H, W) or (N, 1, H, W), got shape {x.shape}")
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            raise ValueError("x must be C-contiguous")
+        h, w = a.shape[a.ndim - 2], a.shape[a.ndim - 1]
+        if not (0 < h <= self.input_shape[1] and 0 < w <= self.input_shape[2]):
+            raise ValueError(f"images must be at most {self.input_shape[1]}x{self.input_shape[2]}, got shape {x.shape}")
+        if a.shape[0] > 0x7FFFFFFF:
+            raise ValueError("too many images in one call")
+        n = a.shape[0]
+        dims[0], dims[1] = n, self.output_shape[0] * self.output_shape[1] * self.output_shape[2]
+        out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_UINT8 if self.codes else cnp.NPY_FLOAT32, 0)
+        if n == 0:
+            return out
+        with nogil:
+            rc = lf_int8_forward(self.layers, self.nlayers, <const uint8_t *>cnp.PyArray_DATA(a), h, w, n,
+                                 cnp.PyArray_DATA(out))
+        _check(rc)
+        if not self.codes:
+            with nogil:
+                ok = finite(<const float *>cnp.PyArray_DATA(out), cnp.PyArray_SIZE(out))
+        if not ok:
+            raise FloatingPointError("the int8 network's output is not finite: float32 overflowed")
+        return out
+
+
+def _weights_in_range(w, where):
+    if w.size and np.abs(w.astype(np.int16)).max() > LF_I8_WEIGHT_MAX:
+        raise ValueError(f"{where}: int8 weights must lie within +-{LF_I8_WEIGHT_MAX}")
+
+
+def int8_gemm(a, w):
+    """The int8 engine's integer kernel alone (tests): a uint8 (M, depth), w int8 (K, depth) within
+    +-I8_WEIGHT_MAX, depth a multiple of I8_DEPTH, both C-contiguous; returns c int32 (K, M),
+    c[j, i] = sum_t a[i, t] w[j, t]."""
+    if not (isinstance(a, np.ndarray) and a.dtype == np.uint8 and a.ndim == 2 and a.flags.c_contiguous):
+        raise TypeError("a must be a C-contiguous 2-D uint8 array")
+    if not (isinstance(w, np.ndarray) and w.dtype == np.int8 and w.ndim == 2 and w.flags.c_contiguous):
+        raise TypeError("w must be a C-contiguous 2-D int8 array")
+    if a.shape[1] != w.shape[1] or a.shape[1] % LF_I8_DEPTH or a.shape[0] == 0 or w.shape[0] == 0:
+        raise ValueError(f"a and w need the same depth, a positive multiple of {LF_I8_DEPTH}, and rows; got "
+                         f"{a.shape} and {w.shape}")
+    if a.shape[0] > _MAX_TENSOR or w.shape[0] > _MAX_TENSOR or a.shape[1] > _MAX_TENSOR:
+        raise ValueError("too large")
+    _weights_in_range(w, "w")
+    cdef const uint8_t[:, ::1] av = a
+    cdef const int8_t[:, ::1] wv = w
+    c = np.empty((w.shape[0], a.shape[0]), dtype=np.int32)
+    cdef int32_t[:, ::1] cv = c
+    cdef int m = a.shape[0], depth = a.shape[1], nw = w.shape[0]
+    with nogil:
+        lf_int8_gemm(&av[0, 0], depth, m, &wv[0, 0], depth, nw, &cv[0, 0])
+    return c
+
+
+def int8_isa():
+    """The int8 kernels' instruction-set path: the float32 path's name, or its VNNI form's ('avxvnni',
+    'avx512vnni') where the CPU has it."""
+    return lf_int8_isa_name().decode()
+
+
+def select_int8_isa(name):
+    """Force the int8 kernels' path (one of I8_ISAS), or with None follow the float32 path again;
+    ValueError if this build or CPU lacks it."""
+    cdef int rc
+    if name is None:
+        rc = lf_int8_select_isa(NULL)
+    else:
+        encoded = str(name).encode()
+        rc = lf_int8_select_isa(encoded)
+    if rc != 0:
+        raise ValueError(f"int8 instruction-set path {name!r} is not built or not supported by this CPU")
+
+
+def int8_isas():
+    """The int8 paths this build and CPU run (of I8_ISAS). Leaves the default selection (the float32
+    path's, select_int8_isa(None))."""
+    found = []
+    for name in I8_ISAS:
+        if lf_int8_select_isa(name.encode()) == 0:
+            found.append(name)
+    lf_int8_select_isa(NULL)
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 # The C engine's public interface (csrc/lenet_fast.h) as Cython sees it; _core.pyx cimports it. Its
 # constants come from the header, so that Python never keeps a copy that could drift.
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
 
 cdef extern from "lenet_fast.h" nogil:
     enum: LF_MAX_LAYERS
@@ -96,3 +96,23 @@ cdef extern from "lenet_fast.h" nogil:
     int lf_openmp_enabled()
     int lf_get_num_threads()
     int lf_set_num_threads(int n)
+
+cdef extern from "int8.h" nogil:
+    enum: LF_I8_DEPTH, LF_I8_BLOCK, LF_I8_WEIGHT_MAX
+    ctypedef enum lf_i8_kind:
+        LF_I8_CONV, LF_I8_POOL, LF_I8_FULL, LF_I8_RBF
+    ctypedef struct lf_int8_layer:
+        lf_i8_kind kind
+        int in_c, in_h, in_w, out_c, out_h, out_w, k, depth
+        const int8_t *weight
+        const int32_t *offset
+        const float *scale
+        const float *bias
+        const float *centers
+        int pool, act, out_codes
+        float out_inv_scale, out_zero
+    int lf_int8_forward(const lf_int8_layer *layers, int nlayers, const uint8_t *pixels, int h, int w, int n,
+                        void *out)
+    void lf_int8_gemm(const uint8_t *a, size_t lda, int m, const int8_t *w, int depth, int nw, int32_t *c)
+    const char *lf_int8_isa_name()
+    int lf_int8_select_isa(const char *name)

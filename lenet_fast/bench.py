@@ -53,7 +53,7 @@ ENGINES = ("lenet_fast", "reference", "torch", "onnxruntime", "lenet_fast-bf16",
 PEERS = ("torch", "onnxruntime", "openvino")  # the packages of other engines, whose versions the report records
 # the modules each engine needs beyond lenet_fast's core
 MODULES = {"torch": ("torch",), "onnxruntime": ("onnxruntime", "onnx"), "onnxruntime-int8": ("onnxruntime", "onnx"),
-           "openvino-f32": ("openvino", "onnx"), "openvino": ("openvino", "onnx"), "lenet_fast-int8": ("lenet_fast.int8",)}
+           "openvino-f32": ("openvino", "onnx"), "openvino": ("openvino", "onnx")}
 # the reduced-precision engines: reported with their error and class agreement, never refused for them
 REDUCED = ("lenet_fast-bf16", "lenet_fast-int8", "onnxruntime-int8", "openvino")
 # column headings (the others are the engine's name); "openvino" gets the precision it chose
@@ -104,10 +104,7 @@ def available_peers(wanted):
                 __import__(module)
             found.append(name)
         except ImportError as exc:
-            if exc.name == "lenet_fast.int8":
-                absent[name] = "this lenet_fast has no int8 engine (lenet_fast.int8)"
-            else:
-                absent[name] = f"not installed ({exc.name}); pip install \"lenet_fast[bench]\""
+            absent[name] = f"not installed ({exc.name}); pip install \"lenet_fast[bench]\""
     return found, absent
 
 

@@ -30,7 +30,8 @@ from .ensemble import Ensemble
 from .evaluation import CLASSES
 from .images import expand_sources, in_place, read_digits
 from .inputs import as_batch
-from .model import LeNet5, _check_reject, load
+from .model import LeNet5, load
+from .predictor import check_reject
 
 EXTRA = 'pip install "lenet_fast[dask]"'
 # Images per chunk when a NumPy array is given: 16,384 MNIST digits are 12.8 MB in and 128 KB of digits
@@ -99,7 +100,7 @@ def predict_proba(array, model, client=None, normalized=False):
 
 def _map_chunks(array, model, client, normalized, reject, proba):
     dask = _dask()
-    _check_reject(reject)
+    check_reject(reject)
     x = array if isinstance(array, dask.array.Array) else dask.array.from_array(
         np.asarray(array), chunks=(CHUNK,) + np.shape(array)[1:])
     if x.ndim not in (3, 4):
@@ -185,7 +186,7 @@ def predict_files(paths_or_glob, model, out=None, client=None, batch=FILES_PER_T
     folder does not exist, ValueError for batch, TypeError or ValueError for model and reject.
     """
     dask = _dask()
-    _check_reject(reject)
+    check_reject(reject)
     _is_path(model)
     batch = _core.positive_int(batch, "batch", limit=None)
     writer = None if out is None else _table_writer(out)

@@ -10,7 +10,7 @@ read without pickle, with the same checks as a model file.
 """
 import numpy as np
 
-from . import _core, evaluation, model as _model, storage
+from . import _core, evaluation, model as _model, predictor, storage
 from .inputs import as_batch
 
 FORMAT_VERSION = 1
@@ -60,7 +60,7 @@ class Ensemble:
 
     def predict_with_proba(self, x, normalized=False, reject=None):
         """(predict's (N,) class ids, predict_proba's (N, 10) probabilities), each member run once."""
-        threshold = _model._check_reject(reject)
+        threshold = predictor.check_reject(reject)
         proba = self.predict_proba(x, normalized)
         classes = proba.argmax(axis=1).astype(np.int64)
         if threshold is not None:

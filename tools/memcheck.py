@@ -20,14 +20,14 @@ import tempfile
 # A stack frame in lenet_fast: the extension's file, a Cython function or its generated _core.c, a C kernel
 # (lf_ functions, csrc/ files).
 OURS = re.compile(r"lenet_fast|_core\.c:|\blf_|csrc/|\b(conv|subsample|full|net|train|trainer|loss|optimizer|"
-                  r"softmax|activation|dropout|workspace|dispatch)\.c:")
+                  r"softmax|activation|dropout|workspace|dispatch|int8_\w+)\.c:")
 
 
 def workload():
     import numpy as np
 
     import lenet_fast
-    from lenet_fast import optim
+    from lenet_fast import int8, optim
     from lenet_fast.datasets import synthetic_digits
 
     x, y = synthetic_digits(24, seed=0)
@@ -44,6 +44,9 @@ def workload():
             path = os.path.join(folder, "m.npz")
             model.save(path)
             assert np.array_equal(lenet_fast.load(path).forward(x), model.forward(x))
+            quantized = int8.quantize(model, x)  # the int8 engine: one image, a ragged block, whole blocks
+            for n in (1, 5, 13):
+                quantized.forward(x[:n])
 
 
 def error_blocks(log):
