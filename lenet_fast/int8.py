@@ -14,7 +14,6 @@ through its public attributes (variant, layers, params, rbf_centers, temperature
 a file holds its own layer list.
 """
 import json
-import zipfile
 
 import numpy as np
 
@@ -236,13 +235,8 @@ def _limits():
 
 def is_int8_file(path):
     """True when path is a model file whose precision member says "int8" (read without loading the rest)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            name = "__precision__.npy"
-            return (name in f.zip.namelist() and f.zip.getinfo(name).file_size <= _limits()["__precision__"] + 4096
-                    and str(f["__precision__"]) == PRECISION)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return False
+    precision = storage.peek_npz(path, "__precision__", _limits()["__precision__"])
+    return precision is not None and precision.shape == () and str(precision) == PRECISION
 
 
 def _from_entries(arrays, source):

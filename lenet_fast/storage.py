@@ -190,10 +190,24 @@ def read_npz(path, what, limits):
         raise ValueError(f"{path}: not a lenet_fast {what} file ({type(exc).__name__}: {exc})") from None
 
 
-def _members(archive, limits):
-    """name -> ZipInfo of each array of archive, after checking names, dtypes and declared sizes."""
+def peek_npz(path, name, limit):
+    """The array of the member name of the .npz file at path, read as read_npz reads (never unpickling; at
+    most limit bytes), or None when the file has no such member or cannot be read (read_npz then says why):
+    a look at one entry, such as a model file's precision, before choosing how to read the rest."""
+    try:
+        with open(path, "rb") as fh, zipfile.ZipFile(fh) as archive:
+            members = _members(archive, {name: limit}, [archive.getinfo(name + ".npy")])
+            with archive.open(members[name]) as f:
+                return npy_format.read_array(f, allow_pickle=False)
+    except Exception:  # OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile
+        return None
+
+
+def _members(archive, limits, infos=None):
+    """name -> ZipInfo of each array of archive (or of those infos among them), after checking names, dtypes
+    and declared sizes."""
     members = {}
-    for info in archive.infolist():
+    for info in archive.infolist() if infos is None else infos:
         name = info.filename[: -len(".npy")] if info.filename.endswith(".npy") else None
         if name not in limits:
             raise ValueError(f"unexpected member {info.filename!r}")

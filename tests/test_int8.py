@@ -69,6 +69,11 @@ def test_floats_and_uint8_give_the_same(pair, digits):
     field = np.zeros((20, 32, 32), np.uint8)
     field[:, 2:30, 2:30] = images
     assert np.array_equal(q.forward(field), q.forward(images))
+    # normalized input (the paper's range, as the benchmark passes it) gives its pixels' codes back
+    normalized = paper.INPUT_BACKGROUND + field / np.float32(255) * (paper.INPUT_INK - paper.INPUT_BACKGROUND)
+    assert np.array_equal(q.forward(normalized.astype(np.float32), normalized=True), q.forward(images))
+    with pytest.raises(ValueError, match="32x32 field"):
+        q.forward(np.zeros((2, 28, 28), np.float32), normalized=True)
 
 
 def test_one_and_two_threads_give_the_same_bits(pair, digits, restore_threads):
@@ -86,11 +91,23 @@ def test_save_load_and_pickle_are_exact(pair, digits, tmp_path):
     path = tmp_path / "q.npz"
     q.save(path)
     assert int8.is_int8_file(path)
-    for copy in (int8.Int8LeNet5.load(path), pickle.loads(pickle.dumps(q))):
+    for copy in (int8.Int8LeNet5.load(path), lenet_fast.load(path), pickle.loads(pickle.dumps(q))):
+        assert isinstance(copy, int8.Int8LeNet5)
         assert copy.variant == q.variant and copy.precision == "int8"
         assert np.array_equal(copy.forward(images), q.forward(images))
         assert copy.temperature == q.temperature and copy.outlier_limit == q.outlier_limit
     assert "int8" in repr(q) and q.variant in repr(q)
+
+
+def test_quantize_from_the_model_and_calibrate_as_float32_does(digits):
+    """LeNet5.quantize(x, "int8") is int8.quantize; calibrate is LeNet5's (lenet_fast.predictor): it fits a
+    temperature and an outlier limit to the int8 outputs."""
+    model = lenet_fast.pretrained("modern")
+    q = model.quantize(digits[0], dtype="int8")
+    assert np.array_equal(q.forward(digits[1][:20]), int8.quantize(model, digits[0]).forward(digits[1][:20]))
+    temperature = q.calibrate(digits[1], digits[2])
+    assert temperature == q.temperature > 0 and temperature != model.temperature
+    assert q.outlier_limit is not None and q.outlier_limit != model.outlier_limit
 
 
 def test_a_float32_model_file_is_not_int8(tmp_path):
