@@ -11,7 +11,6 @@ its name (optim.make: its defaults) and bound by fit, so the table shows what a 
 `fit(optimizer="sgd", batch_size=B)`; "default" is fit's own choice for the variant (optimizer=None).
 """
 import argparse
-import datetime
 import sys
 import time
 
@@ -59,15 +58,9 @@ def main(argv=None):
                                  f"{seconds:.1f} |")
                     print(lines[-1], flush=True)
     if args.out:
-        command = " ".join(sys.argv[1:] if argv is None else argv)
-        record = ["# Defaults that learn: one epoch over MNIST's 60,000 training digits", "",
-                  f"Command: `python benchmarks/defaults.py {command}`",
-                  f"Date: {datetime.date.today().isoformat()}; machine: {timing.cpu_model()}, "
-                  f"{timing.usable_cores()} usable cores, {timing.build_line()}; load average at the end: "
-                  f"{timing.load_average()}; {args.threads} threads, seed {args.seed}.",
-                  "", *lines, ""]
-        with open(args.out, "w") as f:
-            f.write("\n".join(record))
+        timing.write_record(args.out, "Defaults that learn: one epoch over MNIST's 60,000 training digits",
+                            "benchmarks/defaults.py", sys.argv[1:] if argv is None else argv,
+                            f"{args.threads} threads, seed {args.seed}.", lines)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ and 2 threads, float32 and int8 interleaved (medians of --repeats).
 Prints Markdown tables and writes them with the command, date, machine and load average to --out.
 """
 import argparse
-import datetime
 import sys
 
 import numpy as np
@@ -72,15 +71,9 @@ def main(argv=None):
     if args.speed:
         lines += [""] + speed_rows(test_images, args.repeats)
     if args.out:
-        command = " ".join(sys.argv[1:] if argv is None else argv)
-        record = ["# int8 against float32: the pretrained models on MNIST's test set", "",
-                  f"Command: `python benchmarks/precision.py {command}`",
-                  f"Date: {datetime.date.today().isoformat()}; machine: {timing.cpu_model()}, "
-                  f"{timing.usable_cores()} usable cores, {timing.build_line()}; load average at the end: "
-                  f"{timing.load_average()}; calibration: the first {args.calibration} training digits.",
-                  "", *lines, ""]
-        with open(args.out, "w") as f:
-            f.write("\n".join(record))
+        timing.write_record(args.out, "int8 against float32: the pretrained models on MNIST's test set",
+                            "benchmarks/precision.py", sys.argv[1:] if argv is None else argv,
+                            f"calibration: the first {args.calibration} training digits.", lines)
 
 
 if __name__ == "__main__":

@@ -322,6 +322,19 @@ cdef class _Exclusive:
 # ---------------------------------------------------------------------------------------------------------
 # Networks
 
+def _layers_and_shape(layers, input_shape, form):
+    """(layers as a list, input_shape's three entries) for a network's constructor: ValueError unless there
+    are 1 to _MAX_LAYERS layers and input_shape has three entries (form: how the message names them)."""
+    layers = list(layers)
+    if not 1 <= len(layers) <= _MAX_LAYERS:
+        raise ValueError(f"a network has 1 to {_MAX_LAYERS} layers, got {len(layers)}")
+    try:
+        c, h, w = input_shape
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape must be {form}, got {input_shape!r}") from None
+    return layers, (c, h, w)
+
+
 cdef class Network:
     """A sequence of layers the C engine runs in one call, batch after batch.
 
@@ -357,13 +370,7 @@ cdef class Network:
         self._keep = []
         self._trainable = []
         self.guard = Guard()
-        layers = list(layers)
-        if not 1 <= len(layers) <= _MAX_LAYERS:
-            raise ValueError(f"a network has 1 to {_MAX_LAYERS} layers, got {len(layers)}")
-        try:
-            c, h, w = input_shape
-        except (TypeError, ValueError):
-            raise ValueError(f"input_shape must be (C, H, W), got {input_shape!r}") from None
+        layers, (c, h, w) = _layers_and_shape(layers, input_shape, "(C, H, W)")
         c, h, w = (positive_int(c, "input channels"), positive_int(h, "input height"),
                    positive_int(w, "input width"))
         self.input_shape = (c, h, w)
@@ -629,13 +636,7 @@ cdef class Int8Network:
     def __cinit__(self, input_shape, layers):
         self.layers = NULL
         self._keep = []
-        layers = list(layers)
-        if not 1 <= len(layers) <= _MAX_LAYERS:
-            raise ValueError(f"a network has 1 to {_MAX_LAYERS} layers, got {len(layers)}")
-        try:
-            c, h, w = input_shape
-        except (TypeError, ValueError):
-            raise ValueError(f"input_shape must be (1, H, W), got {input_shape!r}") from None
+        layers, (c, h, w) = _layers_and_shape(layers, input_shape, "(1, H, W)")
         if c != 1:
             raise ValueError(f"the int8 network takes one channel of pixels, got input_shape {input_shape!r}")
         h, w = positive_int(h, "input height"), positive_int(w, "input width")

@@ -14,6 +14,7 @@ Of lenet_fast it needs only the package's build_info and thread counts, so that 
 package's __init__ may import it without a cycle.
 """
 import contextlib
+import datetime
 import math
 import os
 import platform
@@ -181,3 +182,14 @@ def build_line():
     """One line naming the build a table was measured on, to print above it."""
     info = lenet_fast.build_info()
     return f"lenet_fast {info['version']}, ISA path {info['isa']}, OpenMP {'on' if info['openmp'] else 'off'}"
+
+
+def write_record(path, title, script, argv, settings, lines):
+    """Write a results record (benchmarks/results/) to path: the title, the command that made it (python
+    script argv), the date, machine, build and load average at the end, the run's settings (text), then
+    lines."""
+    record = [f"# {title}", "", f"Command: `python {script} {' '.join(argv)}`",
+              f"Date: {datetime.date.today().isoformat()}; machine: {cpu_model()}, {usable_cores()} usable cores, "
+              f"{build_line()}; load average at the end: {load_average()}; {settings}", "", *lines, ""]
+    with open(path, "w") as f:
+        f.write("\n".join(record))

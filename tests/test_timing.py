@@ -154,3 +154,12 @@ def test_machine_describes_the_build_and_named_modules(monkeypatch):
 def test_load_average_is_a_number_or_unknown():
     load = timing.load_average()
     assert load is None or load >= 0
+
+
+def test_a_record_names_its_command_machine_and_settings(tmp_path):
+    path = tmp_path / "record.md"
+    timing.write_record(path, "A title", "benchmarks/x.py", ["--data", "D"], "2 threads.", ["| a |", "| 1 |"])
+    lines = path.read_text().splitlines()
+    assert lines[0] == "# A title" and lines[2] == "Command: `python benchmarks/x.py --data D`"
+    assert lines[3].startswith("Date: ") and timing.build_line() in lines[3] and lines[3].endswith("2 threads.")
+    assert lines[5:7] == ["| a |", "| 1 |"]
