@@ -198,11 +198,16 @@ def _data_option(p):
     p.add_argument("--data", metavar="DIR", help="the MNIST folder (default: LENET_FAST_DATA)")
 
 
-def _model(args):
+def _model(args, needs=None):
     """(model, description) for --model or --variant; --model classic or modern is that pretrained model
-    unless a file of that name exists."""
+    unless a file of that name exists. needs: what the command does that an int8 model (lenet_fast.int8,
+    which predicts and reads) cannot, for the ValueError such a file gets."""
     if args.model is not None and not (args.model in VARIANTS and not os.path.exists(args.model)):
-        return load(args.model), args.model
+        model = load(args.model)
+        if needs and not isinstance(model, LeNet5):
+            raise ValueError(f"{args.model} is an int8 model, which cannot {needs}: use the float32 (or bf16) "
+                             "model it was quantized from; int8 models predict and read (lenet-fast predict, read)")
+        return model, args.model
     variant = args.variant or args.model or "classic"
     return pretrained(variant), f"pretrained {variant}"
 
@@ -361,7 +366,7 @@ def _evaluate(args):
         plotting.pyplot()
     images, labels = _mnist(args, "test")
     images, labels = images[: args.limit], labels[: args.limit]
-    model, description = _model(args)
+    model, description = _model(args, needs="be evaluated (its loss is the float32 trainer's)")
     result = model.evaluate(images, labels)
     _print_evaluation(args, description, result)
     if args.report is not None:
@@ -387,20 +392,20 @@ def _print_evaluation(args, description, result):
 def _show(args):
     plotting.check_png_path(args.out)  # both before the work, as evaluate's report
     plotting.pyplot()
-    model, _ = _model(args)
+    model, _ = _model(args, needs="show feature maps")
     image = read_digit(args.image)
     print(f"feature maps of {args.image} drawn to {maps.draw_maps(model, image, args.out)}")
 
 
 def _serve(args):
     serve.requirements()  # before the model loads: without the extra, one line naming it
-    model, description = _model(args)
+    model, description = _model(args, needs="be served")
     serve.run(model, host=args.host, port=args.port, max_body=args.max_body, max_pixels=args.max_pixels,
               max_batch=args.max_batch, description=description)
 
 
 def _export(args):
-    model, description = _model(args)
+    model, description = _model(args, needs="be exported to ONNX")
     path = model.to_onnx(args.out, pixels=args.pixels)
     source = "(N, 28, 28) uint8 pixels" if args.pixels else "(N, 1, 32, 32) float32 in the paper's range"
     print(f"{description} model written to {path} as ONNX: {model.variant} network, input {source}")

@@ -31,7 +31,7 @@ from .evaluation import CLASSES
 from .images import expand_sources, in_place, read_digits
 from .inputs import as_batch
 from .model import LeNet5, load
-from .predictor import check_reject
+from .predictor import Predictor, check_reject
 
 EXTRA = 'pip install "lenet_fast[dask]"'
 # Images per chunk when a NumPy array is given: 16,384 MNIST digits are 12.8 MB in and 128 KB of digits
@@ -148,11 +148,13 @@ def _model_handle(model, client):
 
 
 def _is_path(model):
-    """Whether model is a model file's path (True) or a LeNet5 or Ensemble (False); TypeError otherwise."""
+    """Whether model is a model file's path (True) or a model (False: a LeNet5, its int8 form or an
+    Ensemble); TypeError otherwise."""
     if isinstance(model, (str, os.PathLike)):
         return True
-    if not isinstance(model, (LeNet5, Ensemble)):
-        raise TypeError(f"model must be a LeNet5, an Ensemble or a model file's path, got {type(model).__name__}")
+    if not isinstance(model, (Predictor, Ensemble)):
+        raise TypeError(f"model must be a LeNet5, an Int8LeNet5, an Ensemble or a model file's path, got "
+                        f"{type(model).__name__}")
     return False
 
 

@@ -38,7 +38,9 @@ def feature_maps(model, image):
     with model.guard.reading():  # the truncated network is not the model's own: exclude fit by hand
         for k, name in enumerate(MAP_LAYERS, start=1):
             layers = model.layers[:k]
-            net = _core.Network(INPUT_SHAPE, [layer.spec(model.params) for layer in layers])
+            # a bf16 model's layers round their outputs (BF16LeNet5): its maps are the ones it computes
+            specs = [dict(layer.spec(model.params), round=model.precision == "bf16") for layer in layers]
+            net = _core.Network(INPUT_SHAPE, specs)
             maps[name] = net.forward(x, True)[0]
     return maps
 

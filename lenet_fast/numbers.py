@@ -39,7 +39,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _core, images
-from .model import LeNet5
+from .predictor import Predictor
 from .pretrained import pretrained
 
 SPECK = 0.25           # of the row's height, both ways: smaller components are dropped
@@ -68,16 +68,17 @@ def read_number(image, model=None, details=False):
     """The digits written in a row in image, as a string, left to right (module docstring says how).
 
     image: what read_digit takes (a path, a PIL.Image, or an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)
-    array). model: a LeNet5 (default: the pretrained classic, read once and kept). With details, a list of
-    Digit records (digit, confidence, box) instead, one per digit, left to right.
+    array). model: a LeNet5 or an Int8LeNet5 (default: the pretrained classic, read once and kept). With
+    details, a list of Digit records (digit, confidence, box) instead, one per digit, left to right.
 
     Raises ValueError when the image has no ink (as read_digit) or no component large enough to be a digit,
-    TypeError when model is not a LeNet5 or details not a bool, and read_digit's errors for a bad source.
+    TypeError when model is not a LeNet5 (or Int8LeNet5) or details not a bool, and read_digit's errors for a
+    bad source.
     """
     if model is None:
         model = _default_model()
-    elif not isinstance(model, LeNet5):
-        raise TypeError(f"model must be a lenet_fast.LeNet5 or None, got {type(model).__name__}")
+    elif not isinstance(model, Predictor):
+        raise TypeError(f"model must be a lenet_fast.LeNet5 (or its int8 form) or None, got {type(model).__name__}")
     if not isinstance(details, bool):
         raise TypeError(f"details must be True or False, got {details!r}")
     name, gray = images._source_gray(image)

@@ -100,3 +100,14 @@ def test_draw_maps_checks_the_folder_first(tmp_path, digits):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         maps.draw_maps(lenet_fast.LeNet5("classic"), digits[0], tmp_path / "missing" / "maps.png")
     assert not (tmp_path / "missing").exists()
+
+
+def test_a_bf16_models_maps_are_the_ones_it_computes(digits):
+    """BF16LeNet5 rounds every layer's output to bfloat16: its maps are bfloat16 values (the low 16 bits
+    zero), and differ from the float32 model's."""
+    model = lenet_fast.pretrained("classic")
+    bf16 = model.quantize(dtype="bf16")
+    got, fp32 = maps.feature_maps(bf16, digits[0]), maps.feature_maps(model, digits[0])
+    for name in ("c1", "s2", "c3", "s4"):
+        assert (got[name].view(np.uint32) & 0xFFFF).max() == 0
+        assert not np.array_equal(got[name], fp32[name])

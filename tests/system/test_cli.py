@@ -445,3 +445,20 @@ def test_bad_training_options_end_before_training(args, status, message, mnist_d
     result = run("train", "--data", mnist_dir, "--epochs", 1, "--limit", 50, "--out", out, *args)
     assert result.returncode == status and ERROR_LINE.fullmatch(result.stderr), result.stderr
     assert message in result.stderr and not PYTHON_WORDING.search(result.stderr) and not out.exists()
+
+
+def test_an_int8_model_file_predicts_and_reads_and_is_refused_clearly_elsewhere(tmp_path):
+    """lenet_fast.load gives an int8 file's Int8LeNet5: predict and read take it; the commands that need the
+    float32 model (evaluate's loss, show's maps, serve's page, export) refuse it with one line, no traceback."""
+    need_weights()
+    path = tmp_path / "q8.npz"
+    images, _ = lenet_fast.load_mnist(DATA, "test")
+    pretrained("classic").quantize(images[:300], "int8").save(path)
+    rows = json.loads(ok("predict", *SAMPLES, "--model", path, "--json").stdout)
+    assert [row["digit"] for row in rows] == list(range(10))
+    assert ok("read", SAMPLES[3], "--model", path).stdout.split()[-1] == "3"
+    for command in (["evaluate", "--data", DATA], ["show", SAMPLES[3], "--out", tmp_path / "m.png"],
+                    ["export", tmp_path / "q.onnx"], ["serve", "--port", "1"]):
+        result = run(*command, "--model", path)
+        assert result.returncode != 0 and ERROR_LINE.search(result.stderr), result.stderr
+        assert "is an int8 model" in result.stderr and "Traceback" not in result.stderr
